@@ -1,0 +1,1 @@
+"""Upstream providers behind one interface (:class:`gateway.providers.base.Provider`)."""

@@ -1,0 +1,199 @@
+"""Shared-state interfaces: one per concern, each with a Redis and an in-memory
+implementation that pass the same contract tests.
+
+Every method may be slow or fail when the backend is Redis; implementations
+bound each call with a tight timeout and raise :class:`StateUnavailable` on any
+backend failure so that callers can apply the configured fail mode. Corrupt or
+wrongly-typed data under a key is treated as absent (and logged), never raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class StateUnavailable(Exception):
+    """The shared-state backend did not answer in time or failed."""
+
+
+# --- response cache ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A complete answer, stored once it finished.
+
+    ``chunks`` holds the stream event payloads of a streamed answer (replayed
+    as a stream on a hit); ``body`` holds a whole JSON answer. ``level`` is the
+    sensitivity level of the request data that produced it and ``target`` the
+    target that answered: a hit is served only where that target could receive
+    the requester's data.
+    """
+
+    target: str
+    level: int
+    body: bytes | None = None
+    chunks: tuple[bytes, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    created_at: float = 0.0
+
+
+class ResponseCache(Protocol):
+    async def get(self, key: str) -> CachedResponse | None: ...
+
+    async def set(self, key: str, entry: CachedResponse, ttl_s: float) -> None: ...
+
+
+# --- keys and teams ----------------------------------------------------------
+
+
+class Period(StrEnum):
+    DAY = "day"
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    rpm: int | None = None
+    tpm: int | None = None
+    max_streams: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    usd: float
+    period: Period = Period.MONTH
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What the gateway knows of an API key. Never holds the key itself."""
+
+    key_id: str
+    team: str
+    limits: KeyLimits = KeyLimits()
+    budget: Budget | None = None
+    #: name of the policy this key's team uses, if not the default
+    policy: str | None = None
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRecord:
+    team: str
+    limits: KeyLimits = KeyLimits()
+    budget: Budget | None = None
+    policy: str | None = None
+
+
+class KeyStore(Protocol):
+    async def create_key(
+        self,
+        team: str,
+        *,
+        limits: KeyLimits = KeyLimits(),
+        budget: Budget | None = None,
+        policy: str | None = None,
+    ) -> tuple[str, KeyRecord]:
+        """Make a new key; returns the plaintext (shown once) and its record.
+        Only a hash of the key is stored."""
+        ...
+
+    async def authenticate(self, presented: str) -> KeyRecord | None:
+        """The record for a presented key, compared in constant time; None if unknown."""
+        ...
+
+    async def has_keys(self) -> bool: ...
+
+    async def set_team(self, record: TeamRecord) -> None: ...
+
+    async def get_team(self, team: str) -> TeamRecord | None: ...
+
+    async def list_teams(self) -> list[TeamRecord]: ...
+
+
+# --- rate limits ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LimitDecision:
+    allowed: bool
+    #: which limit refused (``rpm`` | ``tpm`` | ``streams``), when refused
+    limit: str | None = None
+    retry_after_s: float = 0.0
+    #: for ``x-ratelimit-*`` headers
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_s: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_s: float | None = None
+
+
+class RateLimiter(Protocol):
+    async def admit(self, scope: str, limits: KeyLimits, tokens: int) -> LimitDecision:
+        """Count one request of ``tokens`` estimated tokens against ``scope``
+        (e.g. ``key:<id>`` or ``team:<name>``) atomically; refuse without
+        counting when a limit would be passed."""
+        ...
+
+    async def adjust_tokens(self, scope: str, delta: int) -> None:
+        """Correct the token count once actual usage is known."""
+        ...
+
+    async def open_stream(self, scope: str, max_streams: int) -> bool:
+        """Take one of ``max_streams`` concurrent stream slots; False if none left."""
+        ...
+
+    async def close_stream(self, scope: str) -> None: ...
+
+
+# --- spend and budgets -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRecord:
+    key_id: str
+    team: str
+    target: str
+    cost_usd: float
+    baseline_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpendReport:
+    period: Period
+    period_start: str
+    by_team: dict[str, float] = field(default_factory=dict)
+    by_key: dict[str, float] = field(default_factory=dict)
+    by_target: dict[str, float] = field(default_factory=dict)
+    baseline_by_team: dict[str, float] = field(default_factory=dict)
+    tokens_by_team: dict[str, int] = field(default_factory=dict)
+
+
+class SpendLedger(Protocol):
+    async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
+        """Add actual spend (atomic, all periods at once), releasing the
+        ``reserved_usd`` that :meth:`reserve` set aside for this request."""
+        ...
+
+    async def team_spend(self, team: str, period: Period) -> float: ...
+
+    async def reserve(self, team: str, budget: Budget, estimate_usd: float) -> bool:
+        """Atomically set aside ``estimate_usd`` of ``team``'s budget for one
+        request; False (nothing set aside) when spend plus reservations would
+        pass the budget. Every True must be followed by :meth:`record` or
+        :meth:`release` with the same amount, so that concurrent requests on
+        many replicas never overspend by more than one request's cost."""
+        ...
+
+    async def release(self, team: str, budget: Budget, reserved_usd: float) -> None:
+        """Give back a reservation whose request produced no spend."""
+        ...
+
+    async def report(self, period: Period) -> SpendReport: ...
