@@ -1,0 +1,126 @@
+"""The seam between the policy and the router: facts in, a decision out.
+
+``decide(facts) -> Decision`` is pure: no I/O, no clock, no randomness that is
+not seeded by the facts. The router (:mod:`gateway.routing`) executes the
+decision: limits, cache, targets in order, fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from gateway.levels import Level
+
+EMPTY: Mapping[str, str] = MappingProxyType({})
+EMPTY_FLOATS: Mapping[str, float] = MappingProxyType({})
+
+
+class Action(StrEnum):
+    ROUTE = "route"
+    DENY = "deny"
+
+
+class CacheMode(StrEnum):
+    #: cache deterministic requests (temperature 0, or a seed) only
+    AUTO = "auto"
+    #: cache every request, deterministic or not
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+@dataclass(frozen=True, slots=True)
+class Sensitivity:
+    level: Level
+    #: distinct entity types found, sorted (names only, never values)
+    entities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything a policy may decide on, computed once per request."""
+
+    endpoint: str  # "chat" | "completions" | "embeddings"
+    alias: str  # the ``model`` the client asked for
+    sensitivity: Sensitivity
+    task: str
+    prompt_tokens: int
+    stream: bool = False
+    has_tools: bool = False
+    max_tokens: int | None = None
+    key_id: str | None = None
+    team: str | None = None
+    metadata: Mapping[str, str] = EMPTY
+    #: request headers, lower-cased names
+    headers: Mapping[str, str] = EMPTY
+    budget_usd: float | None = None
+    budget_remaining_usd: float | None = None
+    #: observed p50 latency per target in ms, for the ``lowest-latency`` strategy
+    target_latency_ms: Mapping[str, float] = EMPTY_FLOATS
+    #: a stable number in [0, 1) derived from the request (e.g. its id), for ``weighted``
+    draw: float = 0.0
+    #: entity type -> level, before redaction (so a redacting rule can compute the
+    #: level of the data that actually leaves)
+    entity_levels: Mapping[str, Level] = field(default_factory=dict)
+    #: the level the client declared with ``x-data-classification``, if any
+    declared_level: Level | None = None
+
+    @property
+    def budget_used_fraction(self) -> float | None:
+        if self.budget_usd is None or self.budget_remaining_usd is None or self.budget_usd <= 0:
+            return None
+        return max(0.0, 1.0 - self.budget_remaining_usd / self.budget_usd)
+
+
+@dataclass(frozen=True, slots=True)
+class RedactSpec:
+    """Replace these entity types by numbered placeholders (``[EMAIL_1]``)."""
+
+    entities: frozenset[str]
+    #: put the original values back into the answer (streaming included)
+    restore: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSpec:
+    mode: CacheMode = CacheMode.AUTO
+    ttl_s: float = 3600.0
+    #: share entries across teams (default: scoped per team)
+    shared: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RuleLimits:
+    rpm: int | None = None
+    tpm: int | None = None
+    max_streams: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    rule: str
+    matched: bool
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    rule: str
+    action: Action
+    #: eligible targets in the order to try them; every one may receive the
+    #: data at ``level`` (the level of what leaves, after any redaction)
+    targets: tuple[str, ...] = ()
+    #: the level of the data that will be sent (after redaction)
+    level: Level = Level.PUBLIC
+    #: targets the rule named but the data's sensitivity excluded
+    excluded: tuple[str, ...] = ()
+    deny_message: str | None = None
+    redact: RedactSpec | None = None
+    cache: CacheSpec = CacheSpec()
+    limits: RuleLimits | None = None
+    baseline: str | None = None
+    #: estimated cost in USD per eligible target
+    estimated_cost_usd: Mapping[str, float] = EMPTY_FLOATS
+    trace: tuple[TraceStep, ...] = ()

@@ -1,0 +1,86 @@
+"""The one place that reads the environment.
+
+Settings come from ``GATEWAY_*`` variables, overridden by command-line flags.
+Policy files may also name variables (``${VAR}``); those are read here too and
+handed to the policy loader as a mapping, so no other module touches
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class FailMode(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    policies: Path = Path("policies")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    #: Redis: how long any one state operation may take before it is given up
+    redis_timeout_s: float = 0.05
+    #: what limits and budgets do when Redis is down: ``open`` admits, ``closed`` refuses
+    limits_fail_mode: FailMode = FailMode.OPEN
+    max_body_bytes: int = 10 * 1024 * 1024
+    demo: bool = False
+    #: key that may call admin endpoints (``/gateway/spend``)
+    admin_key: str | None = field(default=None, repr=False)
+    log_level: str = "info"
+    #: JSONL file for the decision log (facts and decisions, never prompt text)
+    decision_log: Path | None = None
+    #: seconds between checks of the policy files for changes (0 disables)
+    reload_interval_s: float = 2.0
+    #: how long SIGTERM waits for open streams to finish
+    drain_timeout_s: float = 30.0
+    #: log a redacted sample of prompts (operators opt in)
+    log_redacted_samples: bool = False
+    #: the environment policies may read with ``${VAR}``
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {"environ": env}
+        readers: dict[str, tuple[str, Any]] = {
+            "GATEWAY_POLICIES": ("policies", Path),
+            "GATEWAY_HOST": ("host", str),
+            "GATEWAY_PORT": ("port", int),
+            "GATEWAY_REDIS_URL": ("redis_url", str),
+            "GATEWAY_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
+            "GATEWAY_LIMITS_FAIL_MODE": ("limits_fail_mode", FailMode),
+            "GATEWAY_MAX_BODY_BYTES": ("max_body_bytes", int),
+            "GATEWAY_DEMO": ("demo", _bool),
+            "GATEWAY_ADMIN_KEY": ("admin_key", str),
+            "GATEWAY_LOG_LEVEL": ("log_level", str),
+            "GATEWAY_DECISION_LOG": ("decision_log", Path),
+            "GATEWAY_RELOAD_INTERVAL_S": ("reload_interval_s", float),
+            "GATEWAY_DRAIN_TIMEOUT_S": ("drain_timeout_s", float),
+            "GATEWAY_LOG_REDACTED_SAMPLES": ("log_redacted_samples", _bool),
+        }
+        for var, (name, parse) in readers.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = parse(raw)
+            except ValueError as exc:
+                raise SystemExit(f"{var}={raw!r} is not valid: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
