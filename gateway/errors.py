@@ -240,7 +240,13 @@ class UpstreamStatusError(UpstreamError):
 
     @property
     def is_client_error(self) -> bool:
-        return 400 <= self.upstream_status < 500 and self.upstream_status not in (408, 429)
+        # 401/403 upstream mean the gateway's own credentials were refused.
+        return 400 <= self.upstream_status < 500 and self.upstream_status not in (
+            401,
+            403,
+            408,
+            429,
+        )
 
     @property
     def is_retryable(self) -> bool:

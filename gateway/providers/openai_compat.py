@@ -1,0 +1,242 @@
+"""The fast path: any server that speaks OpenAI's HTTP API.
+
+vLLM, Ollama, llama.cpp, TGI, SGLang and OpenAI itself all take the request
+as it is; this provider forwards the body with one ``orjson.dumps`` and reads
+the answer with one ``orjson.loads`` (usage is needed for spend). Streams are
+passed on event by event as they arrive, without re-encoding.
+
+aiohttp is used rather than httpx because it is several times faster per
+request here (see README, "Why aiohttp"). This module is the only one that
+imports it.
+
+Failure mapping (every one is raised before the first stream event when it
+happens before the first event, so the router can still fall back):
+
+* connection refused / DNS / TLS        -> UpstreamConnectError
+* connect, first-byte or total timeout  -> UpstreamTimeout
+* HTTP status >= 400                    -> UpstreamStatusError (with OpenAI's error fields)
+* connection dropped mid-body           -> UpstreamDisconnected
+* a body that is not OpenAI's format    -> UpstreamProtocolError
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.errors import (
+    UpstreamConnectError,
+    UpstreamDisconnected,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+from gateway.providers.base import UpstreamCall, UpstreamReply
+from gateway.targets import Target
+
+log = logging.getLogger("gateway.providers")
+
+_DATA = b"data:"
+_DONE = b"[DONE]"
+
+
+class OpenAICompatProvider:
+    """One aiohttp session (connection pool) shared by every OpenAI-compatible target."""
+
+    def __init__(self, *, pool_size: int = 512) -> None:
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size,
+                limit_per_host=0,
+                ttl_dns_cache=300,
+                keepalive_timeout=30,
+                enable_cleanup_closed=False,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def complete(self, call: UpstreamCall) -> UpstreamReply:
+        target = call.target
+        try:
+            async with self._client().post(
+                _url(target, call.endpoint.value),
+                data=orjson.dumps(call.body),
+                headers=_headers(target, call.request_id),
+                timeout=_timeout(target),
+            ) as response:
+                if response.status >= 400:
+                    raise await _status_error(response, target)
+                raw = await response.read()
+        except UpstreamError:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(f"{target.name} timed out") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamConnectError(f"could not connect to {target.name}") from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+            raise UpstreamDisconnected(f"{target.name} closed the connection") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectError(f"{target.name} failed: {type(exc).__name__}") from exc
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError(f"{target.name} answered with invalid JSON") from None
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError(f"{target.name} answered with a non-object JSON body")
+        return UpstreamReply(data=data, raw=raw)
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[bytes]:
+        target = call.target
+        session = self._client()
+        try:
+            response = await session.post(
+                _url(target, call.endpoint.value),
+                data=orjson.dumps(call.body),
+                headers=_headers(target, call.request_id),
+                timeout=_timeout(target),
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(f"{target.name} timed out") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamConnectError(f"could not connect to {target.name}") from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+            raise UpstreamDisconnected(f"{target.name} closed the connection") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectError(f"{target.name} failed: {type(exc).__name__}") from exc
+        try:
+            if response.status >= 400:
+                raise await _status_error(response, target)
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                raise UpstreamProtocolError(
+                    f"{target.name} did not answer with an event stream ({content_type or 'no content-type'})"
+                )
+            async for payload in _events(response.content):
+                yield payload
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(f"{target.name} timed out while streaming") from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+            raise UpstreamDisconnected(f"{target.name} closed the connection mid-stream") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamDisconnected(f"{target.name} failed mid-stream: {type(exc).__name__}") from exc
+        finally:
+            # Closing (not releasing) drops the connection, which is what
+            # cancels generation upstream when the client went away.
+            response.close()
+
+
+async def _events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Yield the data of each server-sent event, stopping at ``[DONE]``.
+
+    Multi-line ``data:`` fields are joined with newlines (SSE spec); comments
+    and ``event:``/``id:`` lines are ignored.
+    """
+    pending: list[bytes] = []
+    async for line in content:
+        line = line.rstrip(b"\r\n")
+        if not line:
+            if pending:
+                payload = pending[0] if len(pending) == 1 else b"\n".join(pending)
+                pending.clear()
+                if payload == _DONE:
+                    return
+                yield payload
+            continue
+        if line.startswith(_DATA):
+            value = line[5:]
+            pending.append(value[1:] if value[:1] == b" " else value)
+    if pending:
+        payload = b"\n".join(pending)
+        if payload != _DONE:
+            yield payload
+
+
+def _url(target: Target, path: str) -> str:
+    base = (target.base_url or "").rstrip("/")
+    return f"{base}/{path}"
+
+
+def _headers(target: Target, request_id: str) -> dict[str, str]:
+    headers = {"content-type": "application/json", "x-request-id": request_id}
+    if target.api_key:
+        headers["authorization"] = f"Bearer {target.api_key}"
+    headers.update(target.headers)
+    return headers
+
+
+def _timeout(target: Target) -> aiohttp.ClientTimeout:
+    t = target.timeouts
+    return aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.first_byte)
+
+
+async def _status_error(response: aiohttp.ClientResponse, target: Target) -> UpstreamStatusError:
+    """Turn an upstream error response into OpenAI's error fields.
+
+    401/403 mean the *gateway's* credentials were refused: that is not the
+    client's fault, so the upstream's message (which may quote part of the
+    key) is replaced and the error is retryable on the next target.
+    """
+    retry_after = _retry_after(response.headers.get("retry-after"))
+    try:
+        raw = await asyncio.wait_for(response.read(), timeout=5)
+    except (TimeoutError, aiohttp.ClientError):
+        raw = b""
+    message = f"upstream returned HTTP {response.status}"
+    error_type = param = code = None
+    try:
+        data: Any = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            if isinstance(err.get("message"), str):
+                message = err["message"]
+            error_type = err.get("type") if isinstance(err.get("type"), str) else None
+            param = err.get("param") if isinstance(err.get("param"), str) else None
+            raw_code = err.get("code")
+            code = str(raw_code) if isinstance(raw_code, str | int) else None
+        elif isinstance(err, str):
+            message = err
+    if response.status in (401, 403):
+        message = f"{target.name} refused the gateway's credentials (HTTP {response.status})"
+        error_type = param = code = None
+    elif target.api_key and target.api_key in message:
+        message = message.replace(target.api_key, "[redacted]")
+    return UpstreamStatusError(
+        response.status,
+        message,
+        error_type=error_type,
+        param=param,
+        code=code,
+        retry_after_s=retry_after,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
