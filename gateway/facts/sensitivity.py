@@ -1,0 +1,366 @@
+"""Sensitivity detection: which entity types a text holds, and where.
+
+:class:`Scanner` runs the built-in detectors (personal data in
+:mod:`gateway.facts.detectors`, secrets below), the policy's custom regexes and
+optional plug-ins (:class:`Detector`, e.g. Presidio or an NER model). Built-in
+detectors are compiled once, prefiltered and anchored, so ordinary prose is
+scanned in microseconds (``bench/facts_bench.py`` measures it).
+
+Secrets and the checks that keep false positives down:
+
+- ``aws_access_key``: ``AKIA``/``ASIA`` + 16 upper-case alphanumerics.
+- ``github_token``: ``ghp_ gho_ ghu_ ghs_ ghr_`` + 36+ alphanumerics, ``github_pat_``.
+- ``gitlab_token``: ``glpat- gldt- glrt- glptt-`` + 20+ characters.
+- ``slack_token``: ``xox[abeprs]-`` tokens and ``hooks.slack.com/services/`` URLs.
+- ``openai_key``: ``sk-`` / ``sk-proj-`` / ``sk-svcacct-`` + 20+ characters
+  holding both letters and digits; ``anthropic_key``: ``sk-ant-``.
+- ``stripe_key``: ``sk_live_ sk_test_ rk_live_ rk_test_``.
+- ``google_api_key``: ``AIza`` + exactly 35 characters.
+- ``private_key``: a ``-----BEGIN ... PRIVATE KEY-----`` block (through its END
+  line, or its base64 body when the END line is missing).
+- ``jwt``: three base64url parts whose header decodes to a JSON object with "alg".
+- ``password``: a credential assigned to a named key (``password=``,
+  ``passwd:``, ``"pwd": "…"``, ``api_key=``, ``client_secret:``,
+  ``auth_token=``…) and the password in a URL (``scheme://user:pass@host``).
+  The finding is the value only. Values that are references or placeholders
+  (``$VAR``, ``${…}``, ``<…>``, ``os.environ[…]``, ``[PASSWORD_1]``, ``***``)
+  never count; key/secret/token values need 8+ characters with letters and
+  digits; an unquoted value after ``:`` needs a character that is not a letter
+  (so the prose "Password: required" is not a password).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Protocol
+
+from gateway.facts import detectors as d
+from gateway.facts.detectors import Finding, Probe
+
+__all__ = ["BUILTIN_ENTITIES", "SECRET_ENTITIES", "Detector", "Finding", "Scanner"]
+
+
+class Detector(Protocol):
+    """A plug-in detector: reports findings of its ``entities`` in a text."""
+
+    entities: frozenset[str]
+
+    def find(self, text: str) -> Iterable[Finding]: ...
+
+
+BuiltinFn = Callable[[Probe], Iterator[Finding]]
+
+
+def _prefixed(
+    entity: str,
+    prefixes: tuple[str, ...],
+    pattern: str,
+    valid: Callable[[str], bool] | None = None,
+    *,
+    bounded: bool = True,
+) -> BuiltinFn:
+    """A secret detector: ``pattern`` (which starts with one of ``prefixes``) at each prefix.
+
+    ``bounded``: the match may not start inside a word (``xghp_…`` is not a token).
+    """
+    compiled = re.compile(pattern)
+
+    def detect(probe: Probe) -> Iterator[Finding]:
+        text = probe.text
+        starts = sorted(
+            i for prefix in prefixes if prefix in text for i in _occurrences(text, prefix)
+        )
+        end = 0
+        for i in starts:
+            if i < end or (bounded and i and (text[i - 1].isalnum() or text[i - 1] in "_-")):
+                continue
+            m = compiled.match(text, i)
+            if m is not None and (valid is None or valid(m.group())):
+                end = m.end()
+                yield Finding(entity, i, end)
+
+    return detect
+
+
+def _occurrences(text: str, needle: str) -> Iterator[int]:
+    i = text.find(needle)
+    while i >= 0:
+        yield i
+        i = text.find(needle, i + 1)
+
+
+def _letters_and_digits(value: str) -> bool:
+    return any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value)
+
+
+def _jwt_valid(token: str) -> bool:
+    header = token.split(".", 1)[0]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (binascii.Error, ValueError):
+        return False
+    return isinstance(decoded, dict) and "alg" in decoded
+
+
+_TAIL = r"(?![A-Za-z0-9_\-])"
+_SECRETS: tuple[tuple[str, BuiltinFn], ...] = (
+    (
+        "private_key",
+        _prefixed(
+            "private_key",
+            ("-----BEGIN",),
+            r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"
+            # no END line (a truncated paste): the base64 body, JSON-escaped or not
+            r"(?:[\s\S]*?-----END \1-----|(?:\s*[A-Za-z0-9+/=:\-,\\]+)*)",
+            bounded=False,
+        ),
+    ),
+    (
+        "jwt",
+        _prefixed(
+            "jwt",
+            ("eyJ",),
+            r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*",
+            _jwt_valid,
+        ),
+    ),
+    (
+        "aws_access_key",
+        _prefixed("aws_access_key", ("AKIA", "ASIA"), r"A[KS]IA[A-Z0-9]{16}" + _TAIL),
+    ),
+    (
+        "github_token",
+        _prefixed(
+            "github_token",
+            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+            r"(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})" + _TAIL,
+        ),
+    ),
+    (
+        "gitlab_token",
+        _prefixed(
+            "gitlab_token",
+            ("glpat-", "gldt-", "glrt-", "glptt-"),
+            r"gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_\-]{20,}",
+        ),
+    ),
+    (
+        "slack_token",
+        _prefixed(
+            "slack_token",
+            ("xox", "https://hooks.slack.com/"),
+            r"(?:xox[abeprs]-[A-Za-z0-9\-]{10,}"
+            r"|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,})",
+        ),
+    ),
+    ("anthropic_key", _prefixed("anthropic_key", ("sk-ant-",), r"sk-ant-[A-Za-z0-9_\-]{20,}")),
+    (
+        "openai_key",
+        _prefixed(
+            "openai_key",
+            ("sk-",),
+            r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+            lambda s: _letters_and_digits(s[3:]),
+        ),
+    ),
+    (
+        "stripe_key",
+        _prefixed("stripe_key", ("sk_", "rk_"), r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}" + _TAIL),
+    ),
+    ("google_api_key", _prefixed("google_api_key", ("AIza",), r"AIza[A-Za-z0-9_\-]{35}" + _TAIL)),
+)
+
+# --- credentials in assignments -------------------------------------------------
+
+#: lower-case needles that start a credential key name; the full key is checked below
+_KEY_NEEDLES = ("pass", "pwd", "secret", "key", "token")
+_KEY_NAME = re.compile(
+    r"(?:[a-z0-9]+[_\-.])*"
+    r"(?P<kind>password|passwd|passphrase|pwd|pass|secret|secret[_\-]?key|"
+    r"api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|"
+    r"(?:access|auth|api|bearer|refresh|client)?[_\-]?token|client[_\-]?secret)"
+)
+_ASSIGN = re.compile(
+    r"[\"']?\s*(?P<op>:=|=>|=|:)\s*"
+    r"(?:(?P<q>[\"'])(?P<qv>[^\"'\r\n]{1,200})(?P=q)|(?P<v>[^\s\"'`,;&)}\]]{1,200}))"
+)
+_PASSWORD_KINDS = frozenset({"password", "passwd", "passphrase", "pwd", "pass"})
+_NOT_VALUES = frozenset(
+    {"none", "null", "nil", "true", "false", "undefined", "string", "str", "required",
+     "optional", "password", "secret", "token", "redacted", "hidden", "empty", "bool", "int"}
+)  # fmt: skip
+_REFERENCE = re.compile(
+    r"[$%{<\[/]|(?:os|env|process|self|this|config|settings|request|args)\.|getenv|\("
+)
+_IDENT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
+def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
+    if value.lower() in _NOT_VALUES or len(set(value)) == 1:
+        return False
+    if _REFERENCE.match(value) or "(" in value:
+        return False
+    if kind in _PASSWORD_KINDS:
+        if len(value) < 4:
+            return False
+        return quoted or op != ":" or not value.isalpha()
+    return len(value) >= 8 and _letters_and_digits(value)
+
+
+def _assignments(probe: Probe) -> Iterator[Finding]:
+    lower = probe.lower
+    needles = [n for n in _KEY_NEEDLES if n in lower]
+    if not needles:
+        return
+    text = probe.text
+    ends: set[int] = set()
+    for needle in needles:
+        for i in _occurrences(lower, needle):
+            end = i + len(needle)
+            while end < len(lower) and lower[end] in _IDENT:
+                end += 1
+            start = i
+            while start > 0 and lower[start - 1] in _IDENT:
+                start -= 1
+            if end in ends:  # the same key found through another needle
+                continue
+            ends.add(end)
+            name = _KEY_NAME.fullmatch(lower, start, end)
+            if name is None:
+                continue
+            m = _ASSIGN.match(text, end)
+            if m is None:
+                continue
+            quoted = m.group("qv") is not None
+            group = "qv" if quoted else "v"
+            value = m.group(group)
+            if _credential_value_ok(name.group("kind"), value, quoted, m.group("op")):
+                yield Finding("password", m.start(group), m.end(group))
+
+
+_URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]{1,64}:(?P<pw>[^\s/@]{1,128})@")
+
+
+def _url_passwords(probe: Probe) -> Iterator[Finding]:
+    text = probe.text
+    if "://" not in text or "@" not in text:
+        return
+    for i in _occurrences(text, "://"):
+        start = i
+        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "+.-"):
+            start -= 1
+        m = _URL_CREDENTIAL.match(text, start)
+        if m is not None and not m.group("pw").startswith("["):
+            yield Finding("password", m.start("pw"), m.end("pw"))
+
+
+def password(probe: Probe) -> Iterator[Finding]:
+    yield from _assignments(probe)
+    yield from _url_passwords(probe)
+
+
+#: built-in detectors, most specific first: on an exact tie the earlier one wins
+_BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
+    *_SECRETS,
+    ("password", password),
+    ("payment_card", d.payment_card),
+    ("iban", d.iban),
+    ("us_ssn", d.us_ssn),
+    ("uk_nino", d.uk_nino),
+    ("ca_sin", d.ca_sin),
+    ("es_dni", d.es_dni),
+    ("in_aadhaar", d.in_aadhaar),
+    ("email", d.email),
+    ("ip_address", d.ip_address),
+    ("date_of_birth", d.date_of_birth),
+    ("phone", d.phone),
+)
+
+BUILTIN_ENTITIES: frozenset[str] = frozenset(name for name, _ in _BUILTINS)
+SECRET_ENTITIES: frozenset[str] = frozenset(name for name, _ in _SECRETS) | {"password"}
+_RANK: Mapping[str, int] = MappingProxyType({name: i for i, (name, _) in enumerate(_BUILTINS)})
+
+
+class Scanner:
+    """Finds entities in texts: built-ins, custom regexes and plug-ins.
+
+    ``custom`` maps an entity name to a regex (from the policy); each match is a
+    finding of that entity. A bad regex raises ``ValueError`` naming the entity.
+    """
+
+    def __init__(
+        self, custom: Mapping[str, str] | None = None, plugins: Sequence[Detector] = ()
+    ) -> None:
+        compiled: list[tuple[str, re.Pattern[str]]] = []
+        for entity, pattern in (custom or {}).items():
+            try:
+                compiled.append((entity, re.compile(pattern)))
+            except re.error as exc:
+                raise ValueError(
+                    f"custom entity {entity!r}: invalid regex {pattern!r}: {exc}"
+                ) from None
+        self._custom = tuple(compiled)
+        self._plugins = tuple(plugins)
+        entities = set(BUILTIN_ENTITIES)
+        entities.update(name for name, _ in compiled)
+        for plugin in self._plugins:
+            entities.update(plugin.entities)
+        self.entities: frozenset[str] = frozenset(entities)
+
+    def find(self, text: str, entities: frozenset[str] | None = None) -> list[Finding]:
+        """Non-overlapping findings sorted by start.
+
+        Only ``entities`` are looked for when given (so a finding of another type
+        never hides one of these). Of overlapping findings the longer wins; on an
+        exact tie, the more specific type (secrets, then checksummed ids, then
+        the rest; built-ins before custom and plug-in types).
+        """
+        found: list[Finding] = []
+        probe = Probe(text)
+        for name, detect in _BUILTINS:
+            if entities is None or name in entities:
+                found.extend(detect(probe))
+        for name, pattern in self._custom:
+            if entities is None or name in entities:
+                found.extend(
+                    Finding(name, m.start(), m.end())
+                    for m in pattern.finditer(text)
+                    if m.end() > m.start()
+                )
+        for plugin in self._plugins:
+            if entities is None or not plugin.entities.isdisjoint(entities):
+                found.extend(
+                    f
+                    for f in plugin.find(text)
+                    if (entities is None or f.entity in entities)
+                    and 0 <= f.start < f.end <= len(text)
+                )
+        return _resolve(found) if len(found) > 1 else found
+
+    def entity_types(self, texts: Iterable[str]) -> frozenset[str]:
+        """The entity types :meth:`find` reports in any of ``texts``."""
+        types: set[str] = set()
+        for text in texts:
+            types.update(f.entity for f in self.find(text))
+        return frozenset(types)
+
+
+def _resolve(found: list[Finding]) -> list[Finding]:
+    other = len(_RANK)
+    found.sort(key=lambda f: (f.start - f.end, _RANK.get(f.entity, other), f.start))
+    # kept intervals never overlap, so sorted by start they are sorted by end too
+    starts: list[int] = []
+    kept: list[Finding] = []
+    for f in found:
+        i = bisect.bisect_right(starts, f.start)
+        if (i and kept[i - 1].end > f.start) or (i < len(kept) and kept[i].start < f.end):
+            continue
+        starts.insert(i, f.start)
+        kept.insert(i, f)
+    return kept
