@@ -52,13 +52,13 @@ class Facts:
     max_tokens: int | None = None
     key_id: str | None = None
     team: str | None = None
-    metadata: Mapping[str, str] = EMPTY
+    metadata: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     #: request headers, lower-cased names
-    headers: Mapping[str, str] = EMPTY
+    headers: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     budget_usd: float | None = None
     budget_remaining_usd: float | None = None
     #: observed p50 latency per target in ms, for the ``lowest-latency`` strategy
-    target_latency_ms: Mapping[str, float] = EMPTY_FLOATS
+    target_latency_ms: Mapping[str, float] = field(default_factory=lambda: EMPTY_FLOATS)
     #: a stable number in [0, 1) derived from the request (e.g. its id), for ``weighted``
     draw: float = 0.0
     #: entity type -> level, before redaction (so a redacting rule can compute the
@@ -122,5 +122,5 @@ class Decision:
     limits: RuleLimits | None = None
     baseline: str | None = None
     #: estimated cost in USD per eligible target
-    estimated_cost_usd: Mapping[str, float] = EMPTY_FLOATS
+    estimated_cost_usd: Mapping[str, float] = field(default_factory=lambda: EMPTY_FLOATS)
     trace: tuple[TraceStep, ...] = ()
