@@ -1,0 +1,209 @@
+"""The compiled policy and its pure ``decide``.
+
+:class:`CompiledPolicy` is immutable once built by :func:`gateway.policy.loader.load_policy`.
+:meth:`CompiledPolicy.decide` evaluates one rule set's rules in order (first
+match wins) and returns a :class:`Decision` with a trace. It reads nothing but
+its arguments and the compiled policy: no I/O, no clock, no randomness
+(``weighted`` uses ``facts.draw``).
+
+Sensitivity (invariant 1): the level of the data that leaves is the highest
+level among the entities *not* redacted by the rule, the declared level, and
+any part of ``facts.sensitivity.level`` those two do not explain. A target is
+eligible only if that level is within its ``max_sensitivity``; when none is,
+the decision is a DENY naming why (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from gateway.errors import PolicyDenied
+from gateway.levels import Level
+from gateway.policy.model import Action, CacheSpec, Decision, Facts, RedactSpec, Sensitivity, TraceStep
+from gateway.policy.problems import Problem
+from gateway.policy.rules import Rule, RuleSet
+from gateway.policy.strategies import order
+from gateway.targets import Target
+
+ALL_ENDPOINTS = ("chat", "completions", "embeddings")
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A model name published on ``/v1/models``; ``targets`` empty means rules decide."""
+
+    name: str
+    targets: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ALL_ENDPOINTS
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Declassify:
+    """Who may declare a level *below* the detected one (``x-data-classification``)."""
+
+    teams: frozenset[str] = frozenset()
+    keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    targets: Mapping[str, Target]
+    aliases: Mapping[str, Alias]
+    rule_sets: Mapping[str, RuleSet]
+    entity_levels: Mapping[str, Level]
+    custom_entities: Mapping[str, str]
+    warnings: tuple[Problem, ...]
+    files: tuple[Path, ...]
+    fingerprint: str
+    teams: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    declassify: Declassify = Declassify()
+    default_cache: CacheSpec = CacheSpec()
+    default_baseline: str | None = None
+    expected_completion_tokens: int = 256
+    #: level of a request in which nothing was found
+    default_level: Level = Level.PUBLIC
+
+    # --- who uses which rules ---------------------------------------------------
+
+    def rule_set_for(self, team: str | None, key_policy: str | None) -> str:
+        """The rule set for a key: its own ``policy``, else its team's, else ``default``.
+
+        A key or team naming a rule set this policy does not define is refused
+        (:class:`~gateway.errors.PolicyDenied`) rather than given the default
+        rules, which may be laxer.
+        """
+        if key_policy:
+            if key_policy not in self.rule_sets:
+                raise PolicyDenied(f"this key's policy '{key_policy}' is not defined by the loaded policy")
+            return key_policy
+        if team is not None and team in self.teams:
+            return self.teams[team]
+        return "default"
+
+    # --- sensitivity ------------------------------------------------------------
+
+    def entity_level(self, entity: str) -> Level:
+        """The level of an entity type; unknown types count as restricted (fail closed)."""
+        return self.entity_levels.get(entity, Level.RESTRICTED)
+
+    def may_declassify(self, team: str | None, key_id: str | None = None) -> bool:
+        return (team is not None and team in self.declassify.teams) or (
+            key_id is not None and key_id in self.declassify.keys
+        )
+
+    def sensitivity(
+        self, entities: Iterable[str], declared: Level | None, team: str | None, key_id: str | None = None
+    ) -> Sensitivity:
+        """The max of the entities' levels and the policy's default level; a declared level
+        raises it, and lowers it only for a team or key the policy lets declassify."""
+        names = tuple(sorted(set(entities)))
+        detected = max((self.entity_level(e) for e in names), default=self.default_level)
+        detected = max(detected, self.default_level)
+        if declared is None:
+            return Sensitivity(detected, names)
+        if declared < detected and self.may_declassify(team, key_id):
+            return Sensitivity(declared, names)
+        return Sensitivity(max(detected, declared), names)
+
+    # --- evaluation -------------------------------------------------------------
+
+    def rules(self) -> list[str]:
+        """Every rule name of every rule set (bounded, for metric labels)."""
+        names: list[str] = []
+        for rule_set in self.rule_sets.values():
+            names.extend(r.name for r in rule_set.rules if r.name not in names)
+        return names
+
+    def decide(self, facts: Facts, rule_set: str = "default") -> Decision:
+        """Evaluate ``rule_set`` on ``facts``: first matching rule wins. Pure."""
+        rules = self.rule_sets[rule_set].rules
+        trace: list[TraceStep] = []
+        for rule in rules:
+            why = rule.when.check(facts)
+            if why is None and rule.use_alias:
+                alias = self.aliases.get(facts.alias)
+                if alias is None or not alias.targets:
+                    why = f"model '{facts.alias}' names no targets of its own"
+            if why is not None:
+                trace.append(TraceStep(rule.name, False, why))
+                continue
+            trace.append(TraceStep(rule.name, True, rule.when.text))
+            return self._apply(rule, facts, tuple(trace))
+        return Decision(
+            rule="<none>",
+            action=Action.DENY,
+            level=facts.sensitivity.level,
+            deny_message=f"no rule of rule set '{rule_set}' matched this request",
+            trace=tuple(trace),
+        )
+
+    def _apply(self, rule: Rule, facts: Facts, trace: tuple[TraceStep, ...]) -> Decision:
+        if rule.action is Action.DENY:
+            return Decision(
+                rule=rule.name,
+                action=Action.DENY,
+                level=facts.sensitivity.level,
+                deny_message=rule.deny_message or f"denied by rule '{rule.name}'",
+                trace=trace,
+            )
+        redact = self._redaction(rule, facts)
+        level = self.leaving_level(facts, redact.entities if redact is not None else frozenset())
+        names = self.aliases[facts.alias].targets if rule.use_alias else rule.targets
+        named = [self.targets[n] for n in names]
+        eligible = [t for t in named if t.may_receive(level)]
+        excluded = tuple(t.name for t in named if not t.may_receive(level))
+        cache = rule.cache or self.default_cache
+        if not eligible:
+            limits = ", ".join(f"{t.name} (max {t.max_sensitivity.label})" for t in named)
+            return Decision(
+                rule=rule.name,
+                action=Action.DENY,
+                level=level,
+                excluded=excluded,
+                deny_message=(
+                    f"rule '{rule.name}': no target may receive {level.label} data "
+                    f"(its targets: {limits}); refusing rather than sending it"
+                ),
+                trace=trace,
+            )
+        completion = facts.max_tokens if facts.max_tokens is not None else self.expected_completion_tokens
+        costs = {t.name: t.prices.cost(facts.prompt_tokens, completion) for t in eligible}
+        ranked = order(rule.strategy, eligible, facts, costs)
+        return Decision(
+            rule=rule.name,
+            action=Action.ROUTE,
+            targets=tuple(t.name for t in ranked),
+            level=level,
+            excluded=excluded,
+            redact=redact,
+            cache=cache,
+            limits=rule.limits,
+            baseline=rule.baseline or self.default_baseline,
+            estimated_cost_usd=MappingProxyType(costs),
+            trace=trace,
+        )
+
+    @staticmethod
+    def _redaction(rule: Rule, facts: Facts) -> RedactSpec | None:
+        if rule.redact is None:
+            return None
+        found = frozenset(facts.sensitivity.entities)
+        chosen = found if rule.redact.entities is None else found & rule.redact.entities
+        return RedactSpec(chosen, rule.redact.restore) if chosen else None
+
+    def leaving_level(self, facts: Facts, redacted: frozenset[str]) -> Level:
+        """The level of what is sent once ``redacted`` entity types are replaced."""
+        declared = facts.declared_level if facts.declared_level is not None else Level.PUBLIC
+        levels = {e: facts.entity_levels.get(e, self.entity_level(e)) for e in facts.sensitivity.entities}
+        explained = max([declared, self.default_level, *levels.values()])
+        kept = max(
+            [declared, self.default_level, *(lvl for e, lvl in levels.items() if e not in redacted)]
+        )
+        # a level the entities and the declaration do not explain cannot be redacted away
+        if facts.sensitivity.level > explained:
+            kept = max(kept, facts.sensitivity.level)
+        return kept if redacted else max(kept, facts.sensitivity.level)

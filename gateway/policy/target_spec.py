@@ -1,0 +1,237 @@
+"""``targets:`` entries compiled into :class:`gateway.targets.Target`.
+
+Contract:
+
+* ``kind`` and ``model`` are required (``model`` defaults to the target's name
+  for ``provider: simulated``); ``provider`` defaults to ``openai`` (any
+  OpenAI-compatible server), which needs ``base_url``; ``litellm`` needs
+  ``litellm_provider``.
+* ``max_sensitivity`` defaults to ``restricted`` for open targets and
+  ``internal`` for proprietary ones.
+* ``api_key`` may name an unset variable: for a proprietary target an empty
+  key makes the target *unavailable* (``unavailable_reason`` names the
+  variable) instead of refusing the policy; an open target with an empty
+  ``${VAR:-}`` key simply sends none.
+* Prices: the declared ``price`` wins; else a proprietary target's model is
+  looked up in the price book (litellm's cost map); else 0, with a warning for
+  proprietary targets. Open targets cost 0 unless they declare a price.
+* ``timeouts``, ``retry`` and ``circuit`` fill unset fields from ``defaults:``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from gateway.facts.prices import PriceBook
+from gateway.levels import Level
+from gateway.policy.read import Reader
+from gateway.policy.source import Node
+from gateway.targets import (
+    CircuitPolicy,
+    Kind,
+    Prices,
+    ProviderType,
+    RetryPolicy,
+    SimulatedKnobs,
+    Target,
+    Timeouts,
+)
+
+TARGET_KEYS = (
+    "kind",
+    "provider",
+    "litellm_provider",
+    "base_url",
+    "api_key",
+    "model",
+    "price",
+    "context_window",
+    "max_sensitivity",
+    "timeouts",
+    "retry",
+    "circuit",
+    "weight",
+    "headers",
+    "simulated",
+    "description",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetDefaults:
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    circuit: CircuitPolicy = CircuitPolicy()
+
+
+def read_knobs(reader: Reader, node: Node, what: str, base: Any) -> Any:
+    """Override fields of the frozen dataclass ``base`` from a mapping node."""
+    names = [f.name for f in fields(base)]
+    entries = reader.mapping(node, what, names)
+    if entries is None:
+        return base
+    changes: dict[str, Any] = {}
+    for name, value in entries.items():
+        current = getattr(base, name)
+        label = f"{what}.{name}"
+        parsed: Any
+        if name in ("error_status", "fail_after_chunks"):
+            parsed = None if value.value is None else reader.integer(value, label, minimum=0)
+        elif name == "error_rate":
+            parsed = reader.number(value, label, minimum=0.0, maximum=1.0)
+        elif isinstance(current, bool):
+            parsed = reader.boolean(value, label)
+        elif isinstance(current, int):
+            parsed = reader.integer(value, label, minimum=1 if name != "chunk_tokens" else 1)
+        else:
+            parsed = reader.number(value, label, minimum=0.0)
+        if parsed is not None or value.value is None:
+            changes[name] = parsed
+    return replace(base, **changes)
+
+
+def read_defaults(reader: Reader, entries: Mapping[str, Node]) -> TargetDefaults:
+    out = TargetDefaults()
+    if "timeouts" in entries:
+        out = replace(out, timeouts=read_knobs(reader, entries["timeouts"], "defaults.timeouts", out.timeouts))
+    if "retry" in entries:
+        out = replace(out, retry=read_knobs(reader, entries["retry"], "defaults.retry", out.retry))
+    if "circuit" in entries:
+        out = replace(out, circuit=read_knobs(reader, entries["circuit"], "defaults.circuit", out.circuit))
+    return out
+
+
+def read_target(
+    reader: Reader, name: str, node: Node, defaults: TargetDefaults, prices: PriceBook | None
+) -> Target | None:
+    what = f"target '{name}'"
+    entries = reader.mapping(node, what, TARGET_KEYS, required=("kind",))
+    if entries is None:
+        return None
+    before = len(reader.problems)
+    kind_name = reader.choice(entries["kind"], f"{what}: kind", [k.value for k in Kind]) if "kind" in entries else None
+    provider_name = (
+        reader.choice(entries["provider"], f"{what}: provider", [p.value for p in ProviderType])
+        if "provider" in entries
+        else ProviderType.OPENAI_COMPATIBLE.value
+    )
+    if kind_name is None or provider_name is None:
+        return None
+    kind, provider = Kind(kind_name), ProviderType(provider_name)
+
+    def text(key: str) -> str | None:
+        return reader.string(entries[key], f"{what}: {key}") if key in entries else None
+
+    model = text("model")
+    if model is None and "model" not in entries:
+        if provider is ProviderType.SIMULATED:
+            model = name
+        else:
+            reader.error(node, f"{what} needs 'model'", "add model: <the upstream model name>")
+    base_url = text("base_url")
+    if provider is ProviderType.OPENAI_COMPATIBLE and "base_url" not in entries:
+        reader.error(node, f"{what} (provider openai) needs 'base_url'",
+                     "add base_url: e.g. http://localhost:8000/v1")
+    litellm_provider = text("litellm_provider")
+    if provider is ProviderType.LITELLM and "litellm_provider" not in entries:
+        reader.error(node, f"{what} (provider litellm) needs 'litellm_provider'",
+                     "add litellm_provider: e.g. anthropic, gemini, mistral")
+    if provider is not ProviderType.SIMULATED and "simulated" in entries:
+        reader.error(entries["simulated"], f"{what}: 'simulated' only applies to provider: simulated",
+                     "remove it, or set provider: simulated")
+
+    api_key, unavailable = _api_key(reader, what, entries.get("api_key"), kind)
+    level = (
+        reader.level(entries["max_sensitivity"], f"{what}: max_sensitivity")
+        if "max_sensitivity" in entries
+        else (Level.RESTRICTED if kind is Kind.OPEN else Level.INTERNAL)
+    )
+    weight = reader.number(entries["weight"], f"{what}: weight", minimum=0.0, exclusive_minimum=True) if "weight" in entries else 1.0
+    context_window = reader.integer(entries["context_window"], f"{what}: context_window", minimum=1) if "context_window" in entries else None
+    headers = _headers(reader, what, entries.get("headers"))
+    price = read_knobs(reader, entries["price"], f"{what}: price", Prices()) if "price" in entries else None
+    timeouts = read_knobs(reader, entries["timeouts"], f"{what}: timeouts", defaults.timeouts) if "timeouts" in entries else defaults.timeouts
+    retry = read_knobs(reader, entries["retry"], f"{what}: retry", defaults.retry) if "retry" in entries else defaults.retry
+    circuit = read_knobs(reader, entries["circuit"], f"{what}: circuit", defaults.circuit) if "circuit" in entries else defaults.circuit
+    simulated = read_knobs(reader, entries["simulated"], f"{what}: simulated", SimulatedKnobs()) if "simulated" in entries else SimulatedKnobs()
+    if "description" in entries:
+        text("description")
+
+    if len(reader.problems) > before and any(
+        p.severity.value == "error" for p in reader.problems[before:]
+    ):
+        return None
+    assert model is not None and level is not None and weight is not None
+    if price is None:
+        price, looked_up_window = _price(reader, node, what, kind, provider, model, litellm_provider, prices)
+        context_window = context_window or looked_up_window
+    return Target(
+        name=name,
+        kind=kind,
+        provider=provider,
+        model=model,
+        max_sensitivity=level,
+        base_url=base_url,
+        api_key=api_key,
+        litellm_provider=litellm_provider,
+        prices=price,
+        context_window=context_window,
+        timeouts=timeouts,
+        retry=retry,
+        circuit=circuit,
+        simulated=simulated,
+        headers=headers,
+        unavailable_reason=unavailable,
+        weight=weight,
+    )
+
+
+def _api_key(reader: Reader, what: str, node: Node | None, kind: Kind) -> tuple[str | None, str | None]:
+    if node is None:
+        return None, None
+    key = reader.string(node, f"{what}: api_key", allow_unset_env=True)
+    if key:
+        return key, None
+    if node.missing or (kind is Kind.PROPRIETARY and node.env_names):
+        var = (node.missing or node.env_names)[0]
+        return None, f"{var} is not set"
+    if kind is Kind.PROPRIETARY and key == "":
+        return None, "its api_key is empty"
+    return None, None
+
+
+def _headers(reader: Reader, what: str, node: Node | None) -> tuple[tuple[str, str], ...]:
+    if node is None:
+        return ()
+    entries = reader.named_mapping(node, f"{what}: headers")
+    out = []
+    for header, value in (entries or {}).items():
+        text = reader.string(value, f"{what}: header '{header}'")
+        if text is not None:
+            out.append((header.lower(), text))
+    return tuple(out)
+
+
+def _price(
+    reader: Reader,
+    node: Node,
+    what: str,
+    kind: Kind,
+    provider: ProviderType,
+    model: str,
+    litellm_provider: str | None,
+    book: PriceBook | None,
+) -> tuple[Prices, int | None]:
+    if kind is Kind.OPEN or provider is ProviderType.SIMULATED:
+        return Prices(), None
+    found = book.lookup(model, litellm_provider) if book is not None else None
+    if found is not None:
+        return Prices(found.input_per_mtok, found.output_per_mtok), found.context_window
+    reader.warn(
+        node,
+        f"{what}: no known price for model '{model}'; its cost counts as 0",
+        "add price: {input_per_mtok: ..., output_per_mtok: ...}",
+    )
+    return Prices(), None
