@@ -1,0 +1,315 @@
+"""In-memory state: the embedded default of a single gateway process.
+
+Behaves like the Redis backend (same key names, same stored forms, same
+arithmetic) so that one contract test suite covers both. Every operation runs
+to completion without awaiting, so on one event loop each is atomic: no locks
+are needed and concurrent coroutines can never interleave inside a check and
+its update. Not thread-safe: use it from the event loop that owns it.
+
+Nothing here can be unavailable; :class:`StateUnavailable` is never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from gateway.state import accounting, names
+from gateway.state.base import (
+    Budget,
+    CachedResponse,
+    KeyLimits,
+    KeyRecord,
+    LimitDecision,
+    Period,
+    SpendRecord,
+    SpendReport,
+    TeamRecord,
+)
+from gateway.state.cache_codec import decode, encode
+from gateway.state.keys import (
+    NO_LIMITS,
+    decode_key_record,
+    decode_team_record,
+    encode_key_record,
+    encode_team_record,
+    hash_key,
+    hashes_match,
+    key_id_of,
+    new_key,
+    plausible_key,
+)
+from gateway.state.window import (
+    DEFAULT_STREAM_TTL_S,
+    RATE_WINDOW_TTL_S,
+    WindowCounts,
+    decide,
+    fits,
+    window_of,
+)
+
+logger = logging.getLogger("gateway.state")
+
+T = TypeVar("T")
+
+
+class MemoryKV:
+    """A small key-value store with clock-driven expiry, standing in for Redis.
+
+    Values are Python objects; each store checks the type it expects and
+    treats anything else as absent. When more than ``max_entries`` keys are
+    held, expired ones are swept, then the oldest keys that have an expiry
+    (cache entries, rate windows) are evicted: records without expiry (keys,
+    teams, spend) are never evicted.
+    """
+
+    def __init__(self, clock: Callable[[], float], max_entries: int = 100_000) -> None:
+        self._clock = clock
+        self._max_entries = max_entries
+        self._data: dict[str, tuple[object, float | None]] = {}
+
+    def get(self, name: str) -> object | None:
+        item = self._data.get(name)
+        if item is None:
+            return None
+        value, expires_at = item
+        if expires_at is not None and expires_at <= self._clock():
+            del self._data[name]
+            return None
+        return value
+
+    def put(self, name: str, value: object, ttl_s: float | None = None) -> None:
+        expires_at = None if ttl_s is None else self._clock() + ttl_s
+        self._data.pop(name, None)  # re-inserting moves the key to the newest end
+        self._data[name] = (value, expires_at)
+        if len(self._data) > self._max_entries:
+            self._shrink()
+
+    def delete(self, name: str) -> None:
+        self._data.pop(name, None)
+
+    def typed(self, name: str, kind: type[T]) -> T | None:
+        """The value under ``name`` if it is a ``kind``; otherwise None (logged)."""
+        value = self.get(name)
+        if value is None or isinstance(value, kind):
+            return value
+        logger.warning("wrong type %s at %s treated as missing", type(value).__name__, name)
+        return None
+
+    def _shrink(self) -> None:
+        now = self._clock()
+        for name in [n for n, (_, exp) in self._data.items() if exp is not None and exp <= now]:
+            del self._data[name]
+        excess = len(self._data) - int(self._max_entries * 0.9)
+        if excess <= 0:
+            return
+        evictable = [n for n, (_, exp) in self._data.items() if exp is not None][:excess]
+        for name in evictable:
+            del self._data[name]
+
+
+class MemoryResponseCache:
+    def __init__(self, kv: MemoryKV) -> None:
+        self._kv = kv
+
+    async def get(self, key: str) -> CachedResponse | None:
+        name = names.cache(key)
+        raw = self._kv.typed(name, bytes)
+        return None if raw is None else decode(raw, where=name)
+
+    async def set(self, key: str, entry: CachedResponse, ttl_s: float) -> None:
+        if ttl_s > 0:
+            self._kv.put(names.cache(key), encode(entry), ttl_s)
+
+
+class MemoryKeyStore:
+    def __init__(self, kv: MemoryKV, clock: Callable[[], float]) -> None:
+        self._kv = kv
+        self._clock = clock
+
+    async def create_key(
+        self,
+        team: str,
+        *,
+        limits: KeyLimits = NO_LIMITS,
+        budget: Budget | None = None,
+        policy: str | None = None,
+    ) -> tuple[str, KeyRecord]:
+        plaintext = new_key()
+        key_hash = hash_key(plaintext)
+        record = KeyRecord(
+            key_id=key_id_of(key_hash),
+            team=team,
+            limits=limits,
+            budget=budget,
+            policy=policy,
+            created_at=self._clock(),
+        )
+        self._kv.put(names.key_record(key_hash), encode_key_record(key_hash, record))
+        self._kv.put(names.KEYS_PRESENT, b"1")
+        return plaintext, record
+
+    async def authenticate(self, presented: str) -> KeyRecord | None:
+        if not plausible_key(presented):
+            return None
+        presented_hash = hash_key(presented)
+        name = names.key_record(presented_hash)
+        raw = self._kv.typed(name, bytes)
+        found = None if raw is None else decode_key_record(raw, where=name)
+        if found is None:
+            return None
+        stored_hash, record = found
+        return record if hashes_match(stored_hash, presented_hash) else None
+
+    async def has_keys(self) -> bool:
+        return self._kv.get(names.KEYS_PRESENT) is not None
+
+    async def set_team(self, record: TeamRecord) -> None:
+        self._kv.put(names.team(record.team), encode_team_record(record))
+        index = self._kv.typed(names.TEAMS_INDEX, set) or set()
+        index.add(record.team)
+        self._kv.put(names.TEAMS_INDEX, index)
+
+    async def get_team(self, team: str) -> TeamRecord | None:
+        name = names.team(team)
+        raw = self._kv.typed(name, bytes)
+        return None if raw is None else decode_team_record(raw, where=name)
+
+    async def list_teams(self) -> list[TeamRecord]:
+        teams = []
+        for team in sorted(self._kv.typed(names.TEAMS_INDEX, set) or ()):
+            record = await self.get_team(str(team))
+            if record is not None:
+                teams.append(record)
+        return teams
+
+
+class MemoryRateLimiter:
+    def __init__(
+        self,
+        kv: MemoryKV,
+        clock: Callable[[], float],
+        stream_ttl_s: float = DEFAULT_STREAM_TTL_S,
+    ) -> None:
+        self._kv = kv
+        self._clock = clock
+        self._stream_ttl_s = stream_ttl_s
+
+    def _window(self, scope: str, index: int) -> list[int]:
+        counts = self._kv.typed(names.rate_window(scope, index), list)
+        return counts if counts is not None and len(counts) == 2 else [0, 0]
+
+    async def admit(self, scope: str, limits: KeyLimits, tokens: int) -> LimitDecision:
+        if limits.rpm is None and limits.tpm is None:
+            return LimitDecision(allowed=True)
+        index, elapsed = window_of(self._clock())
+        cur = self._window(scope, index)
+        prev = self._window(scope, index - 1)
+        counts = WindowCounts(cur[0], cur[1], prev[0], prev[1])
+        admitted = fits(cur[0], prev[0], elapsed, 1, limits.rpm) and fits(
+            cur[1], prev[1], elapsed, tokens, limits.tpm
+        )
+        if admitted:
+            self._kv.put(
+                names.rate_window(scope, index), [cur[0] + 1, cur[1] + tokens], RATE_WINDOW_TTL_S
+            )
+        return decide(counts, limits, tokens, elapsed, admitted)
+
+    async def adjust_tokens(self, scope: str, delta: int) -> None:
+        index, _ = window_of(self._clock())
+        cur = self._window(scope, index)
+        self._kv.put(
+            names.rate_window(scope, index), [cur[0], max(0, cur[1] + delta)], RATE_WINDOW_TTL_S
+        )
+
+    def _live_slots(self, scope: str) -> dict[str, float]:
+        slots = self._kv.typed(names.streams(scope), dict) or {}
+        now = self._clock()
+        return {slot: exp for slot, exp in slots.items() if exp > now}
+
+    async def open_stream(self, scope: str, max_streams: int) -> bool:
+        slots = self._live_slots(scope)
+        if len(slots) >= max_streams:
+            return False
+        slots[uuid.uuid4().hex] = self._clock() + self._stream_ttl_s
+        self._kv.put(names.streams(scope), slots, self._stream_ttl_s)
+        return True
+
+    async def close_stream(self, scope: str) -> None:
+        slots = self._live_slots(scope)
+        if slots:
+            # the newest slot goes: a crashed replica's old slots keep expiring
+            del slots[max(slots, key=lambda slot: slots[slot])]
+        self._kv.put(names.streams(scope), slots, self._stream_ttl_s)
+
+
+class MemorySpendLedger:
+    def __init__(
+        self,
+        kv: MemoryKV,
+        clock: Callable[[], float],
+        reservation_ttl_s: float = accounting.DEFAULT_RESERVATION_TTL_S,
+    ) -> None:
+        self._kv = kv
+        self._clock = clock
+        self._reservation_ttl_s = reservation_ttl_s
+
+    def _spend(self, team: str, period: Period, now: float) -> dict[str, int]:
+        name = names.spend(team, period, accounting.period_start(period, now))
+        return self._kv.typed(name, dict) or {}
+
+    def _live_reservations(self, team: str, now: float) -> dict[int, int]:
+        buckets = self._kv.typed(names.reservations(team), dict) or {}
+        oldest = accounting.oldest_live_bucket(now, self._reservation_ttl_s)
+        return {b: v for b, v in buckets.items() if b >= oldest}
+
+    def _release(self, team: str, amount: int, now: float) -> None:
+        buckets = self._live_reservations(team, now)
+        accounting.take_newest_first(buckets, amount)
+        self._kv.put(names.reservations(team), buckets, self._reservation_ttl_s)
+
+    async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
+        now = self._clock()
+        increments = accounting.spend_increments(spend)
+        for period in Period:
+            start = accounting.period_start(period, now)
+            fields = self._spend(spend.team, period, now)
+            for field, value in increments.items():
+                fields[field] = fields.get(field, 0) + value
+            ttl = accounting.spend_ttl_s(period)
+            self._kv.put(names.spend(spend.team, period, start), fields, ttl)
+            index = self._kv.typed(names.spend_teams(period, start), set) or set()
+            index.add(spend.team)
+            self._kv.put(names.spend_teams(period, start), index, ttl)
+        if reserved_usd > 0:
+            self._release(spend.team, accounting.to_micros(reserved_usd), now)
+
+    async def team_spend(self, team: str, period: Period) -> float:
+        fields = self._spend(team, period, self._clock())
+        return accounting.from_micros(fields.get(accounting.USD, 0))
+
+    async def reserve(self, team: str, budget: Budget, estimate_usd: float) -> bool:
+        now = self._clock()
+        estimate = accounting.to_micros(estimate_usd)
+        spent = self._spend(team, budget.period, now).get(accounting.USD, 0)
+        buckets = self._live_reservations(team, now)
+        if spent + sum(buckets.values()) + estimate > accounting.to_micros(budget.usd):
+            return False
+        bucket = accounting.reservation_bucket(now)
+        buckets[bucket] = buckets.get(bucket, 0) + estimate
+        self._kv.put(names.reservations(team), buckets, self._reservation_ttl_s)
+        return True
+
+    async def release(self, team: str, budget: Budget, reserved_usd: float) -> None:
+        if reserved_usd > 0:
+            self._release(team, accounting.to_micros(reserved_usd), self._clock())
+
+    async def report(self, period: Period) -> SpendReport:
+        now = self._clock()
+        start = accounting.period_start(period, now)
+        teams = sorted(self._kv.typed(names.spend_teams(period, start), set) or ())
+        return accounting.build_report(
+            period, start, ((str(t), self._spend(str(t), period, now)) for t in teams)
+        )

@@ -1,0 +1,201 @@
+"""The Lua scripts that make each Redis state update atomic.
+
+Every script checks the type of each key it touches: a key of the wrong type
+is corrupt data and is treated as absent (deleted, then rebuilt), so a script
+never fails on it. Money is integer micro-dollars; increments are passed as
+strings and reach ``HINCRBY`` unchanged, so they are never reformatted as Lua
+floats. In Redis Cluster all keys of one script share a hash tag (see
+:mod:`gateway.state.names`).
+
+The arithmetic mirrors :mod:`gateway.state.window` and
+:mod:`gateway.state.accounting`, which the in-memory backend uses directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+_RESET_WRONG_TYPE = """
+local function reset_wrong_type(key, expected)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= expected and kind ~= 'none' then
+    redis.call('DEL', key)
+    return true
+  end
+  return kind == 'none'
+end
+"""
+
+#: KEYS: current window, previous window.
+#: ARGV: rpm (-1 = none), tpm (-1 = none), tokens, elapsed s, ttl s, window s.
+#: Returns {admitted 0|1, cur requests, cur tokens, prev requests, prev tokens},
+#: counts as they were before this request.
+ADMIT = LuaScript(
+    "admit",
+    _RESET_WRONG_TYPE
+    + """
+local function counts(key)
+  if reset_wrong_type(key, 'hash') then return 0, 0 end
+  local v = redis.call('HMGET', key, 'r', 't')
+  return tonumber(v[1]) or 0, tonumber(v[2]) or 0
+end
+local cur_r, cur_t = counts(KEYS[1])
+local prev_r, prev_t = counts(KEYS[2])
+local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local weight = 1.0 - tonumber(ARGV[4]) / tonumber(ARGV[6])
+local admitted = 1
+if rpm >= 0 and prev_r * weight + cur_r + 1 > rpm then admitted = 0 end
+if tpm >= 0 and prev_t * weight + cur_t + tokens > tpm then admitted = 0 end
+if admitted == 1 then
+  redis.call('HSET', KEYS[1], 'r', cur_r + 1, 't', cur_t + tokens)
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+end
+return {admitted, cur_r, cur_t, prev_r, prev_t}
+""",
+)
+
+#: KEYS: current window. ARGV: token delta, ttl s. Tokens never go below zero.
+ADJUST_TOKENS = LuaScript(
+    "adjust_tokens",
+    _RESET_WRONG_TYPE
+    + """
+reset_wrong_type(KEYS[1], 'hash')
+local t = (tonumber(redis.call('HGET', KEYS[1], 't')) or 0) + tonumber(ARGV[1])
+if t < 0 then t = 0 end
+redis.call('HSET', KEYS[1], 't', t)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+""",
+)
+
+#: KEYS: the scope's slots (sorted set: slot id -> expiry time).
+#: ARGV: now, max streams, new slot id, its expiry time, key ttl s.
+OPEN_STREAM = LuaScript(
+    "open_stream",
+    _RESET_WRONG_TYPE
+    + """
+reset_wrong_type(KEYS[1], 'zset')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+""",
+)
+
+#: KEYS: the scope's slots. ARGV: now, key ttl s. Frees the newest live slot.
+CLOSE_STREAM = LuaScript(
+    "close_stream",
+    _RESET_WRONG_TYPE
+    + """
+if reset_wrong_type(KEYS[1], 'zset') then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZPOPMAX', KEYS[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 1
+""",
+)
+
+_RESERVATIONS = """
+-- live buckets of a reservations hash, dropping expired and corrupt fields
+local function live_buckets(key, oldest)
+  local buckets = {}
+  if reset_wrong_type(key, 'hash') then return buckets end
+  local flat = redis.call('HGETALL', key)
+  for i = 1, #flat, 2 do
+    local b, v = tonumber(flat[i]), tonumber(flat[i + 1])
+    if b == nil or v == nil or b < oldest then
+      redis.call('HDEL', key, flat[i])
+    else
+      table.insert(buckets, {b, v, flat[i]})
+    end
+  end
+  return buckets
+end
+
+-- take amount from the newest buckets first, never below zero
+local function release(key, amount, oldest, ttl)
+  local buckets = live_buckets(key, oldest)
+  table.sort(buckets, function(x, y) return x[1] > y[1] end)
+  for _, item in ipairs(buckets) do
+    if amount <= 0 then break end
+    local taken = math.min(item[2], amount)
+    amount = amount - taken
+    if item[2] - taken <= 0 then
+      redis.call('HDEL', key, item[3])
+    else
+      redis.call('HSET', key, item[3], string.format('%d', item[2] - taken))
+    end
+  end
+  if redis.call('EXISTS', key) == 1 then redis.call('EXPIRE', key, ttl) end
+end
+"""
+
+#: KEYS: the team's spend hash for the budget's period, the team's reservations.
+#: ARGV: budget, estimate (micro-dollars), current bucket, oldest live bucket, ttl s.
+RESERVE = LuaScript(
+    "reserve",
+    _RESET_WRONG_TYPE
+    + _RESERVATIONS
+    + """
+local outstanding = 0
+for _, item in ipairs(live_buckets(KEYS[2], tonumber(ARGV[4]))) do
+  outstanding = outstanding + item[2]
+end
+local spent = 0
+if redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
+  spent = tonumber(redis.call('HGET', KEYS[1], 'usd')) or 0
+end
+if spent + outstanding + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+""",
+)
+
+#: KEYS: the team's reservations. ARGV: amount (micro-dollars), oldest live bucket, ttl s.
+RELEASE = LuaScript(
+    "release",
+    _RESET_WRONG_TYPE
+    + _RESERVATIONS
+    + """
+release(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
+return 1
+""",
+)
+
+#: KEYS: the team's day spend hash, month spend hash, reservations.
+#: ARGV: day ttl s, month ttl s, amount to release, oldest live bucket,
+#: reservation ttl s, then field/increment pairs.
+RECORD = LuaScript(
+    "record",
+    _RESET_WRONG_TYPE
+    + _RESERVATIONS
+    + """
+for i = 1, 2 do
+  reset_wrong_type(KEYS[i], 'hash')
+  for j = 6, #ARGV, 2 do
+    local done = redis.pcall('HINCRBY', KEYS[i], ARGV[j], ARGV[j + 1])
+    if type(done) == 'table' and done['err'] then
+      -- a corrupt (non-integer) field starts again from this increment
+      redis.call('HSET', KEYS[i], ARGV[j], ARGV[j + 1])
+    end
+  end
+  redis.call('EXPIRE', KEYS[i], ARGV[i])
+end
+release(KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
+return 1
+""",
+)

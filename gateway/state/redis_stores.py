@@ -1,0 +1,299 @@
+"""The state interfaces over Redis, one class per concern.
+
+They talk to Redis only through :class:`RedisConnection` (so the ``redis``
+import stays in :mod:`gateway.state.redis_backend`) and share their key names
+(:mod:`gateway.state.names`), stored forms and arithmetic with the in-memory
+backend. Every method raises :class:`StateUnavailable` when Redis fails or
+does not answer within the connection's deadline.
+
+Times (rate windows, periods, stream and reservation expiry) come from the
+injected clock of the calling replica, not from the Redis server, so that all
+backends read the same clock; replicas are expected to run NTP.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+
+from gateway.state import accounting, names
+from gateway.state.base import (
+    Budget,
+    CachedResponse,
+    KeyLimits,
+    KeyRecord,
+    LimitDecision,
+    Period,
+    SpendRecord,
+    SpendReport,
+    TeamRecord,
+)
+from gateway.state.cache_codec import decode, encode
+from gateway.state.keys import (
+    NO_LIMITS,
+    decode_key_record,
+    decode_team_record,
+    encode_key_record,
+    encode_team_record,
+    hash_key,
+    hashes_match,
+    key_id_of,
+    new_key,
+    plausible_key,
+)
+from gateway.state.redis_backend import RedisConnection
+from gateway.state.redis_scripts import (
+    ADJUST_TOKENS,
+    ADMIT,
+    CLOSE_STREAM,
+    OPEN_STREAM,
+    RECORD,
+    RELEASE,
+    RESERVE,
+)
+from gateway.state.window import (
+    DEFAULT_STREAM_TTL_S,
+    RATE_WINDOW_TTL_S,
+    WINDOW_S,
+    WindowCounts,
+    decide,
+    window_of,
+)
+
+
+def _seconds(ttl_s: float) -> int:
+    return max(1, math.ceil(ttl_s))
+
+
+class RedisResponseCache:
+    def __init__(self, redis: RedisConnection) -> None:
+        self._redis = redis
+
+    async def get(self, key: str) -> CachedResponse | None:
+        name = names.cache(key)
+        raw = await self._redis.get(name)
+        return None if raw is None else decode(raw, where=name)
+
+    async def set(self, key: str, entry: CachedResponse, ttl_s: float) -> None:
+        if ttl_s > 0:
+            await self._redis.set(names.cache(key), encode(entry), ttl_s)
+
+
+class RedisKeyStore:
+    def __init__(self, redis: RedisConnection, clock: Callable[[], float]) -> None:
+        self._redis = redis
+        self._clock = clock
+
+    async def create_key(
+        self,
+        team: str,
+        *,
+        limits: KeyLimits = NO_LIMITS,
+        budget: Budget | None = None,
+        policy: str | None = None,
+    ) -> tuple[str, KeyRecord]:
+        plaintext = new_key()
+        key_hash = hash_key(plaintext)
+        record = KeyRecord(
+            key_id=key_id_of(key_hash),
+            team=team,
+            limits=limits,
+            budget=budget,
+            policy=policy,
+            created_at=self._clock(),
+        )
+        await self._redis.commands(
+            ("SET", names.key_record(key_hash), encode_key_record(key_hash, record)),
+            ("SET", names.KEYS_PRESENT, b"1"),
+        )
+        return plaintext, record
+
+    async def authenticate(self, presented: str) -> KeyRecord | None:
+        if not plausible_key(presented):
+            return None
+        presented_hash = hash_key(presented)
+        name = names.key_record(presented_hash)
+        raw = await self._redis.get(name)
+        found = None if raw is None else decode_key_record(raw, where=name)
+        if found is None:
+            return None
+        stored_hash, record = found
+        return record if hashes_match(stored_hash, presented_hash) else None
+
+    async def has_keys(self) -> bool:
+        return await self._redis.exists(names.KEYS_PRESENT)
+
+    async def set_team(self, record: TeamRecord) -> None:
+        await self._redis.commands(
+            ("SET", names.team(record.team), encode_team_record(record)),
+            ("SADD", names.TEAMS_INDEX, record.team),
+        )
+
+    async def get_team(self, team: str) -> TeamRecord | None:
+        name = names.team(team)
+        raw = await self._redis.get(name)
+        return None if raw is None else decode_team_record(raw, where=name)
+
+    async def list_teams(self) -> list[TeamRecord]:
+        teams = await self._redis.smembers(names.TEAMS_INDEX)
+        record_names = [names.team(t) for t in teams]
+        raws = await self._redis.get_many(record_names) if teams else []
+        records = []
+        for name, raw in zip(record_names, raws, strict=True):
+            record = None if raw is None else decode_team_record(raw, where=name)
+            if record is not None:
+                records.append(record)
+        return records
+
+
+class RedisRateLimiter:
+    def __init__(
+        self,
+        redis: RedisConnection,
+        clock: Callable[[], float],
+        stream_ttl_s: float = DEFAULT_STREAM_TTL_S,
+    ) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._stream_ttl_s = stream_ttl_s
+
+    async def admit(self, scope: str, limits: KeyLimits, tokens: int) -> LimitDecision:
+        if limits.rpm is None and limits.tpm is None:
+            return LimitDecision(allowed=True)
+        index, elapsed = window_of(self._clock())
+        admitted, cur_r, cur_t, prev_r, prev_t = await self._redis.run(
+            ADMIT,
+            (names.rate_window(scope, index), names.rate_window(scope, index - 1)),
+            (
+                -1 if limits.rpm is None else limits.rpm,
+                -1 if limits.tpm is None else limits.tpm,
+                tokens,
+                repr(elapsed),
+                _seconds(RATE_WINDOW_TTL_S),
+                repr(WINDOW_S),
+            ),
+        )
+        counts = WindowCounts(int(cur_r), int(cur_t), int(prev_r), int(prev_t))
+        return decide(counts, limits, tokens, elapsed, admitted == 1)
+
+    async def adjust_tokens(self, scope: str, delta: int) -> None:
+        index, _ = window_of(self._clock())
+        await self._redis.run(
+            ADJUST_TOKENS,
+            (names.rate_window(scope, index),),
+            (delta, _seconds(RATE_WINDOW_TTL_S)),
+        )
+
+    async def open_stream(self, scope: str, max_streams: int) -> bool:
+        now = self._clock()
+        taken = await self._redis.run(
+            OPEN_STREAM,
+            (names.streams(scope),),
+            (
+                repr(now),
+                max_streams,
+                uuid.uuid4().hex,
+                repr(now + self._stream_ttl_s),
+                _seconds(self._stream_ttl_s),
+            ),
+        )
+        return bool(taken == 1)
+
+    async def close_stream(self, scope: str) -> None:
+        await self._redis.run(
+            CLOSE_STREAM,
+            (names.streams(scope),),
+            (repr(self._clock()), _seconds(self._stream_ttl_s)),
+        )
+
+
+class RedisSpendLedger:
+    def __init__(
+        self,
+        redis: RedisConnection,
+        clock: Callable[[], float],
+        reservation_ttl_s: float = accounting.DEFAULT_RESERVATION_TTL_S,
+    ) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._reservation_ttl_s = reservation_ttl_s
+
+    async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
+        now = self._clock()
+        day = accounting.period_start(Period.DAY, now)
+        month = accounting.period_start(Period.MONTH, now)
+        day_ttl = accounting.spend_ttl_s(Period.DAY)
+        month_ttl = accounting.spend_ttl_s(Period.MONTH)
+        pairs: list[str | int] = []
+        for field, value in accounting.spend_increments(spend).items():
+            pairs += [field, value]
+        # the per-period team indexes live in other hash slots than the team's
+        # own keys, so they ride in the same round trip but outside the script
+        await self._redis.run(
+            RECORD,
+            (
+                names.spend(spend.team, Period.DAY, day),
+                names.spend(spend.team, Period.MONTH, month),
+                names.reservations(spend.team),
+            ),
+            (
+                day_ttl,
+                month_ttl,
+                accounting.to_micros(reserved_usd) if reserved_usd > 0 else 0,
+                accounting.oldest_live_bucket(now, self._reservation_ttl_s),
+                _seconds(self._reservation_ttl_s),
+                *pairs,
+            ),
+            also=(
+                ("SADD", names.spend_teams(Period.DAY, day), spend.team),
+                ("EXPIRE", names.spend_teams(Period.DAY, day), day_ttl),
+                ("SADD", names.spend_teams(Period.MONTH, month), spend.team),
+                ("EXPIRE", names.spend_teams(Period.MONTH, month), month_ttl),
+            ),
+        )
+
+    async def team_spend(self, team: str, period: Period) -> float:
+        start = accounting.period_start(period, self._clock())
+        (fields,) = await self._redis.hgetall_many([names.spend(team, period, start)])
+        return accounting.from_micros(fields.get(accounting.USD, 0))
+
+    async def reserve(self, team: str, budget: Budget, estimate_usd: float) -> bool:
+        now = self._clock()
+        start = accounting.period_start(budget.period, now)
+        reserved = await self._redis.run(
+            RESERVE,
+            (names.spend(team, budget.period, start), names.reservations(team)),
+            (
+                accounting.to_micros(budget.usd),
+                accounting.to_micros(estimate_usd),
+                accounting.reservation_bucket(now),
+                accounting.oldest_live_bucket(now, self._reservation_ttl_s),
+                _seconds(self._reservation_ttl_s),
+            ),
+        )
+        return bool(reserved == 1)
+
+    async def release(self, team: str, budget: Budget, reserved_usd: float) -> None:
+        if reserved_usd <= 0:
+            return
+        now = self._clock()
+        await self._redis.run(
+            RELEASE,
+            (names.reservations(team),),
+            (
+                accounting.to_micros(reserved_usd),
+                accounting.oldest_live_bucket(now, self._reservation_ttl_s),
+                _seconds(self._reservation_ttl_s),
+            ),
+        )
+
+    async def report(self, period: Period) -> SpendReport:
+        start = accounting.period_start(period, self._clock())
+        teams = await self._redis.smembers(names.spend_teams(period, start))
+        hashes = (
+            await self._redis.hgetall_many([names.spend(t, period, start) for t in teams])
+            if teams
+            else []
+        )
+        return accounting.build_report(period, start, zip(teams, hashes, strict=True))
