@@ -22,7 +22,15 @@ from types import MappingProxyType
 
 from gateway.errors import PolicyDenied
 from gateway.levels import Level
-from gateway.policy.model import Action, CacheSpec, Decision, Facts, RedactSpec, Sensitivity, TraceStep
+from gateway.policy.model import (
+    Action,
+    CacheSpec,
+    Decision,
+    Facts,
+    RedactSpec,
+    Sensitivity,
+    TraceStep,
+)
 from gateway.policy.problems import Problem
 from gateway.policy.rules import Rule, RuleSet
 from gateway.policy.strategies import order
@@ -78,7 +86,9 @@ class CompiledPolicy:
         """
         if key_policy:
             if key_policy not in self.rule_sets:
-                raise PolicyDenied(f"this key's policy '{key_policy}' is not defined by the loaded policy")
+                raise PolicyDenied(
+                    f"this key's policy '{key_policy}' is not defined by the loaded policy"
+                )
             return key_policy
         if team is not None and team in self.teams:
             return self.teams[team]
@@ -96,7 +106,11 @@ class CompiledPolicy:
         )
 
     def sensitivity(
-        self, entities: Iterable[str], declared: Level | None, team: str | None, key_id: str | None = None
+        self,
+        entities: Iterable[str],
+        declared: Level | None,
+        team: str | None,
+        key_id: str | None = None,
     ) -> Sensitivity:
         """The max of the entities' levels and the policy's default level; a declared level
         raises it, and lowers it only for a team or key the policy lets declassify."""
@@ -170,7 +184,9 @@ class CompiledPolicy:
                 ),
                 trace=trace,
             )
-        completion = facts.max_tokens if facts.max_tokens is not None else self.expected_completion_tokens
+        completion = (
+            facts.max_tokens if facts.max_tokens is not None else self.expected_completion_tokens
+        )
         costs = {t.name: t.prices.cost(facts.prompt_tokens, completion) for t in eligible}
         ranked = order(rule.strategy, eligible, facts, costs)
         return Decision(
@@ -198,7 +214,9 @@ class CompiledPolicy:
     def leaving_level(self, facts: Facts, redacted: frozenset[str]) -> Level:
         """The level of what is sent once ``redacted`` entity types are replaced."""
         declared = facts.declared_level if facts.declared_level is not None else Level.PUBLIC
-        levels = {e: facts.entity_levels.get(e, self.entity_level(e)) for e in facts.sensitivity.entities}
+        levels = {
+            e: facts.entity_levels.get(e, self.entity_level(e)) for e in facts.sensitivity.entities
+        }
         explained = max([declared, self.default_level, *levels.values()])
         kept = max(
             [declared, self.default_level, *(lvl for e, lvl in levels.items() if e not in redacted)]

@@ -139,9 +139,7 @@ def _not(inner: Condition) -> Condition:
     return Condition(f"not ({inner.text})", check)
 
 
-def _compare(
-    label: str, get: Callable[[Facts], Any], op: str, expected: Any
-) -> Condition:
+def _compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) -> Condition:
     text = f"{label} {_fmt_op(op)} {_fmt(expected)}"
     if op in ("in", "not_in"):
         members = frozenset(expected)
@@ -201,8 +199,11 @@ class ConditionParser:
         if node is None or node.value is None:
             return ALWAYS
         if not node.is_mapping:
-            self.r.error(node, f"'when' must be a mapping of conditions, got {describe(node.value)}",
-                         "write e.g. when: {task: code}")
+            self.r.error(
+                node,
+                f"'when' must be a mapping of conditions, got {describe(node.value)}",
+                "write e.g. when: {task: code}",
+            )
             return None
         parts: list[Condition] = []
         ok = True
@@ -268,7 +269,9 @@ class ConditionParser:
     def _ops(self, node: Node, label: str, allowed: tuple[str, ...]) -> dict[str, Node] | None:
         entries = self.r.mapping(node, f"condition '{label}'", allowed)
         if entries is not None and not entries:
-            self.r.error(node, f"condition '{label}' has no operator", "use one of: " + ", ".join(allowed))
+            self.r.error(
+                node, f"condition '{label}' has no operator", "use one of: " + ", ".join(allowed)
+            )
             return None
         return entries
 
@@ -318,13 +321,20 @@ class ConditionParser:
         try:
             pattern = re.compile(text)
         except re.error as exc:
-            self.r.error(node, f"invalid regular expression /{text}/: {exc}",
-                         "fix the pattern (Python re syntax; quote it in YAML)")
+            self.r.error(
+                node,
+                f"invalid regular expression /{text}/: {exc}",
+                "fix the pattern (Python re syntax; quote it in YAML)",
+            )
             return None
         return _compare(label, get, "matches", pattern)
 
     def _known_string(self, label: str, node: Node) -> str | None:
-        vocab = {"task": self.vocab.tasks, "model": self.vocab.aliases, "endpoint": frozenset(ENDPOINTS)}
+        vocab = {
+            "task": self.vocab.tasks,
+            "model": self.vocab.aliases,
+            "endpoint": frozenset(ENDPOINTS),
+        }
         choices = vocab.get(label)
         if choices is None:
             return self.r.string(node, f"'{label}'")
@@ -348,8 +358,11 @@ class ConditionParser:
 
         if not node.is_mapping:
             if node.is_sequence:
-                self.r.error(node, f"'{label}' compares numbers; a list is not allowed",
-                             "write e.g. {gt: 1000}")
+                self.r.error(
+                    node,
+                    f"'{label}' compares numbers; a list is not allowed",
+                    "write e.g. {gt: 1000}",
+                )
                 return None
             v = value(node)
             return _compare(label, get, "eq", v) if v is not None else None
@@ -363,16 +376,23 @@ class ConditionParser:
         if entries is None:
             return None
         if "target" not in entries:
-            self.r.error(node, "'estimated_cost' needs 'target' (whose prices to use)",
-                         "add target: <a target name>")
+            self.r.error(
+                node,
+                "'estimated_cost' needs 'target' (whose prices to use)",
+                "add target: <a target name>",
+            )
             return None
         target = self.r.string(entries.pop("target"), "'estimated_cost.target'")
         if target is None:
             return None
         prices = self.vocab.prices.get(target)
         if prices is None:
-            self.r.error(node, f"unknown target '{target}' in 'estimated_cost'",
-                         suggest(target, self.vocab.prices) + f" (or declare target '{target}' under targets:)")
+            self.r.error(
+                node,
+                f"unknown target '{target}' in 'estimated_cost'",
+                suggest(target, self.vocab.prices)
+                + f" (or declare target '{target}' under targets:)",
+            )
             return None
         if not entries:
             self.r.error(node, "'estimated_cost' has no comparison", "add e.g. gt: 0.01")
@@ -410,8 +430,11 @@ class ConditionParser:
         ok = True
         for name in names:
             if name not in self.vocab.entities:
-                self.r.error(node, f"unknown entity '{name}'",
-                             suggest(name, self.vocab.entities) + f" (or declare '{name}' under entities:)")
+                self.r.error(
+                    node,
+                    f"unknown entity '{name}'",
+                    suggest(name, self.vocab.entities) + f" (or declare '{name}' under entities:)",
+                )
                 ok = False
         return frozenset(names) if ok else None
 
@@ -444,7 +467,12 @@ class ConditionParser:
         return self._one_op(label, get, "eq", node, value)
 
     def _one_op(
-        self, label: str, get: Callable[[Facts], Any], op: str, arg: Node, value: Callable[[Node], Any]
+        self,
+        label: str,
+        get: Callable[[Facts], Any],
+        op: str,
+        arg: Node,
+        value: Callable[[Node], Any],
     ) -> Condition | None:
         if op in ("in", "not_in"):
             items = self.r.sequence(arg, f"'{label}.{op}'")
@@ -458,7 +486,11 @@ class ConditionParser:
         return _compare(label, get, op, v) if v is not None else None
 
     def _combine_ops(
-        self, label: str, get: Callable[[Facts], Any], ops: dict[str, Node], value: Callable[[Node], Any]
+        self,
+        label: str,
+        get: Callable[[Facts], Any],
+        ops: dict[str, Node],
+        value: Callable[[Node], Any],
     ) -> Condition | None:
         parts = [self._one_op(label, get, op, arg, value) for op, arg in ops.items()]
         if any(p is None for p in parts):
@@ -466,4 +498,12 @@ class ConditionParser:
         return _all([p for p in parts if p is not None])
 
 
-__all__ = ["ALWAYS", "CONDITION_KEYS", "ENDPOINTS", "LEVEL_NAMES", "Condition", "ConditionParser", "Vocabulary"]
+__all__ = [
+    "ALWAYS",
+    "CONDITION_KEYS",
+    "ENDPOINTS",
+    "LEVEL_NAMES",
+    "Condition",
+    "ConditionParser",
+    "Vocabulary",
+]

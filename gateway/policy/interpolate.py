@@ -32,7 +32,7 @@ class Interpolated:
 def interpolate(text: str, environ: Mapping[str, str]) -> Interpolated:
     if "$" not in text:
         return Interpolated(text)
-    out, missing, names, end = _expand(text, 0, environ, nested=False)
+    out, missing, names, _end = _expand(text, 0, environ, nested=False)
     return Interpolated("".join(out), tuple(missing), tuple(names))
 
 

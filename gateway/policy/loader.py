@@ -9,6 +9,7 @@ warnings ride along on the compiled policy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Mapping
@@ -30,7 +31,16 @@ from gateway.policy.source import Node, read_file
 from gateway.policy.target_spec import TargetDefaults, read_defaults, read_target
 from gateway.targets import Target
 
-TOP_KEYS = ("targets", "aliases", "entities", "sensitivity", "defaults", "rules", "policies", "teams")
+TOP_KEYS = (
+    "targets",
+    "aliases",
+    "entities",
+    "sensitivity",
+    "defaults",
+    "rules",
+    "policies",
+    "teams",
+)
 _NAMED = ("targets", "aliases", "entities", "policies", "teams")
 _MERGED = ("sensitivity", "defaults")
 DEFAULT_KEYS = ("expected_completion_tokens", "cache", "baseline", "timeouts", "retry", "circuit")
@@ -59,20 +69,37 @@ def load_policy(
     """Compile the policy at ``path`` (a directory or one file); raises :class:`PolicyError`."""
     problems: list[Problem] = []
     if not path.exists():
-        raise PolicyError([Problem(path, None, None, "no such file or directory",
-                                   "point GATEWAY_POLICIES (or the DIR argument) at a policy directory")])
+        raise PolicyError(
+            [
+                Problem(
+                    path,
+                    None,
+                    None,
+                    "no such file or directory",
+                    "point GATEWAY_POLICIES (or the DIR argument) at a policy directory",
+                )
+            ]
+        )
     files = policy_files(path)
     if not files:
-        raise PolicyError([Problem(path, None, None, "no *.yaml policy files here",
-                                   "add a policy file, e.g. copy the shipped policies/")])
+        raise PolicyError(
+            [
+                Problem(
+                    path,
+                    None,
+                    None,
+                    "no *.yaml policy files here",
+                    "add a policy file, e.g. copy the shipped policies/",
+                )
+            ]
+        )
     digest = hashlib.sha256()
     reader = Reader(problems)
     merged = _Merged()
     for file in files:
-        try:
+        # an unreadable file is reported by read_file, just below
+        with contextlib.suppress(OSError):
             digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
-        except OSError:
-            pass  # read_file reports the same failure as a problem
         root = read_file(file, environ, problems)
         if root is not None:
             _merge(reader, root, merged)
@@ -96,8 +123,11 @@ def _merge(reader: Reader, root: Node, out: _Merged) -> None:
     for section, node in (sections or {}).items():
         if section == "rules":
             if out.rules is not None:
-                reader.error(node, f"'rules:' is defined in {out.rules.file.name} (line {out.rules.line}) and here",
-                             "keep the default rule set in one file; put other rule sets under policies:")
+                reader.error(
+                    node,
+                    f"'rules:' is defined in {out.rules.file.name} (line {out.rules.line}) and here",
+                    "keep the default rule set in one file; put other rule sets under policies:",
+                )
             else:
                 out.rules = node
             continue
@@ -107,20 +137,32 @@ def _merge(reader: Reader, root: Node, out: _Merged) -> None:
             if section in _NAMED:
                 seen = out.named[section].get(name)
                 if seen is not None:
-                    reader.error(value, f"{section[:-1] if section != 'policies' else 'policy'} '{name}' is defined twice "
-                                 f"(also in {seen.file.name}, near line {seen.line})",
-                                 "rename or remove one of them", line=line)
+                    reader.error(
+                        value,
+                        f"{section[:-1] if section != 'policies' else 'policy'} '{name}' is defined twice "
+                        f"(also in {seen.file.name}, near line {seen.line})",
+                        "rename or remove one of them",
+                        line=line,
+                    )
                     continue
                 if not _NAME.match(name):
-                    reader.error(value, f"'{name}' is not a valid name in {section}",
-                                 "use letters, digits and - _ . : /", line=line)
+                    reader.error(
+                        value,
+                        f"'{name}' is not a valid name in {section}",
+                        "use letters, digits and - _ . : /",
+                        line=line,
+                    )
                     continue
                 out.named[section][name] = value
             else:
                 where = out.merged_lines.get((section, name))
                 if where is not None:
-                    reader.error(value, f"{section}.{name} is set twice (also in {where[0].name}:{where[1]})",
-                                 "set it in one file only", line=line)
+                    reader.error(
+                        value,
+                        f"{section}.{name} is set twice (also in {where[0].name}:{where[1]})",
+                        "set it in one file only",
+                        line=line,
+                    )
                     continue
                 out.merged_lines[(section, name)] = (value.file, line)
                 out.merged[section][name] = value
@@ -134,11 +176,20 @@ def _compile(reader: Reader, m: _Merged, prices: PriceBook | None) -> CompiledPo
             reader.error(node, f"unknown key '{key}' in defaults", suggest(key, DEFAULT_KEYS))
     for key, node in sens.items():
         if key not in SENSITIVITY_KEYS:
-            reader.error(node, f"unknown key '{key}' in sensitivity", suggest(key, SENSITIVITY_KEYS))
+            reader.error(
+                node, f"unknown key '{key}' in sensitivity", suggest(key, SENSITIVITY_KEYS)
+            )
 
     expected = 256
     if "expected_completion_tokens" in defaults:
-        expected = reader.integer(defaults["expected_completion_tokens"], "defaults.expected_completion_tokens", minimum=1) or 256
+        expected = (
+            reader.integer(
+                defaults["expected_completion_tokens"],
+                "defaults.expected_completion_tokens",
+                minimum=1,
+            )
+            or 256
+        )
     cache = CacheSpec()
     if "cache" in defaults:
         cache = read_cache(reader, defaults["cache"], "defaults.cache", cache) or cache
@@ -148,7 +199,9 @@ def _compile(reader: Reader, m: _Merged, prices: PriceBook | None) -> CompiledPo
     known_entities = frozenset(BUILTIN_ENTITIES) | frozenset(custom)
     default_level = Level.PUBLIC
     if "default_level" in sens:
-        default_level = reader.level(sens["default_level"], "sensitivity.default_level") or Level.PUBLIC
+        default_level = (
+            reader.level(sens["default_level"], "sensitivity.default_level") or Level.PUBLIC
+        )
     declassify = _declassify(reader, sens.get("declassify"))
 
     targets: dict[str, Target] = {}
@@ -171,17 +224,29 @@ def _compile(reader: Reader, m: _Merged, prices: PriceBook | None) -> CompiledPo
     if m.rules is not None:
         rule_sets["default"] = parser.rule_set("default", m.rules)
     for name, node in m.named["policies"].items():
-        entries = reader.mapping(node, f"policy '{name}'", ("rules", "description"), required=("rules",))
+        entries = reader.mapping(
+            node, f"policy '{name}'", ("rules", "description"), required=("rules",)
+        )
         if name == "default" and "default" in rule_sets:
-            reader.error(node, "policy 'default' is also defined by the top-level 'rules:'",
-                         "keep one of them")
+            reader.error(
+                node,
+                "policy 'default' is also defined by the top-level 'rules:'",
+                "keep one of them",
+            )
             continue
         if entries is not None and "rules" in entries:
             rule_sets[name] = parser.rule_set(name, entries["rules"])
     if "default" not in rule_sets:
         anchor = next(iter(m.named["targets"].values()), None)
-        reader.problems.append(Problem(anchor.file if anchor else None, None, None,
-                                       "no default rule set", "add a top-level 'rules:' list"))
+        reader.problems.append(
+            Problem(
+                anchor.file if anchor else None,
+                None,
+                None,
+                "no default rule set",
+                "add a top-level 'rules:' list",
+            )
+        )
     teams = _teams(reader, m.named["teams"], frozenset(m.named["policies"]) | {"default"})
 
     baseline = None
@@ -209,16 +274,23 @@ def _entities(
     reader: Reader, custom_nodes: Mapping[str, Node], levels_node: Node | None
 ) -> tuple[dict[str, str], dict[str, Level]]:
     levels: dict[str, Level] = {
-        e: (Level.RESTRICTED if e in SECRET_ENTITIES else Level.CONFIDENTIAL) for e in BUILTIN_ENTITIES
+        e: (Level.RESTRICTED if e in SECRET_ENTITIES else Level.CONFIDENTIAL)
+        for e in BUILTIN_ENTITIES
     }
     custom: dict[str, str] = {}
     custom_level_set: set[str] = set()
     for name, node in custom_nodes.items():
         what = f"entity '{name}'"
         if name in BUILTIN_ENTITIES:
-            reader.error(node, f"{what} is built in", f"set its level under sensitivity.entities: {{{name}: <level>}}")
+            reader.error(
+                node,
+                f"{what} is built in",
+                f"set its level under sensitivity.entities: {{{name}: <level>}}",
+            )
             continue
-        entries = reader.mapping(node, what, ("pattern", "level", "description"), required=("pattern",))
+        entries = reader.mapping(
+            node, what, ("pattern", "level", "description"), required=("pattern",)
+        )
         if entries is None or "pattern" not in entries:
             continue
         pattern = reader.string(entries["pattern"], f"{what}: pattern")
@@ -227,8 +299,11 @@ def _entities(
         try:
             re.compile(pattern)
         except re.error as exc:
-            reader.error(entries["pattern"], f"{what}: invalid regular expression: {exc}",
-                         "fix the pattern (Python re syntax; single-quote it in YAML)")
+            reader.error(
+                entries["pattern"],
+                f"{what}: invalid regular expression: {exc}",
+                "fix the pattern (Python re syntax; single-quote it in YAML)",
+            )
             continue
         custom[name] = pattern
         levels[name] = Level.CONFIDENTIAL
@@ -242,11 +317,18 @@ def _entities(
     if levels_node is not None:
         for name, node in (reader.named_mapping(levels_node, "sensitivity.entities") or {}).items():
             if name not in levels:
-                reader.error(node, f"unknown entity '{name}' in sensitivity.entities",
-                             f"{suggest(name, levels)} (or declare it under entities: with a pattern)")
+                reader.error(
+                    node,
+                    f"unknown entity '{name}' in sensitivity.entities",
+                    f"{suggest(name, levels)} (or declare it under entities: with a pattern)",
+                )
                 continue
             if name in custom_level_set:
-                reader.error(node, f"the level of entity '{name}' is set twice", "keep its level under entities:")
+                reader.error(
+                    node,
+                    f"the level of entity '{name}' is set twice",
+                    "keep its level under entities:",
+                )
                 continue
             level = reader.level(node, f"sensitivity.entities.{name}")
             if level is not None:
@@ -265,7 +347,9 @@ def _declassify(reader: Reader, node: Node | None) -> Declassify:
     return Declassify(frozenset(teams or ()), frozenset(keys or ()))
 
 
-def _aliases(reader: Reader, nodes: Mapping[str, Node], targets: frozenset[str]) -> dict[str, Alias]:
+def _aliases(
+    reader: Reader, nodes: Mapping[str, Node], targets: frozenset[str]
+) -> dict[str, Alias]:
     aliases: dict[str, Alias] = {}
     for name, node in nodes.items():
         what = f"alias '{name}'"
@@ -280,17 +364,27 @@ def _aliases(reader: Reader, nodes: Mapping[str, Node], targets: frozenset[str])
             names = reader.names(entries["targets"], f"{what}: targets") or []
             for target in names:
                 if target not in targets:
-                    reader.error(entries["targets"], f"unknown target '{target}' in {what}",
-                                 f"{suggest(target, targets)} (or declare target '{target}' under targets:)")
+                    reader.error(
+                        entries["targets"],
+                        f"unknown target '{target}' in {what}",
+                        f"{suggest(target, targets)} (or declare target '{target}' under targets:)",
+                    )
         endpoints: tuple[str, ...] = ALL_ENDPOINTS
         if "endpoints" in entries:
             listed = reader.names(entries["endpoints"], f"{what}: endpoints") or []
             for endpoint in listed:
                 if endpoint not in ALL_ENDPOINTS:
-                    reader.error(entries["endpoints"], f"unknown endpoint '{endpoint}' in {what}",
-                                 suggest(endpoint, ALL_ENDPOINTS))
+                    reader.error(
+                        entries["endpoints"],
+                        f"unknown endpoint '{endpoint}' in {what}",
+                        suggest(endpoint, ALL_ENDPOINTS),
+                    )
             endpoints = tuple(listed)
-        description = reader.string(entries["description"], f"{what}: description") if "description" in entries else None
+        description = (
+            reader.string(entries["description"], f"{what}: description")
+            if "description" in entries
+            else None
+        )
         aliases[name] = Alias(name, tuple(names), endpoints, description)
     if "auto" not in aliases:
         aliases["auto"] = Alias("auto", description="the policy's rules decide")
@@ -311,8 +405,11 @@ def _teams(reader: Reader, nodes: Mapping[str, Node], rule_sets: frozenset[str])
         if policy is None:
             continue
         if policy not in rule_sets:
-            reader.error(entries["policy"], f"team '{name}' uses unknown policy '{policy}'",
-                         f"{suggest(policy, rule_sets)} (or define it under policies:)")
+            reader.error(
+                entries["policy"],
+                f"team '{name}' uses unknown policy '{policy}'",
+                f"{suggest(policy, rule_sets)} (or define it under policies:)",
+            )
             continue
         teams[name] = policy
     return teams

@@ -42,10 +42,14 @@ class Reader:
         finally:
             self.rule = outer
 
-    def error(self, node: Node, message: str, fix: str | None = None, *, line: int | None = None) -> None:
+    def error(
+        self, node: Node, message: str, fix: str | None = None, *, line: int | None = None
+    ) -> None:
         self.problems.append(Problem(node.file, line or node.line, self.rule, message, fix))
 
-    def warn(self, node: Node, message: str, fix: str | None = None, *, line: int | None = None) -> None:
+    def warn(
+        self, node: Node, message: str, fix: str | None = None, *, line: int | None = None
+    ) -> None:
         self.problems.append(
             Problem(node.file, line or node.line, self.rule, message, fix, Severity.WARNING)
         )

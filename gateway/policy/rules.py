@@ -19,7 +19,17 @@ from gateway.policy.read import Reader, describe
 from gateway.policy.source import Node
 from gateway.policy.strategies import Strategy
 
-RULE_KEYS = ("name", "description", "when", "route", "deny", "redact", "cache", "limits", "baseline")
+RULE_KEYS = (
+    "name",
+    "description",
+    "when",
+    "route",
+    "deny",
+    "redact",
+    "cache",
+    "limits",
+    "baseline",
+)
 ROUTE_KEYS = ("targets", "alias", "strategy")
 
 
@@ -80,25 +90,36 @@ class RuleParser:
                 continue
             if rule.name in seen:
                 with self.r.in_rule(rule.name):
-                    self.r.error(item, f"rule name '{rule.name}' is used twice in '{name}' (first on line {seen[rule.name]})",
-                                 "give every rule of a rule set its own name")
+                    self.r.error(
+                        item,
+                        f"rule name '{rule.name}' is used twice in '{name}' (first on line {seen[rule.name]})",
+                        "give every rule of a rule set its own name",
+                    )
                 continue
             seen[rule.name] = item.line
             if catch_all is not None:
                 with self.r.in_rule(rule.name):
-                    self.r.warn(item, f"rule '{rule.name}' can never match: rule '{catch_all.name}' above it matches every request",
-                                "move it above the catch-all rule, or remove it")
+                    self.r.warn(
+                        item,
+                        f"rule '{rule.name}' can never match: rule '{catch_all.name}' above it matches every request",
+                        "move it above the catch-all rule, or remove it",
+                    )
             elif rule.when.always and not rule.use_alias:
                 catch_all = rule
             rules.append(rule)
         if items is not None and catch_all is None and items:
-            self.r.warn(node, f"rule set '{name}' has no catch-all rule: a request no rule matches is denied",
-                        "end it with a rule without 'when'")
+            self.r.warn(
+                node,
+                f"rule set '{name}' has no catch-all rule: a request no rule matches is denied",
+                "end it with a rule without 'when'",
+            )
         return RuleSet(name, tuple(rules))
 
     def rule(self, node: Node, fallback_name: str) -> Rule | None:
         name_node = node.value.get("name") if node.is_mapping else None
-        name = name_node.value if name_node is not None and isinstance(name_node.value, str) else None
+        name = (
+            name_node.value if name_node is not None and isinstance(name_node.value, str) else None
+        )
         with self.r.in_rule(name or fallback_name):
             return self._rule(node, name)
 
@@ -112,16 +133,27 @@ class RuleParser:
         actions = [k for k in ("route", "deny") if k in entries]
         if len(actions) != 1:
             if actions:
-                self.r.error(node, "a rule has exactly one action, this one has both 'route' and 'deny'",
-                             "split it into two rules")
+                self.r.error(
+                    node,
+                    "a rule has exactly one action, this one has both 'route' and 'deny'",
+                    "split it into two rules",
+                )
             else:
-                self.r.error(node, "a rule needs an action: 'route' or 'deny'",
-                             "add route: {targets: [...]} or deny: {message: ...}")
+                self.r.error(
+                    node,
+                    "a rule needs an action: 'route' or 'deny'",
+                    "add route: {targets: [...]} or deny: {message: ...}",
+                )
         if "description" in entries:
             self.r.string(entries["description"], "description")
         when = self.conditions.parse(entries.get("when"))
-        rule = Rule(name=name, when=when or Condition("invalid", lambda _f: "invalid"), action=Action.ROUTE,
-                    file=node.file, line=node.line)
+        rule = Rule(
+            name=name,
+            when=when or Condition("invalid", lambda _f: "invalid"),
+            action=Action.ROUTE,
+            file=node.file,
+            line=node.line,
+        )
         fields: dict[str, object] = {}
         if "route" in entries:
             fields.update(self._route(entries["route"]))
@@ -130,7 +162,11 @@ class RuleParser:
             fields["deny_message"] = self._deny(entries["deny"])
             for extra in ("redact", "cache", "limits", "baseline"):
                 if extra in entries:
-                    self.r.error(entries[extra], f"'{extra}' has no meaning on a deny rule", f"remove '{extra}'")
+                    self.r.error(
+                        entries[extra],
+                        f"'{extra}' has no meaning on a deny rule",
+                        f"remove '{extra}'",
+                    )
         if "redact" in entries and "route" in entries:
             fields["redact"] = self._redact(entries["redact"])
         if "cache" in entries:
@@ -146,8 +182,11 @@ class RuleParser:
     def target_name(self, node: Node, what: str) -> str | None:
         value = self.r.string(node, what)
         if value is not None and value not in self.targets:
-            self.r.error(node, f"unknown target '{value}' in {what}",
-                         f"{suggest(value, self.targets)} (or declare target '{value}' under targets:)")
+            self.r.error(
+                node,
+                f"unknown target '{value}' in {what}",
+                f"{suggest(value, self.targets)} (or declare target '{value}' under targets:)",
+            )
             return None
         return value
 
@@ -158,28 +197,47 @@ class RuleParser:
         out: dict[str, object] = {}
         has_targets, has_alias = "targets" in entries, "alias" in entries
         if has_targets == has_alias:
-            self.r.error(node, "route needs either 'targets' or 'alias: true'" if not has_targets
-                         else "route has both 'targets' and 'alias'; use one",
-                         "write route: {targets: [a, b]} or route: {alias: true}")
+            self.r.error(
+                node,
+                "route needs either 'targets' or 'alias: true'"
+                if not has_targets
+                else "route has both 'targets' and 'alias'; use one",
+                "write route: {targets: [a, b]} or route: {alias: true}",
+            )
         if has_alias:
             flag = self.r.boolean(entries["alias"], "route.alias")
             if flag is False:
-                self.r.error(entries["alias"], "route.alias: false means nothing", "write alias: true or list targets")
+                self.r.error(
+                    entries["alias"],
+                    "route.alias: false means nothing",
+                    "write alias: true or list targets",
+                )
             out["use_alias"] = True
         if has_targets:
             items = self.r.names(entries["targets"], "route.targets")
             if items is not None:
                 if not items:
-                    self.r.error(entries["targets"], "route.targets is empty", "name at least one target")
+                    self.r.error(
+                        entries["targets"], "route.targets is empty", "name at least one target"
+                    )
                 if len(set(items)) != len(items):
-                    self.r.error(entries["targets"], "route.targets names a target twice", "name each target once")
+                    self.r.error(
+                        entries["targets"],
+                        "route.targets names a target twice",
+                        "name each target once",
+                    )
                 for item in items:
                     if item not in self.targets:
-                        self.r.error(entries["targets"], f"unknown target '{item}' in route.targets",
-                                     f"{suggest(item, self.targets)} (or declare target '{item}' under targets:)")
+                        self.r.error(
+                            entries["targets"],
+                            f"unknown target '{item}' in route.targets",
+                            f"{suggest(item, self.targets)} (or declare target '{item}' under targets:)",
+                        )
                 out["targets"] = tuple(items)
         if "strategy" in entries:
-            value = self.r.choice(entries["strategy"], "route.strategy", [s.value for s in Strategy])
+            value = self.r.choice(
+                entries["strategy"], "route.strategy", [s.value for s in Strategy]
+            )
             if value is not None:
                 out["strategy"] = Strategy(value)
         return out
@@ -194,7 +252,9 @@ class RuleParser:
         entries = self.r.mapping(node, "redact", ("entities", "restore"), required=("entities",))
         if entries is None or "entities" not in entries:
             return None
-        restore = self.r.boolean(entries["restore"], "redact.restore") if "restore" in entries else False
+        restore = (
+            self.r.boolean(entries["restore"], "redact.restore") if "restore" in entries else False
+        )
         which = entries["entities"]
         if which.value == "all":
             return RedactRule(None, bool(restore))
@@ -203,8 +263,11 @@ class RuleParser:
             return None
         for name in names:
             if name not in self.entities:
-                self.r.error(which, f"unknown entity '{name}' in redact.entities",
-                             f"{suggest(name, self.entities)} (or write entities: all)")
+                self.r.error(
+                    which,
+                    f"unknown entity '{name}' in redact.entities",
+                    f"{suggest(name, self.entities)} (or write entities: all)",
+                )
         return RedactRule(frozenset(names), bool(restore))
 
     def _cache(self, node: Node, base: CacheSpec) -> CacheSpec | None:
@@ -227,7 +290,9 @@ def read_cache(reader: Reader, node: Node, what: str, base: CacheSpec) -> CacheS
         value = reader.choice(entries["mode"], f"{what}.mode", [m.value for m in CacheMode])
         mode = CacheMode(value) if value is not None else mode
     if "ttl_s" in entries:
-        number = reader.number(entries["ttl_s"], f"{what}.ttl_s", minimum=0.0, exclusive_minimum=True)
+        number = reader.number(
+            entries["ttl_s"], f"{what}.ttl_s", minimum=0.0, exclusive_minimum=True
+        )
         ttl = number if number is not None else ttl
     if "shared" in entries:
         flag = reader.boolean(entries["shared"], f"{what}.shared")

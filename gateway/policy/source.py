@@ -103,7 +103,7 @@ class _Composer:
         value: Any = result.text
         if node.style is None and result.text:
             # a plain scalar: resolve its type after substitution (ints, floats, bools)
-            tag = loader.resolve(yaml.ScalarNode, result.text, (True, False))
+            tag = loader.resolve(yaml.ScalarNode, result.text, (True, False))  # type: ignore[no-untyped-call]
             if tag != "tag:yaml.org,2002:str":
                 value = loader.construct_object(yaml.ScalarNode(tag, result.text))
         return Node(value, self.path, line, missing=result.missing, env_names=result.names)

@@ -84,7 +84,7 @@ def read_knobs(reader: Reader, node: Node, what: str, base: Any) -> Any:
         elif isinstance(current, bool):
             parsed = reader.boolean(value, label)
         elif isinstance(current, int):
-            parsed = reader.integer(value, label, minimum=1 if name != "chunk_tokens" else 1)
+            parsed = reader.integer(value, label, minimum=1)
         else:
             parsed = reader.number(value, label, minimum=0.0)
         if parsed is not None or value.value is None:
@@ -95,11 +95,15 @@ def read_knobs(reader: Reader, node: Node, what: str, base: Any) -> Any:
 def read_defaults(reader: Reader, entries: Mapping[str, Node]) -> TargetDefaults:
     out = TargetDefaults()
     if "timeouts" in entries:
-        out = replace(out, timeouts=read_knobs(reader, entries["timeouts"], "defaults.timeouts", out.timeouts))
+        out = replace(
+            out, timeouts=read_knobs(reader, entries["timeouts"], "defaults.timeouts", out.timeouts)
+        )
     if "retry" in entries:
         out = replace(out, retry=read_knobs(reader, entries["retry"], "defaults.retry", out.retry))
     if "circuit" in entries:
-        out = replace(out, circuit=read_knobs(reader, entries["circuit"], "defaults.circuit", out.circuit))
+        out = replace(
+            out, circuit=read_knobs(reader, entries["circuit"], "defaults.circuit", out.circuit)
+        )
     return out
 
 
@@ -111,7 +115,11 @@ def read_target(
     if entries is None:
         return None
     before = len(reader.problems)
-    kind_name = reader.choice(entries["kind"], f"{what}: kind", [k.value for k in Kind]) if "kind" in entries else None
+    kind_name = (
+        reader.choice(entries["kind"], f"{what}: kind", [k.value for k in Kind])
+        if "kind" in entries
+        else None
+    )
     provider_name = (
         reader.choice(entries["provider"], f"{what}: provider", [p.value for p in ProviderType])
         if "provider" in entries
@@ -132,15 +140,24 @@ def read_target(
             reader.error(node, f"{what} needs 'model'", "add model: <the upstream model name>")
     base_url = text("base_url")
     if provider is ProviderType.OPENAI_COMPATIBLE and "base_url" not in entries:
-        reader.error(node, f"{what} (provider openai) needs 'base_url'",
-                     "add base_url: e.g. http://localhost:8000/v1")
+        reader.error(
+            node,
+            f"{what} (provider openai) needs 'base_url'",
+            "add base_url: e.g. http://localhost:8000/v1",
+        )
     litellm_provider = text("litellm_provider")
     if provider is ProviderType.LITELLM and "litellm_provider" not in entries:
-        reader.error(node, f"{what} (provider litellm) needs 'litellm_provider'",
-                     "add litellm_provider: e.g. anthropic, gemini, mistral")
+        reader.error(
+            node,
+            f"{what} (provider litellm) needs 'litellm_provider'",
+            "add litellm_provider: e.g. anthropic, gemini, mistral",
+        )
     if provider is not ProviderType.SIMULATED and "simulated" in entries:
-        reader.error(entries["simulated"], f"{what}: 'simulated' only applies to provider: simulated",
-                     "remove it, or set provider: simulated")
+        reader.error(
+            entries["simulated"],
+            f"{what}: 'simulated' only applies to provider: simulated",
+            "remove it, or set provider: simulated",
+        )
 
     api_key, unavailable = _api_key(reader, what, entries.get("api_key"), kind)
     level = (
@@ -148,14 +165,42 @@ def read_target(
         if "max_sensitivity" in entries
         else (Level.RESTRICTED if kind is Kind.OPEN else Level.INTERNAL)
     )
-    weight = reader.number(entries["weight"], f"{what}: weight", minimum=0.0, exclusive_minimum=True) if "weight" in entries else 1.0
-    context_window = reader.integer(entries["context_window"], f"{what}: context_window", minimum=1) if "context_window" in entries else None
+    weight = (
+        reader.number(entries["weight"], f"{what}: weight", minimum=0.0, exclusive_minimum=True)
+        if "weight" in entries
+        else 1.0
+    )
+    context_window = (
+        reader.integer(entries["context_window"], f"{what}: context_window", minimum=1)
+        if "context_window" in entries
+        else None
+    )
     headers = _headers(reader, what, entries.get("headers"))
-    price = read_knobs(reader, entries["price"], f"{what}: price", Prices()) if "price" in entries else None
-    timeouts = read_knobs(reader, entries["timeouts"], f"{what}: timeouts", defaults.timeouts) if "timeouts" in entries else defaults.timeouts
-    retry = read_knobs(reader, entries["retry"], f"{what}: retry", defaults.retry) if "retry" in entries else defaults.retry
-    circuit = read_knobs(reader, entries["circuit"], f"{what}: circuit", defaults.circuit) if "circuit" in entries else defaults.circuit
-    simulated = read_knobs(reader, entries["simulated"], f"{what}: simulated", SimulatedKnobs()) if "simulated" in entries else SimulatedKnobs()
+    price = (
+        read_knobs(reader, entries["price"], f"{what}: price", Prices())
+        if "price" in entries
+        else None
+    )
+    timeouts = (
+        read_knobs(reader, entries["timeouts"], f"{what}: timeouts", defaults.timeouts)
+        if "timeouts" in entries
+        else defaults.timeouts
+    )
+    retry = (
+        read_knobs(reader, entries["retry"], f"{what}: retry", defaults.retry)
+        if "retry" in entries
+        else defaults.retry
+    )
+    circuit = (
+        read_knobs(reader, entries["circuit"], f"{what}: circuit", defaults.circuit)
+        if "circuit" in entries
+        else defaults.circuit
+    )
+    simulated = (
+        read_knobs(reader, entries["simulated"], f"{what}: simulated", SimulatedKnobs())
+        if "simulated" in entries
+        else SimulatedKnobs()
+    )
     if "description" in entries:
         text("description")
 
@@ -165,7 +210,9 @@ def read_target(
         return None
     assert model is not None and level is not None and weight is not None
     if price is None:
-        price, looked_up_window = _price(reader, node, what, kind, provider, model, litellm_provider, prices)
+        price, looked_up_window = _price(
+            reader, node, what, kind, provider, model, litellm_provider, prices
+        )
         context_window = context_window or looked_up_window
     return Target(
         name=name,
@@ -188,7 +235,9 @@ def read_target(
     )
 
 
-def _api_key(reader: Reader, what: str, node: Node | None, kind: Kind) -> tuple[str | None, str | None]:
+def _api_key(
+    reader: Reader, what: str, node: Node | None, kind: Kind
+) -> tuple[str | None, str | None]:
     if node is None:
         return None, None
     key = reader.string(node, f"{what}: api_key", allow_unset_env=True)

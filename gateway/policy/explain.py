@@ -1,0 +1,88 @@
+"""A decision as plain data: what ``policy explain`` prints and ``/gateway/explain`` answers.
+
+Entity *names* only, never the values found; no prompt text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.facts.build import FactsBuilder
+from gateway.policy.model import Decision, Facts
+
+
+def explanation(facts: Facts, decision: Decision) -> dict[str, Any]:
+    """``{"rule", "action", "targets", "task", "sensitivity", "estimated_cost_usd", "trace", ...}``."""
+    out: dict[str, Any] = {
+        "rule": decision.rule,
+        "action": decision.action.value,
+        "targets": list(decision.targets),
+        "task": facts.task,
+        "sensitivity": {
+            "level": facts.sensitivity.level.label,
+            "entities": list(facts.sensitivity.entities),
+            # the level of what is sent, after any redaction
+            "sent_level": decision.level.label,
+        },
+        "estimated_cost_usd": {t: round(c, 8) for t, c in decision.estimated_cost_usd.items()},
+        "prompt_tokens": facts.prompt_tokens,
+        "excluded": list(decision.excluded),
+        "trace": [{"rule": s.rule, "matched": s.matched, "why": s.why} for s in decision.trace],
+    }
+    if decision.deny_message is not None:
+        out["deny_message"] = decision.deny_message
+    if decision.redact is not None:
+        out["redact"] = {
+            "entities": sorted(decision.redact.entities),
+            "restore": decision.redact.restore,
+        }
+    if decision.targets:
+        out["cache"] = {
+            "mode": decision.cache.mode.value,
+            "ttl_s": decision.cache.ttl_s,
+            "shared": decision.cache.shared,
+        }
+    if decision.baseline is not None:
+        out["baseline"] = decision.baseline
+    if decision.limits is not None:
+        out["limits"] = {
+            k: v
+            for k, v in (
+                ("rpm", decision.limits.rpm),
+                ("tpm", decision.limits.tpm),
+                ("max_streams", decision.limits.max_streams),
+            )
+            if v is not None
+        }
+    return out
+
+
+def explain_request(
+    builder: FactsBuilder,
+    *,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    endpoint: str = "chat",
+    team: str | None = None,
+    key_id: str | None = None,
+    key_policy: str | None = None,
+    budget_usd: float | None = None,
+    budget_remaining_usd: float | None = None,
+) -> tuple[Facts, Decision]:
+    """Facts and decision for a request, calling nothing upstream.
+
+    Raises :class:`~gateway.errors.InvalidRequest` for invalid hints and
+    :class:`~gateway.errors.PolicyDenied` for a key policy the policy lacks.
+    """
+    policy = builder.policy
+    facts = builder.build(
+        endpoint=endpoint,
+        body=body,
+        headers=headers,
+        key_id=key_id,
+        team=team,
+        budget_usd=budget_usd,
+        budget_remaining_usd=budget_remaining_usd,
+    )
+    return facts, policy.decide(facts, policy.rule_set_for(team, key_policy))
