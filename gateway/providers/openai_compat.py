@@ -138,7 +138,9 @@ class OpenAICompatProvider:
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise UpstreamDisconnected(f"{target.name} closed the connection mid-stream") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamDisconnected(f"{target.name} failed mid-stream: {type(exc).__name__}") from exc
+            raise UpstreamDisconnected(
+                f"{target.name} failed mid-stream: {type(exc).__name__}"
+            ) from exc
         finally:
             # Closing (not releasing) drops the connection, which is what
             # cancels generation upstream when the client went away.

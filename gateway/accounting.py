@@ -1,0 +1,80 @@
+"""Spend from actual usage: cost, baseline cost and savings, per key, team and target.
+
+Cost is the answering target's price times the usage the upstream reported
+(for streams too: the gateway always asks for the usage chunk). The baseline
+is what the same usage would have cost on the rule's ``baseline`` target;
+savings are baseline minus actual. A cache hit costs nothing and saves the
+whole baseline. When an upstream reports no usage, the prompt estimate is
+used and the completion counts as zero.
+"""
+
+from __future__ import annotations
+
+from gateway.exchange import Exchange
+from gateway.limits import Admission
+from gateway.metrics import Metrics
+from gateway.policy.compiled import CompiledPolicy
+from gateway.policy.model import Decision
+from gateway.providers.base import Usage
+from gateway.state.base import KeyRecord, SpendRecord, StateUnavailable
+from gateway.state.factory import StateBackends
+from gateway.targets import Target
+
+ANONYMOUS = "anonymous"
+
+
+class Accountant:
+    def __init__(self, state: StateBackends, metrics: Metrics) -> None:
+        self._state = state
+        self._metrics = metrics
+
+    async def settle(
+        self,
+        ex: Exchange,
+        decision: Decision,
+        policy: CompiledPolicy,
+        target: Target | None,
+        who: KeyRecord | None,
+        usage: Usage | None,
+        admission: Admission,
+    ) -> None:
+        """Record what a finished request cost; ``target`` None means a cache hit."""
+        if usage is None:
+            usage = Usage(prompt_tokens=ex.prompt_tokens, completion_tokens=0)
+        ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        cost = (
+            0.0
+            if target is None
+            else target.prices.cost(usage.prompt_tokens, usage.completion_tokens)
+        )
+        baseline_target = policy.targets.get(decision.baseline or "")
+        baseline = (
+            baseline_target.prices.cost(usage.prompt_tokens, usage.completion_tokens)
+            if baseline_target is not None
+            else cost
+        )
+        ex.cost_usd = cost
+        m = self._metrics
+        team = m.team(ex.team)
+        if target is not None:
+            name, kind = m.target(target.name), target.kind.value
+            m.tokens.labels(team, name, kind, "prompt").inc(usage.prompt_tokens)
+            m.tokens.labels(team, name, kind, "completion").inc(usage.completion_tokens)
+            m.cost.labels(team, name, kind).inc(cost)
+        m.baseline_cost.labels(team).inc(baseline)
+        m.savings.labels(team).inc(max(0.0, baseline - cost))
+        record = SpendRecord(
+            key_id=who.key_id if who else ANONYMOUS,
+            team=who.team if who else ANONYMOUS,
+            target=target.name if target is not None else (ex.target or "cache"),
+            cost_usd=cost,
+            baseline_usd=baseline,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+        reserved = admission.reserved_usd if admission.team else 0.0
+        try:
+            await self._state.ledger.record(record, reserved_usd=reserved)
+            admission.reserved_usd = 0.0
+        except StateUnavailable:
+            m.state_errors.labels("ledger").inc()

@@ -1,0 +1,73 @@
+"""Reading request bodies with a size limit, and cancelling work when the client leaves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from starlette.requests import ClientDisconnect, Request
+
+from gateway.errors import InvalidRequest, PayloadTooLarge
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone from None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def check_json_content_type(request: Request) -> None:
+    content_type = request.headers.get("content-type")
+    if (
+        content_type
+        and "json" not in content_type.lower()
+        and "text/plain" not in content_type.lower()
+    ):
+        raise InvalidRequest(
+            f"Unsupported content type {content_type!r}; send application/json.",
+            code="unsupported_content_type",
+        )
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run ``work``; cancel it (and so its upstream call) if the client disconnects."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        watcher.cancel()
+        raise
+    if task in done:
+        watcher.cancel()
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise ClientGone
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

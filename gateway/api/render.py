@@ -1,0 +1,61 @@
+"""Rendering: every error body the gateway sends comes from here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+
+log = logging.getLogger("gateway.api")
+
+JSON = "application/json"
+
+
+def json_response(
+    data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(data), status_code=status, headers=dict(headers or {}), media_type=JSON
+    )
+
+
+def error_response(error: GatewayError) -> Response:
+    return Response(
+        orjson.dumps(error.body()),
+        status_code=error.http_status,
+        headers=error.headers,
+        media_type=JSON,
+    )
+
+
+async def on_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (unknown path or method), in OpenAI's shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        error: GatewayError = MethodNotAllowed(
+            f"Method {request.method} is not allowed on {request.url.path}."
+        )
+    elif exc.status_code == 404:
+        error = NotFound(f"Invalid URL ({request.method} {request.url.path})")
+    else:
+        error = GatewayError(str(exc.detail))
+        error.status = exc.status_code  # type: ignore[misc]
+    return error_response(error)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug: log it with its traceback, answer OpenAI's 500 without details."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(InternalError("The gateway had an internal error; it has been logged."))

@@ -1,0 +1,147 @@
+"""Thin routes: read the request, call one function, render the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.api.body import ClientGone, check_json_content_type, read_body, until_disconnect
+from gateway.api.render import json_response
+from gateway.errors import AuthenticationFailed, InvalidRequest, ModelNotFound, PolicyDenied
+from gateway.pipeline import Reply
+from gateway.policy.explain import explanation
+from gateway.providers.base import Endpoint
+from gateway.services import Services
+from gateway.state.base import Period
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _openai(request, Endpoint.CHAT)
+
+
+async def completions(request: Request) -> Response:
+    return await _openai(request, Endpoint.COMPLETIONS)
+
+
+async def embeddings(request: Request) -> Response:
+    return await _openai(request, Endpoint.EMBEDDINGS)
+
+
+async def _openai(request: Request, endpoint: Endpoint) -> Response:
+    services = services_of(request)
+    check_json_content_type(request)
+    try:
+        raw = await read_body(request, services.settings.max_body_bytes)
+        reply: Reply = await until_disconnect(
+            request, services.pipeline.handle(endpoint, raw, request.headers)
+        )
+    except ClientGone:
+        return Response(status_code=499)
+    if reply.events is not None:
+        return StreamingResponse(
+            reply.events,
+            status_code=reply.status,
+            headers={**SSE_HEADERS, **reply.headers},
+            media_type="text/event-stream",
+        )
+    return Response(
+        reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json"
+    )
+
+
+async def list_models(request: Request) -> Response:
+    policy = services_of(request).policy.policy
+    created = int(policy_loaded_at(request))
+    data = [_model(name, created) for name in policy.aliases]
+    return json_response({"object": "list", "data": data})
+
+
+async def get_model(request: Request) -> Response:
+    policy = services_of(request).policy.policy
+    name = request.path_params["model"]
+    if name not in policy.aliases:
+        raise ModelNotFound(
+            f"The model `{name}` does not exist or you do not have access to it.", param="model"
+        )
+    return json_response(_model(name, int(policy_loaded_at(request))))
+
+
+def _model(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
+
+
+def policy_loaded_at(request: Request) -> float:
+    loaded: float = services_of(request).policy.loaded_at
+    return loaded
+
+
+async def explain(request: Request) -> Response:
+    services = services_of(request)
+    check_json_content_type(request)
+    raw = await read_body(request, services.settings.max_body_bytes)
+    facts, decision = await services.pipeline.decide_only(Endpoint.CHAT, raw, request.headers)
+    return json_response(explanation(facts, decision))
+
+
+async def spend(request: Request) -> Response:
+    services = services_of(request)
+    admin = services.settings.admin_key
+    if not admin:
+        raise PolicyDenied(
+            "Spend reports need an admin key: set GATEWAY_ADMIN_KEY.",
+            code="admin_key_not_configured",
+        )
+    token = request.headers.get("authorization", "")
+    if not services.pipeline.auth.is_admin(token, admin):
+        raise AuthenticationFailed("This endpoint needs the admin key.")
+    raw_period = request.query_params.get("period", "month")
+    try:
+        period = Period(raw_period)
+    except ValueError:
+        raise InvalidRequest(
+            f"Invalid period {raw_period!r}; use 'day' or 'month'.", param="period"
+        ) from None
+    report = await services.state.ledger.report(period)
+    return json_response(
+        {
+            "period": report.period.value,
+            "period_start": report.period_start,
+            "by_team": report.by_team,
+            "by_key": report.by_key,
+            "by_target": report.by_target,
+            "baseline_by_team": report.baseline_by_team,
+            "savings_by_team": {
+                team: max(0.0, report.baseline_by_team.get(team, 0.0) - cost)
+                for team, cost in report.by_team.items()
+            },
+            "tokens_by_team": report.tokens_by_team,
+        }
+    )
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services = services_of(request)
+    report = await services.readiness()
+    return json_response(report, status=200 if report["ready"] else 503)
+
+
+async def metrics(request: Request) -> Response:
+    services = services_of(request)
+    services.refresh_gauges()
+    body, content_type = services.metrics.render()
+    return Response(
+        body, media_type=content_type.split(";")[0], headers={"content-type": content_type}
+    )

@@ -1,0 +1,67 @@
+"""create_app(settings, services=None): lifespan, routes, error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+
+from gateway import __version__
+from gateway.api import routes
+from gateway.api.render import on_gateway_error, on_http_exception, on_unexpected
+from gateway.errors import GatewayError
+from gateway.services import Services, build_services
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The ASGI app. Without ``services`` they are built (and closed) by the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        built = services if services is not None else await build_services(settings)
+        app.state.services = built
+        if not await built.pipeline.auth.has_keys():
+            log.warning(
+                "NO API KEYS ARE CONFIGURED: the gateway is OPEN to anyone who can reach it. "
+                "Create keys with `gateway keys create --team NAME`."
+            )
+        built.start_background()
+        try:
+            yield
+        finally:
+            built.draining = True
+            if own:
+                await built.aclose()
+
+    app = FastAPI(
+        title="Hybrid LLM routing gateway",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    if services is not None:
+        app.state.services = services
+    add = app.add_api_route
+    add("/v1/chat/completions", routes.chat_completions, methods=["POST"], include_in_schema=False)
+    add("/v1/completions", routes.completions, methods=["POST"], include_in_schema=False)
+    add("/v1/embeddings", routes.embeddings, methods=["POST"], include_in_schema=False)
+    add("/v1/models", routes.list_models, methods=["GET"], include_in_schema=False)
+    add("/v1/models/{model:path}", routes.get_model, methods=["GET"], include_in_schema=False)
+    add("/gateway/explain", routes.explain, methods=["POST"], include_in_schema=False)
+    add("/gateway/spend", routes.spend, methods=["GET"], include_in_schema=False)
+    add("/healthz", routes.healthz, methods=["GET"], include_in_schema=False)
+    add("/readyz", routes.readyz, methods=["GET"], include_in_schema=False)
+    add("/metrics", routes.metrics, methods=["GET"], include_in_schema=False)
+    app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unexpected)
+    return app

@@ -1,0 +1,70 @@
+"""What makes two requests the same answer: the response-cache key.
+
+The key is a SHA-256 over:
+
+* the cache scope: the team (entries are never shared across teams unless
+  the rule says ``shared: true``),
+* the endpoint and whether the answer is streamed (the formats differ),
+* the decision's targets and their models, in order (the same ordered targets
+  resolve to the same answering target),
+* every request field that can change the answer: messages / prompt / input,
+  sampling parameters, tools, response format, n, seed, stop, …
+
+Fields that cannot change the answer are left out: ``stream_options``,
+``user``, ``metadata``, ``store``, ``service_tier``. The body hashed is the
+one sent upstream, i.e. after redaction, so two requests differing only in a
+redacted value share an entry (and each gets its own values restored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from gateway.policy.model import CacheMode
+from gateway.targets import Target
+
+_IGNORED = frozenset(
+    {"stream", "stream_options", "user", "metadata", "store", "service_tier", "model"}
+)
+
+
+def is_deterministic(body: Mapping[str, Any]) -> bool:
+    """Temperature 0, or a fixed seed: the same request gives the same answer."""
+    temperature = body.get("temperature")
+    if (
+        isinstance(temperature, int | float)
+        and not isinstance(temperature, bool)
+        and temperature == 0
+    ):
+        return True
+    seed = body.get("seed")
+    return isinstance(seed, int) and not isinstance(seed, bool)
+
+
+def cacheable(mode: CacheMode, body: Mapping[str, Any]) -> bool:
+    if mode is CacheMode.NEVER:
+        return False
+    return mode is CacheMode.ALWAYS or is_deterministic(body)
+
+
+def cache_key(
+    *,
+    scope: str,
+    endpoint: str,
+    stream: bool,
+    targets: list[Target],
+    body: Mapping[str, Any],
+) -> str:
+    material = {
+        "scope": scope,
+        "endpoint": endpoint,
+        "stream": stream,
+        "targets": [(t.name, t.model) for t in targets],
+        "body": {k: v for k, v in body.items() if k not in _IGNORED},
+    }
+    encoded = orjson.dumps(material, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(encoded).hexdigest()

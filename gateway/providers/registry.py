@@ -1,0 +1,35 @@
+"""Which provider serves a target; providers are built once and shared."""
+
+from __future__ import annotations
+
+from gateway.providers.base import Provider
+from gateway.providers.openai_compat import OpenAICompatProvider
+from gateway.providers.simulated import SimulatedProvider
+from gateway.targets import ProviderType, Target
+
+
+class Providers:
+    """Owns one instance per provider type. litellm is imported only when a
+    litellm target is first used, so start-up stays fast."""
+
+    def __init__(self) -> None:
+        self._openai = OpenAICompatProvider()
+        self._simulated = SimulatedProvider()
+        self._litellm: Provider | None = None
+
+    def for_target(self, target: Target) -> Provider:
+        if target.provider is ProviderType.OPENAI_COMPATIBLE:
+            return self._openai
+        if target.provider is ProviderType.SIMULATED:
+            return self._simulated
+        if self._litellm is None:
+            from gateway.providers.litellm_adapter import LiteLLMProvider
+
+            self._litellm = LiteLLMProvider()
+        return self._litellm
+
+    async def aclose(self) -> None:
+        await self._openai.aclose()
+        await self._simulated.aclose()
+        if self._litellm is not None:
+            await self._litellm.aclose()

@@ -1,0 +1,90 @@
+"""Run the gateway: uvicorn on uvloop + httptools, one process per container.
+
+Signals: SIGHUP reloads the policy (the last good one stays on failure);
+SIGTERM stops accepting connections and lets open requests and streams
+finish for up to ``drain_timeout_s`` (uvicorn's graceful shutdown), then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.policy.problems import PolicyError
+from gateway.services import build_services
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
+    )
+    # the access line is already JSON: print it as it is
+    access = logging.getLogger("gateway.access")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+
+
+def run(settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    try:
+        import uvloop
+
+        uvloop.install()
+        loop_name = "uvloop"
+    except ImportError:
+        loop_name = "asyncio"
+    return asyncio.run(_serve(settings, loop_name))
+
+
+async def _serve(settings: Settings, loop_name: str) -> int:
+    try:
+        services = await build_services(settings)
+    except PolicyError as error:
+        log.error("the policy in %s is invalid; not starting:\n%s", settings.policies, error)
+        return 2
+    app = create_app(settings, services)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="none",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        timeout_keep_alive=30,
+        server_header=False,
+        date_header=False,
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.get_running_loop()
+    if hasattr(signal, "SIGHUP"):
+        loop.add_signal_handler(signal.SIGHUP, services.reload_now)
+    mode = "DEMO (simulated backends)" if settings.demo else "live"
+    log.info(
+        "gateway on http://%s:%d (%s, %s, state: %s)",
+        settings.host,
+        settings.port,
+        mode,
+        loop_name,
+        services.state.backend,
+    )
+    try:
+        await server.serve()
+    finally:
+        services.draining = True
+        await services.aclose()
+    return 0
