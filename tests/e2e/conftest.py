@@ -1,0 +1,113 @@
+"""End-to-end fixtures: a real upstream server, a real gateway, the official SDK."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.settings import Settings
+from tests.harness import GatewayServer, write_policy
+from tests.upstream import Upstream, free_port, recording_files
+
+CLOUD_KEY = "sk-test-cloud-0123456789abcdef"
+
+
+def e2e_policy() -> dict[str, Any]:
+    def target(model: str, **extra: Any) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "kind": "open",
+            "provider": "openai",
+            "base_url": "${UPSTREAM_URL}",
+            "model": model,
+            "price": {"input_per_mtok": 0.1, "output_per_mtok": 0.2},
+            "timeouts": {"connect": 1, "first_byte": 2, "total": 10},
+            "retry": {"attempts": 1},
+            "circuit": {"failures_to_open": 1000, "open_seconds": 30},
+        }
+        spec.update(extra)
+        return spec
+
+    targets: dict[str, Any] = {
+        "echo": target("echo"),
+        "echo-2": target("echo"),
+        "cloud": target(
+            "echo",
+            kind="proprietary",
+            api_key="${CLOUD_KEY:-}",
+            price={"input_per_mtok": 5, "output_per_mtok": 15},
+        ),
+        "cloud-nokey": target("echo", kind="proprietary", api_key="${UNSET_KEY_FOR_TEST:-}"),
+        "status-500": target("status:500"),
+        "status-503": target("status:503"),
+        "status-429": target("status:429"),
+        "too-long": target("context-too-long"),
+        "hang": target("hang", timeouts={"connect": 1, "first_byte": 0.5, "total": 5}),
+        "drop": target("drop-mid-stream"),
+        "refused": target("echo", base_url=f"http://127.0.0.1:{free_port()}/v1"),
+        "not-json": target("not-json"),
+        "flaky": target("flaky:2", retry={"attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}),
+        "breaker": target("status:500", circuit={"failures_to_open": 2, "open_seconds": 0.5}),
+    }
+    for path in recording_files():
+        targets[f"rec-{path.name[:8]}"] = target(f"recording:{path.name[:8]}")
+    aliases: dict[str, Any] = {"auto": {}}
+    for name in targets:
+        aliases[name] = {"targets": [name]}
+    aliases.update(
+        {
+            "fallback-500": {"targets": ["status-500", "echo"]},
+            "fallback-refused": {"targets": ["refused", "echo"]},
+            "fallback-hang": {"targets": ["hang", "echo"]},
+            "fallback-drop": {"targets": ["drop", "echo"]},
+            "fallback-nokey": {"targets": ["cloud-nokey", "echo"]},
+            "fallback-breaker": {"targets": ["breaker", "echo-2"]},
+            "fallback-not-json": {"targets": ["not-json", "echo"]},
+            "all-fail": {"targets": ["status-500", "refused"]},
+            "too-long-then-echo": {"targets": ["too-long", "echo"]},
+        }
+    )
+    return {
+        "targets": targets,
+        "aliases": aliases,
+        "sensitivity": {"default_level": "public", "entities": {"email": "confidential", "us_ssn": "restricted"}},
+        "defaults": {"cache": {"mode": "never"}},
+        "rules": [
+            {"name": "pinned", "when": {"model": {"ne": "auto"}}, "route": {"alias": True}},
+            {"name": "default", "route": {"targets": ["echo"]}},
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[Upstream]:
+    server = Upstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    policies = write_policy(tmp_path_factory.mktemp("policies"), e2e_policy())
+    settings = Settings(
+        policies=Path(policies),
+        environ={"UPSTREAM_URL": upstream.url, "CLOUD_KEY": CLOUD_KEY},
+        reload_interval_s=0,
+        max_body_bytes=1024 * 1024,
+    )
+    server = GatewayServer(settings).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(gateway: GatewayServer) -> Any:
+    import openai
+
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="anything", max_retries=0)
+
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -1,0 +1,90 @@
+"""Run a real gateway (uvicorn, real sockets) in a background thread for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+
+from gateway.app import create_app
+from gateway.services import Services, build_services
+from gateway.settings import Settings
+from tests.upstream import free_port
+
+
+class GatewayServer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.with_overrides(port=settings.port if settings.port != 8080 else free_port())
+        self.url = f"http://127.0.0.1:{self.settings.port}"
+        self.services: Services | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> GatewayServer:
+        self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
+        self._thread.start()
+        if not self._started.wait(20):
+            raise RuntimeError("the gateway did not start in time")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._started.set()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self.services = await build_services(self.settings)
+        app = create_app(self.settings, self.services)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.settings.port,
+            loop="none",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        serving = asyncio.ensure_future(self._server.serve())
+        while not self._server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        self._started.set()
+        try:
+            await serving
+        finally:
+            await self.services.aclose()
+
+    def call(self, coro: Any) -> Any:
+        """Run a coroutine on the gateway's own loop (e.g. to inspect state)."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+
+
+def write_policy(directory: Path, policy: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, section in policy.items():
+        (directory / f"{name}.yaml").write_text(yaml.safe_dump({name: section}, sort_keys=False))
+    return directory
