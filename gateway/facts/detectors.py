@@ -38,6 +38,7 @@ _DIGITS = "0123456789"
 #: above this many digits, one regex pass beats a find() loop per digit
 _FIND_LOOP_MAX = 256
 _DIGIT_RUN = re.compile(r"[0-9]+")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +53,21 @@ class Finding:
 class Probe:
     """One text plus views several detectors share, each computed at most once."""
 
-    __slots__ = ("_lower", "_runs", "text")
+    __slots__ = ("_lettered", "_lower", "_positions", "_runs", "_starts", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._lower: str | None = None
         self._runs: list[tuple[int, int]] | None = None
+        self._starts: list[int] | None = None
+        self._lettered: list[int] | None = None
+        self._positions: dict[str, list[int]] = {}
 
     @property
     def lower(self) -> str:
+        """The text lower-cased, index for index (see :func:`lower_aligned`)."""
         if self._lower is None:
-            self._lower = self.text.lower()
+            self._lower = lower_aligned(self.text)
         return self._lower
 
     @property
@@ -71,6 +76,70 @@ class Probe:
         if self._runs is None:
             self._runs = _digit_runs(self.text)
         return self._runs
+
+    @property
+    def starts(self) -> list[tuple[int, int]]:
+        """The digit runs a number-shaped entity can begin with.
+
+        A run shorter than 8 digits that is not continued by a separator and
+        another digit ("in 2023 we") can be none of them: this skips most runs
+        in prose before any regex runs.
+        """
+        if self._starts is None:
+            text = self.text
+            n = len(text)
+            starts: list[tuple[int, int]] = []
+            for start, end in self.runs:
+                if end - start >= 8 or (
+                    end + 1 < n
+                    and text[end] in " -./)"
+                    and (
+                        text[end + 1] in _DIGITS
+                        or (end + 2 < n and text[end + 1] == " " and text[end + 2] in _DIGITS)
+                    )
+                ):
+                    starts.append((start, end))
+            self._starts = starts
+        return self._starts
+
+    @property
+    def lettered(self) -> list[tuple[int, int]]:
+        """Digit runs right after a capital letter (and maybe a space): IBAN, NINO, NIE."""
+        if self._lettered is None:
+            text = self.text
+            lettered: list[tuple[int, int]] = []
+            for start, end in self.runs:
+                if start and (
+                    text[start - 1] in _UPPER
+                    or (start > 1 and text[start - 1] == " " and text[start - 2] in _UPPER)
+                ):
+                    lettered.append((start, end))
+            self._lettered = lettered
+        return self._lettered
+
+    def positions(self, char: str) -> list[int]:
+        """Every index of ``char`` in the text (``str.find`` is a memchr for one character)."""
+        found = self._positions.get(char)
+        if found is None:
+            found = []
+            text = self.text
+            i = text.find(char)
+            while i >= 0:
+                found.append(i)
+                i = text.find(char, i + 1)
+            self._positions[char] = found
+        return found
+
+
+def lower_aligned(text: str) -> str:
+    """``text.lower()`` with the same length, so indices into it index ``text`` too.
+
+    A few characters lower-case to two (``İ``); those are left as they are.
+    """
+    lower = text.lower()
+    if len(lower) == len(text):
+        return lower
+    return "".join(low if len(low) == 1 else ch for ch, low in ((c, c.lower()) for c in text))
 
 
 def _digit_runs(text: str) -> list[tuple[int, int]]:
@@ -167,16 +236,31 @@ def _free_left(text: str, i: int) -> bool:
 
 
 def _anchored(
-    entity: str, pattern: re.Pattern[str], valid: Callable[[str], bool], back: int = 0
+    entity: str,
+    pattern: re.Pattern[str],
+    valid: Callable[[str], bool],
+    fits: Callable[[int, str], bool],
+    back: int = 0,
 ) -> Callable[[Probe], Iterator[Finding]]:
-    """A detector trying ``pattern`` at each digit run start (minus ``back`` chars)."""
+    """A detector trying ``pattern`` at digit runs: :attr:`Probe.starts`, or, with
+    ``back`` characters before the run, :attr:`Probe.lettered`.
+
+    ``fits(run_length, next_char)`` is the cheap shape test that decides whether
+    the regex is tried at all (an SSN starts with 3 digits and a dash or space).
+    """
 
     def detect(probe: Probe) -> Iterator[Finding]:
         text = probe.text
+        n = len(text)
         end = 0
-        for run_start, _ in probe.runs:
+        for run_start, run_end in probe.lettered if back else probe.starts:
             start = run_start - back
-            if start < end or start < 0 or not _free_left(text, start):
+            if (
+                start < end
+                or start < 0
+                or not fits(run_end - run_start, text[run_end] if run_end < n else "")
+                or not _free_left(text, start)
+            ):
                 continue
             m = pattern.match(text, start)
             if m is not None and valid(m.group()):
@@ -191,16 +275,29 @@ def _only_digits(s: str) -> str:
 
 
 _CARD = re.compile(r"[2-6](?:[ -]?[0-9]){12,18}(?![0-9]|-[0-9])")
-payment_card = _anchored("payment_card", _CARD, lambda s: luhn_valid(_only_digits(s)))
+#: contiguous, or grouped with a first group of four (4-4-4-4, Amex 4-6-5)
+payment_card = _anchored(
+    "payment_card",
+    _CARD,
+    lambda s: luhn_valid(_only_digits(s)),
+    lambda n, sep: 13 <= n <= 19 or (n == 4 and sep in " -"),
+)
 
 _SSN = re.compile(r"(?!000|666|9)[0-9]{3}([- ])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}(?![0-9]|[-.][0-9])")
-us_ssn = _anchored("us_ssn", _SSN, lambda s: True)
+us_ssn = _anchored("us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -")
 
 _SIN = re.compile(r"[1-79][0-9]{2}([ -])[0-9]{3}\1[0-9]{3}(?![0-9]|[-.][0-9])")
-ca_sin = _anchored("ca_sin", _SIN, lambda s: luhn_valid(_only_digits(s)))
+ca_sin = _anchored(
+    "ca_sin", _SIN, lambda s: luhn_valid(_only_digits(s)), lambda n, sep: n == 3 and sep in " -"
+)
 
 _AADHAAR = re.compile(r"[2-9][0-9]{3}([ -])[0-9]{4}\1[0-9]{4}(?![0-9]|[-.][0-9])")
-in_aadhaar = _anchored("in_aadhaar", _AADHAAR, lambda s: verhoeff_valid(_only_digits(s)))
+in_aadhaar = _anchored(
+    "in_aadhaar",
+    _AADHAAR,
+    lambda s: verhoeff_valid(_only_digits(s)),
+    lambda n, sep: n == 4 and sep in " -",
+)
 
 
 def _dni_valid(s: str) -> bool:
@@ -212,8 +309,8 @@ def _dni_valid(s: str) -> bool:
 
 _DNI = re.compile(r"[0-9]{8}-?[A-Z](?![A-Za-z0-9])")
 _NIE = re.compile(r"[XYZ][0-9]{7}-?[A-Z](?![A-Za-z0-9])")
-_dni = _anchored("es_dni", _DNI, _dni_valid)
-_nie = _anchored("es_dni", _NIE, _dni_valid, back=1)
+_dni = _anchored("es_dni", _DNI, _dni_valid, lambda n, sep: n == 8)
+_nie = _anchored("es_dni", _NIE, _dni_valid, lambda n, sep: n == 7, back=1)
 
 
 def es_dni(probe: Probe) -> Iterator[Finding]:
@@ -223,22 +320,30 @@ def es_dni(probe: Probe) -> Iterator[Finding]:
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?![0-9]|\.[0-9])")
-_ipv4 = _anchored("ip_address", _IPV4, lambda s: True)
+_ipv4 = _anchored("ip_address", _IPV4, lambda s: True, lambda n, sep: n <= 3 and sep == ".")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _IPV6_CHARS = _HEX | {":", "."}
 
 
 def _ipv4_not_version(probe: Probe) -> Iterator[Finding]:
     for f in _ipv4(probe):
-        if "version" not in probe.lower[max(0, f.start - 12) : f.start]:
+        if "version" not in lower_aligned(probe.text[max(0, f.start - 12) : f.start]):
             yield f
 
 
 def _ipv6(probe: Probe) -> Iterator[Finding]:
     text = probe.text
     n = len(text)
-    colon = text.find(":")
-    while colon >= 0:
+    stop = 0
+    for colon in probe.positions(":"):
+        # prose ("Note: the") fails this at once: an address has hex or ':' on both sides
+        if (
+            colon < stop
+            or colon + 1 >= n
+            or text[colon + 1] not in _IPV6_CHARS
+            or (colon and text[colon - 1] not in _IPV6_CHARS)
+        ):
+            continue
         start = colon
         while start > 0 and text[start - 1] in _IPV6_CHARS and colon - start < 40:
             start -= 1
@@ -256,9 +361,8 @@ def _ipv6(probe: Probe) -> Iterator[Finding]:
             and _is_ipv6(candidate)
         ):
             yield Finding("ip_address", start, stop)
-            colon = text.find(":", max(stop, colon + 1))
         else:
-            colon = text.find(":", max(end, colon + 1))
+            stop = end
 
 
 def _is_ipv6(candidate: str) -> bool:
@@ -274,10 +378,8 @@ def _is_ipv6(candidate: str) -> bool:
 
 
 def ip_address(probe: Probe) -> Iterator[Finding]:
-    if probe.runs:
-        yield from _ipv4_not_version(probe)
-    if ":" in probe.text:
-        yield from _ipv6(probe)
+    yield from _ipv4_not_version(probe)
+    yield from _ipv6(probe)
 
 
 _IBAN = re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}")
@@ -286,9 +388,9 @@ _IBAN = re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}")
 def iban(probe: Probe) -> Iterator[Finding]:
     text = probe.text
     end = 0
-    for run_start, _ in probe.runs:
+    for run_start, run_end in probe.lettered:
         start = run_start - 2
-        if start < end or start < 0 or not _free_left(text, start):
+        if run_end - run_start != 2 or start < end or start < 0 or not _free_left(text, start):
             continue
         m = _IBAN.match(text, start)
         if m is None:
@@ -313,8 +415,10 @@ _NINO = re.compile(
     r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
     r" ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9])"
 )
-_nino_tight = _anchored("uk_nino", _NINO, lambda s: True, back=2)
-_nino_spaced = _anchored("uk_nino", _NINO, lambda s: True, back=3)
+_nino_tight = _anchored("uk_nino", _NINO, lambda s: True, lambda n, sep: n == 6, back=2)
+_nino_spaced = _anchored(
+    "uk_nino", _NINO, lambda s: True, lambda n, sep: n == 2 and sep == " ", back=3
+)
 
 
 def uk_nino(probe: Probe) -> Iterator[Finding]:
@@ -337,13 +441,26 @@ _PHONE_TRUNK = re.compile(
 _PHONE_PAIRS = re.compile(r"0[1-9]([ .\-])[0-9]{2}(?:\1[0-9]{2}){3}" + _SEP_END)
 
 
+def _phone_shape(first: str, length: int, sep: str) -> bool:
+    """Could a phone without ``+`` or ``(`` begin with this run? NANP ``415-``,
+    ``1-415``; national ``020 ``, ``07700 ``, ``030/``, ``01 23``."""
+    if sep not in " .-/":
+        return False
+    return length == 3 or (length == 1 and first == "1") or (first == "0" and length <= 5)
+
+
 def phone(probe: Probe) -> Iterator[Finding]:
     text = probe.text
     end = 0
-    for run_start, _ in probe.runs:
+    n = len(text)
+    for run_start, run_end in probe.starts:
         start = run_start
         if start and text[start - 1] in "+(":
             start -= 1
+        elif not _phone_shape(
+            text[run_start], run_end - run_start, text[run_end] if run_end < n else ""
+        ):
+            continue
         if start < end or not _free_left(text, start):
             continue
         if text[start] == "+":
@@ -379,25 +496,45 @@ _DATE = re.compile(
 _DOB_WINDOW = 24
 
 
+#: how far before a digit run its keyword may end: the window plus "September 30th, "
+_DOB_LOOKBACK = _DOB_WINDOW + 20
+
+
 def date_of_birth(probe: Probe) -> Iterator[Finding]:
-    if not probe.runs:
-        return
-    lower = probe.lower
+    # Anchored at digit runs (every date has one) rather than scanning the whole
+    # text for each keyword: prose has few runs, so this is a handful of
+    # searches in short windows.
     text = probe.text
     end = 0
-    for keyword in _DOB_KEYWORDS:
-        i = lower.find(keyword)
-        while i >= 0:
-            after = i + len(keyword)
-            bounded = (i == 0 or not lower[i - 1].isalpha()) and (
-                keyword in ("birth", "born") or after == len(lower) or not lower[after].isalpha()
-            )
-            if bounded:
-                m = _DATE.search(text, after, after + _DOB_WINDOW + 32)
-                if m is not None and m.start() - after <= _DOB_WINDOW and m.start() >= end:
-                    end = m.end()
-                    yield Finding("date_of_birth", m.start(), m.end())
-            i = lower.find(keyword, after)
+    for run_start, _ in probe.runs:
+        if run_start < end:
+            continue
+        low = max(0, run_start - _DOB_LOOKBACK)
+        window = lower_aligned(text[low:run_start])
+        best = -1
+        for keyword in _DOB_KEYWORDS:
+            i = window.rfind(keyword)
+            while i >= 0 and not _keyword_bounded(window, i, keyword, text, low):
+                i = window.rfind(keyword, 0, i)
+            if i >= 0:
+                best = max(best, low + i + len(keyword))
+        if best < 0:
+            continue
+        m = _DATE.search(text, best, best + _DOB_WINDOW + 32)
+        if m is not None and m.start() - best <= _DOB_WINDOW and m.start() >= end:
+            end = m.end()
+            yield Finding("date_of_birth", m.start(), m.end())
+
+
+def _keyword_bounded(window: str, i: int, keyword: str, text: str, low: int) -> bool:
+    """The keyword is a word of its own ("born", not "stubborn"; "dob", not "adobe")."""
+    before = low + i - 1
+    if before >= 0 and text[before].isalpha():
+        return False
+    if keyword in ("birth", "born"):  # "birthday", "birthdate" are keywords too
+        return True
+    after = low + i + len(keyword)
+    return after >= len(text) or not text[after].isalpha()
 
 
 # --- email ---------------------------------------------------------------------

@@ -37,6 +37,7 @@ import bisect
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
@@ -57,35 +58,49 @@ class Detector(Protocol):
 BuiltinFn = Callable[[Probe], Iterator[Finding]]
 
 
-def _prefixed(
-    entity: str,
-    prefixes: tuple[str, ...],
-    pattern: str,
-    valid: Callable[[str], bool] | None = None,
-    *,
-    bounded: bool = True,
-) -> BuiltinFn:
-    """A secret detector: ``pattern`` (which starts with one of ``prefixes``) at each prefix.
+@dataclass(frozen=True, slots=True)
+class _SecretRule:
+    """A secret with known prefixes: ``pattern`` is tried where a prefix occurs.
 
-    ``bounded``: the match may not start inside a word (``xghp_…`` is not a token).
+    Each prefix comes with an anchor, one of its rarer characters: prefixes are
+    looked for only at their anchor's occurrences (one memchr pass per anchor
+    character, shared by all rules), far cheaper than a substring search of the
+    whole text per prefix. ``bounded``: the match may not start inside a word.
     """
-    compiled = re.compile(pattern)
 
-    def detect(probe: Probe) -> Iterator[Finding]:
-        text = probe.text
-        starts = sorted(
-            i for prefix in prefixes if prefix in text for i in _occurrences(text, prefix)
-        )
-        end = 0
-        for i in starts:
-            if i < end or (bounded and i and (text[i - 1].isalnum() or text[i - 1] in "_-")):
-                continue
-            m = compiled.match(text, i)
-            if m is not None and (valid is None or valid(m.group())):
-                end = m.end()
-                yield Finding(entity, i, end)
+    entity: str
+    prefixes: tuple[tuple[str, str], ...]
+    pattern: re.Pattern[str]
+    valid: Callable[[str], bool] | None = None
+    bounded: bool = True
 
-    return detect
+
+def _secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
+    text = probe.text
+    candidates: list[tuple[int, _SecretRule]] = []
+    for anchor, entries in _BY_ANCHOR.items():
+        if anchor not in text:
+            continue
+        positions = probe.positions(anchor)
+        for prefix, offset, rule in entries:
+            if entities is None or rule.entity in entities:
+                candidates.extend(
+                    (i - offset, rule)
+                    for i in positions
+                    if i >= offset and text.startswith(prefix, i - offset)
+                )
+    found: list[Finding] = []
+    ends: dict[str, int] = {}
+    for start, rule in sorted(candidates, key=lambda c: c[0]):
+        if start < ends.get(rule.entity, 0):
+            continue
+        if rule.bounded and start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+            continue
+        m = rule.pattern.match(text, start)
+        if m is not None and (rule.valid is None or rule.valid(m.group())):
+            ends[rule.entity] = m.end()
+            found.append(Finding(rule.entity, start, m.end()))
+    return found
 
 
 def _occurrences(text: str, needle: str) -> Iterator[int]:
@@ -109,72 +124,71 @@ def _jwt_valid(token: str) -> bool:
 
 
 _TAIL = r"(?![A-Za-z0-9_\-])"
-_SECRETS: tuple[tuple[str, BuiltinFn], ...] = (
-    (
+_SECRET_RULES: tuple[_SecretRule, ...] = (
+    _SecretRule(
         "private_key",
-        _prefixed(
-            "private_key",
-            ("-----BEGIN",),
+        (("-----BEGIN", "-"),),
+        re.compile(
             r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"
             # no END line (a truncated paste): the base64 body, JSON-escaped or not
-            r"(?:[\s\S]*?-----END \1-----|(?:\s*[A-Za-z0-9+/=:\-,\\]+)*)",
-            bounded=False,
+            r"(?:[\s\S]*?-----END \1-----|(?:\s*[A-Za-z0-9+/=:\-,\\]+)*)"
         ),
+        bounded=False,
     ),
-    (
+    _SecretRule(
         "jwt",
-        _prefixed(
-            "jwt",
-            ("eyJ",),
-            r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*",
-            _jwt_valid,
-        ),
+        (("eyJ", "J"),),
+        re.compile(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*"),
+        _jwt_valid,
     ),
-    (
+    _SecretRule(
         "aws_access_key",
-        _prefixed("aws_access_key", ("AKIA", "ASIA"), r"A[KS]IA[A-Z0-9]{16}" + _TAIL),
+        (("AKIA", "K"), ("ASIA", "S")),
+        re.compile(r"A[KS]IA[A-Z0-9]{16}" + _TAIL),
     ),
-    (
+    _SecretRule(
         "github_token",
-        _prefixed(
-            "github_token",
-            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-            r"(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})" + _TAIL,
-        ),
+        (*((f"gh{c}_", "_") for c in "pousr"), ("github_pat_", "_")),
+        re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})" + _TAIL),
     ),
-    (
+    _SecretRule(
         "gitlab_token",
-        _prefixed(
-            "gitlab_token",
-            ("glpat-", "gldt-", "glrt-", "glptt-"),
-            r"gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_\-]{20,}",
-        ),
+        (("glpat-", "-"), ("gldt-", "-"), ("glrt-", "-"), ("glptt-", "-")),
+        re.compile(r"gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_\-]{20,}"),
     ),
-    (
+    _SecretRule(
         "slack_token",
-        _prefixed(
-            "slack_token",
-            ("xox", "https://hooks.slack.com/"),
+        (*((f"xox{c}-", "-") for c in "abeprs"), ("https://hooks.slack.com/", ":")),
+        re.compile(
             r"(?:xox[abeprs]-[A-Za-z0-9\-]{10,}"
-            r"|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,})",
+            r"|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,})"
         ),
     ),
-    ("anthropic_key", _prefixed("anthropic_key", ("sk-ant-",), r"sk-ant-[A-Za-z0-9_\-]{20,}")),
-    (
+    _SecretRule("anthropic_key", (("sk-ant-", "-"),), re.compile(r"sk-ant-[A-Za-z0-9_\-]{20,}")),
+    _SecretRule(
         "openai_key",
-        _prefixed(
-            "openai_key",
-            ("sk-",),
-            r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
-            lambda s: _letters_and_digits(s[3:]),
-        ),
+        (("sk-", "-"),),
+        re.compile(r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+        lambda s: _letters_and_digits(s[3:]),
     ),
-    (
+    _SecretRule(
         "stripe_key",
-        _prefixed("stripe_key", ("sk_", "rk_"), r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}" + _TAIL),
+        (("sk_", "_"), ("rk_", "_")),
+        re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}" + _TAIL),
     ),
-    ("google_api_key", _prefixed("google_api_key", ("AIza",), r"AIza[A-Za-z0-9_\-]{35}" + _TAIL)),
+    _SecretRule("google_api_key", (("AIza", "z"),), re.compile(r"AIza[A-Za-z0-9_\-]{35}" + _TAIL)),
 )
+
+
+def _by_anchor() -> dict[str, tuple[tuple[str, int, _SecretRule], ...]]:
+    table: dict[str, list[tuple[str, int, _SecretRule]]] = {}
+    for rule in _SECRET_RULES:
+        for prefix, anchor in rule.prefixes:
+            table.setdefault(anchor, []).append((prefix, prefix.index(anchor), rule))
+    return {anchor: tuple(entries) for anchor, entries in table.items()}
+
+
+_BY_ANCHOR: Mapping[str, tuple[tuple[str, int, _SecretRule], ...]] = MappingProxyType(_by_anchor())
 
 # --- credentials in assignments -------------------------------------------------
 
@@ -265,9 +279,8 @@ def password(probe: Probe) -> Iterator[Finding]:
     yield from _url_passwords(probe)
 
 
-#: built-in detectors, most specific first: on an exact tie the earlier one wins
+#: the other built-in detectors, most specific first
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
-    *_SECRETS,
     ("password", password),
     ("payment_card", d.payment_card),
     ("iban", d.iban),
@@ -282,9 +295,13 @@ _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("phone", d.phone),
 )
 
-BUILTIN_ENTITIES: frozenset[str] = frozenset(name for name, _ in _BUILTINS)
-SECRET_ENTITIES: frozenset[str] = frozenset(name for name, _ in _SECRETS) | {"password"}
-_RANK: Mapping[str, int] = MappingProxyType({name: i for i, (name, _) in enumerate(_BUILTINS)})
+_SECRET_NAMES = tuple(rule.entity for rule in _SECRET_RULES)
+BUILTIN_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS}
+SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {"password"}
+#: tie-break order on overlaps: secrets, checksummed ids, then the rest
+_RANK: Mapping[str, int] = MappingProxyType(
+    {name: i for i, name in enumerate((*_SECRET_NAMES, *(name for name, _ in _BUILTINS)))}
+)
 
 
 class Scanner:
@@ -321,8 +338,8 @@ class Scanner:
         exact tie, the more specific type (secrets, then checksummed ids, then
         the rest; built-ins before custom and plug-in types).
         """
-        found: list[Finding] = []
         probe = Probe(text)
+        found = _secrets(probe, entities)
         for name, detect in _BUILTINS:
             if entities is None or name in entities:
                 found.extend(detect(probe))
