@@ -8,12 +8,15 @@ or ``facts`` (the facts directly), and ``expect``: ``rule``, ``action``,
 ``targets`` (the exact ordered list), ``level`` (of the data sent),
 ``entities`` (a subset of those found), ``task``, ``excluded``, ``redact``.
 Unknown keys anywhere are errors, reported like policy errors (file, line).
+
+Cases see every target as available: their results do not depend on which
+API keys happen to be set where they run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -96,9 +99,16 @@ def case_files(policy_dir: Path) -> list[Path]:
     return sorted(p for p in tests.iterdir() if p.suffix in (".yaml", ".yml"))
 
 
+def all_available(policy: CompiledPolicy) -> CompiledPolicy:
+    """``policy`` with no target marked unavailable (for environment-independent cases)."""
+    targets = {n: replace(t, unavailable_reason=None) for n, t in policy.targets.items()}
+    return replace(policy, targets=MappingProxyType(targets))
+
+
 def run_cases(policy_dir: Path, builder: FactsBuilder, environ: Mapping[str, str]) -> CaseReport:
     """Run every case file beside the policy with the policy ``builder`` was made for."""
     report = CaseReport()
+    judge = all_available(builder.policy)
     reader = Reader(report.problems)
     for path in case_files(policy_dir):
         root = read_file(path, environ, report.problems)
@@ -108,13 +118,15 @@ def run_cases(policy_dir: Path, builder: FactsBuilder, environ: Mapping[str, str
         if top is None or "cases" not in top:
             continue
         for node in reader.sequence(top["cases"], "cases") or []:
-            result = _run_one(reader, builder, node)
+            result = _run_one(reader, builder, judge, node)
             if result is not None:
                 report.results.append(result)
     return report
 
 
-def _run_one(reader: Reader, builder: FactsBuilder, node: Node) -> CaseResult | None:
+def _run_one(
+    reader: Reader, builder: FactsBuilder, judge: CompiledPolicy, node: Node
+) -> CaseResult | None:
     name_node = node.value.get("name") if node.is_mapping else None
     name = name_node.value if name_node is not None and isinstance(name_node.value, str) else None
     with reader.in_rule(None):
@@ -141,7 +153,7 @@ def _run_one(reader: Reader, builder: FactsBuilder, node: Node) -> CaseResult | 
         )
     if facts is None or len(reader.problems) > before:
         return None
-    decision = policy.decide(facts, rule_set)
+    decision = judge.decide(facts, rule_set)
     failures = _compare(expect, facts, decision)
     if not failures:
         return CaseResult(name, node.file, node.line, True)

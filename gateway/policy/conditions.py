@@ -180,6 +180,8 @@ def _compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) ->
             return None if op == "ne" else f"{label} is not known"
         if fn(actual, expected):
             return None
+        if op == "eq":
+            return f"{label} is {_fmt(actual)}, not {_fmt(expected)}"
         return f"{label} is {_fmt(actual)}, not {_OP_WORDS[op]} {_fmt(expected)}"
 
     return Condition(text, check_order)

@@ -96,6 +96,7 @@ def load_policy(
     digest = hashlib.sha256()
     reader = Reader(problems)
     merged = _Merged()
+    unreadable = False
     for file in files:
         # an unreadable file is reported by read_file, just below
         with contextlib.suppress(OSError):
@@ -103,6 +104,11 @@ def load_policy(
         root = read_file(file, environ, problems)
         if root is not None:
             _merge(reader, root, merged)
+        else:
+            unreadable = True
+    if unreadable:
+        # what the broken file defines is unknown: checking the rest would only cascade
+        raise PolicyError(problems)
     policy = _compile(reader, merged, prices)
     if any(p.severity is Severity.ERROR for p in problems) or policy is None:
         raise PolicyError(problems)
