@@ -200,6 +200,11 @@ def build_kwargs(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
     target decides. The result holds the API key: never log it."""
     allowed = ALLOWED_FIELDS[call.endpoint]
     kwargs = {key: value for key, value in call.body.items() if key in allowed}
+    if "tools" in kwargs:
+        _check_tools(kwargs["tools"])
+        # litellm would otherwise inspect the tools for its own MCP gateway,
+        # which calls MCP servers itself: the gateway never lets it.
+        kwargs["_skip_mcp_handler"] = True
     if stream:
         kwargs["stream"] = True
     else:
@@ -217,6 +222,18 @@ def build_kwargs(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
     if target.headers:
         kwargs["extra_headers"] = dict(target.headers)
     return kwargs
+
+
+def _check_tools(tools: Any) -> None:
+    """Chat Completions tools are functions; other kinds (``mcp``, hosted
+    tools) would make litellm or the provider call out on the client's say."""
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be an array", param="tools")
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise InvalidRequest(
+                "only tools of type 'function' are supported", param=f"tools[{index}].type"
+            )
 
 
 def wants_usage(body: Mapping[str, Any]) -> bool:
@@ -261,16 +278,19 @@ def _retry_after_s(exc: BaseException) -> float | None:
 
 
 def _provider_message(exc: BaseException, api_key: str | None) -> str:
-    """The provider's own error message when its body says one, else litellm's."""
+    """The provider's own error message when its error body has one, else
+    litellm's; with the target's key scrubbed out either way."""
+    import httpx
+
     message = str(exc)
     for cause in _causes(exc):
-        raw = getattr(cause, "message", None)
-        if not isinstance(raw, str) or not raw.startswith("{"):
+        if not isinstance(cause, httpx.HTTPStatusError):
             continue
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            body = orjson.loads(cause.response.content)
+        except (httpx.ResponseNotRead, orjson.JSONDecodeError):
             continue
+        # Anthropic, Gemini, OpenAI and Mistral all answer {"error": {"message": ...}}
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             message = error["message"]
@@ -303,43 +323,44 @@ def map_error(litellm: Any, exc: BaseException, target: Target) -> UpstreamError
     """The gateway error for one of :func:`upstream_failures`, chosen by class."""
     import httpx
 
+    failures = litellm.exceptions
     name = target.name
     chain = list(_causes(exc))
-    if any(isinstance(c, TimeoutError | httpx.TimeoutException | litellm.Timeout) for c in chain):
+    if any(isinstance(c, TimeoutError | httpx.TimeoutException | failures.Timeout) for c in chain):
         return UpstreamTimeout(f"upstream {name} timed out")
     if any(isinstance(c, httpx.ConnectError) for c in chain):
         return UpstreamConnectError(f"cannot connect to upstream {name}")
     if any(isinstance(c, httpx.TransportError) for c in chain):
         return UpstreamDisconnected(f"upstream {name} broke the connection")
-    if isinstance(exc, litellm.MidStreamFallbackError) and exc.original_exception is not None:
+    if isinstance(exc, failures.MidStreamFallbackError) and exc.original_exception is not None:
         return map_error(litellm, exc.original_exception, target)
     message = _provider_message(exc, target.api_key)
     code: str | None = None
     retry_after: float | None = None
-    if isinstance(exc, litellm.ContextWindowExceededError):
+    if isinstance(exc, failures.ContextWindowExceededError):
         status, code = 400, "context_length_exceeded"
-    elif isinstance(exc, litellm.ContentPolicyViolationError):
+    elif isinstance(exc, failures.ContentPolicyViolationError):
         status, code = 400, "content_policy_violation"
-    elif isinstance(exc, litellm.RateLimitError):
+    elif isinstance(exc, failures.RateLimitError):
         status, code, retry_after = 429, "rate_limit_exceeded", _retry_after_s(exc)
-    elif isinstance(exc, litellm.AuthenticationError):
+    elif isinstance(exc, failures.AuthenticationError):
         status = 401
-    elif isinstance(exc, litellm.PermissionDeniedError):
+    elif isinstance(exc, failures.PermissionDeniedError):
         status = 403
-    elif isinstance(exc, litellm.NotFoundError):
+    elif isinstance(exc, failures.NotFoundError):
         status = 404
-    elif isinstance(exc, litellm.BadRequestError | litellm.UnprocessableEntityError):
+    elif isinstance(exc, failures.BadRequestError | failures.UnprocessableEntityError):
         status = exc.status_code if isinstance(exc.status_code, int) else 400
-    elif isinstance(exc, litellm.APIConnectionError):
+    elif isinstance(exc, failures.APIConnectionError):
         return UpstreamConnectError(f"upstream {name} failed: {message}")
-    elif isinstance(exc, litellm.APIResponseValidationError):
+    elif isinstance(exc, failures.APIResponseValidationError):
         return UpstreamProtocolError(f"upstream {name} answered an invalid response")
     elif isinstance(
         exc,
-        litellm.ServiceUnavailableError
-        | litellm.InternalServerError
-        | litellm.BadGatewayError
-        | litellm.APIError,
+        failures.ServiceUnavailableError
+        | failures.InternalServerError
+        | failures.BadGatewayError
+        | failures.APIError,
     ):
         status = _upstream_status(exc, exc.status_code if isinstance(exc.status_code, int) else 502)
     else:
