@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.api import routes
+from gateway.api.headers import GatewayHeaders
 from gateway.api.render import on_gateway_error, on_http_exception, on_unexpected
 from gateway.errors import GatewayError
 from gateway.services import Services, build_services
@@ -64,4 +65,5 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(GatewayError, on_gateway_error)
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_exception_handler(Exception, on_unexpected)
+    app.add_middleware(GatewayHeaders)
     return app

@@ -103,6 +103,11 @@ class Upstream:
     async def _shutdown(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        # handlers still hanging (the "hang" behaviour) end with the server
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def bodies(self) -> Iterator[dict[str, Any]]:
         for request in self.requests:

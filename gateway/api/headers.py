@@ -1,0 +1,37 @@
+"""Pure-ASGI middleware: every response carries ``x-request-id`` and
+``x-gateway-cache``, including errors raised before the pipeline ran (body
+too large, unknown route). The pipeline sets them itself where it answers;
+this only fills in what is missing, so it costs one header scan per response.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.exchange import request_id_from
+
+_REQUEST_ID = b"x-request-id"
+_CACHE = b"x-gateway-cache"
+
+
+class GatewayHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                names = {name.lower() for name, _ in headers}
+                if _REQUEST_ID not in names:
+                    given = next((v for k, v in scope["headers"] if k == _REQUEST_ID), b"")
+                    headers.append((_REQUEST_ID, request_id_from(given.decode("latin-1")).encode()))
+                if _CACHE not in names:
+                    headers.append((_CACHE, b"bypass"))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
