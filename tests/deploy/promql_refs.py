@@ -24,11 +24,15 @@ from gateway.metrics import Metrics
 TARGET_LABELS = frozenset({"job", "instance"})
 
 #: Values that Grafana substitutes before a query reaches Prometheus.
-_GRAFANA_DURATIONS = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}")
+_GRAFANA_DURATIONS = re.compile(
+    r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}"
+)
 _GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 
 #: label_values(metric, label) in a Grafana template variable.
-LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?:(?P<metric>[a-zA-Z_:][\w:]*)\s*,\s*)?(?P<label>\w+)\s*\)\s*$")
+LABEL_VALUES = re.compile(
+    r"^\s*label_values\(\s*(?:(?P<metric>[a-zA-Z_:][\w:]*)\s*,\s*)?(?P<label>\w+)\s*\)\s*$"
+)
 
 
 def gateway_series() -> dict[str, frozenset[str]]:
@@ -84,7 +88,9 @@ def check(expr: str, series: Mapping[str, frozenset[str]]) -> Report:
     return report
 
 
-def _labels_of(node: object, series: Mapping[str, frozenset[str]], report: Report) -> frozenset[str] | None:
+def _labels_of(
+    node: object, series: Mapping[str, frozenset[str]], report: Report
+) -> frozenset[str] | None:
     """The labels the node's result may carry; ``None`` for scalars and strings."""
     if isinstance(node, pp.VectorSelector):
         return _selector(node, series, report)
@@ -103,7 +109,9 @@ def _labels_of(node: object, series: Mapping[str, frozenset[str]], report: Repor
     raise TypeError(f"unhandled PromQL node {type(node).__name__}: {node}")
 
 
-def _selector(node: pp.VectorSelector, series: Mapping[str, frozenset[str]], report: Report) -> frozenset[str]:
+def _selector(
+    node: pp.VectorSelector, series: Mapping[str, frozenset[str]], report: Report
+) -> frozenset[str]:
     name = node.name
     matchers = list(node.matchers.matchers)
     if name is None:
@@ -122,7 +130,9 @@ def _selector(node: pp.VectorSelector, series: Mapping[str, frozenset[str]], rep
     return allowed
 
 
-def _call(node: pp.Call, series: Mapping[str, frozenset[str]], report: Report) -> frozenset[str] | None:
+def _call(
+    node: pp.Call, series: Mapping[str, frozenset[str]], report: Report
+) -> frozenset[str] | None:
     results = [_labels_of(arg, series, report) for arg in node.args]
     vectors = [labels for labels in results if labels is not None]
     if not vectors:
@@ -135,7 +145,9 @@ def _call(node: pp.Call, series: Mapping[str, frozenset[str]], report: Report) -
     return labels
 
 
-def _aggregate(node: pp.AggregateExpr, series: Mapping[str, frozenset[str]], report: Report) -> frozenset[str]:
+def _aggregate(
+    node: pp.AggregateExpr, series: Mapping[str, frozenset[str]], report: Report
+) -> frozenset[str]:
     inner = _labels_of(node.expr, series, report) or frozenset()
     modifier = node.modifier
     if modifier is None:
@@ -148,7 +160,9 @@ def _aggregate(node: pp.AggregateExpr, series: Mapping[str, frozenset[str]], rep
     return inner - named
 
 
-def _binary(node: pp.BinaryExpr, series: Mapping[str, frozenset[str]], report: Report) -> frozenset[str] | None:
+def _binary(
+    node: pp.BinaryExpr, series: Mapping[str, frozenset[str]], report: Report
+) -> frozenset[str] | None:
     left = _labels_of(node.lhs, series, report)
     right = _labels_of(node.rhs, series, report)
     modifier = node.modifier

@@ -26,18 +26,37 @@ def validator() -> jsonschema.Draft201909Validator:
 def test_validates_against_the_compose_specification(
     compose: dict[str, Any], validator: jsonschema.Draft201909Validator
 ) -> None:
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(compose)]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(compose)
+    ]
     assert errors == []
 
 
-def test_schema_rejects_a_misspelt_key(compose: dict[str, Any], validator: jsonschema.Draft201909Validator) -> None:
-    broken = {**compose, "services": {**compose["services"], "redis": {**compose["services"]["redis"], "helthcheck": {}}}}
+def test_schema_rejects_a_misspelt_key(
+    compose: dict[str, Any], validator: jsonschema.Draft201909Validator
+) -> None:
+    broken = {
+        **compose,
+        "services": {
+            **compose["services"],
+            "redis": {**compose["services"]["redis"], "helthcheck": {}},
+        },
+    }
     assert not validator.is_valid(broken)
 
 
 def test_services_and_profiles(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"gateway", "gateway-demo", "redis", "prometheus", "grafana", "vllm", "ollama"}
+    assert set(services) == {
+        "gateway",
+        "gateway-demo",
+        "redis",
+        "prometheus",
+        "grafana",
+        "vllm",
+        "ollama",
+    }
     for always in ("redis", "prometheus", "grafana"):
         assert "profiles" not in services[always], always
     assert services["gateway-demo"]["profiles"] == ["demo"]
@@ -66,7 +85,13 @@ def test_secrets_come_from_an_uncommitted_env_file(compose: dict[str, Any]) -> N
     assert compose["services"]["gateway"]["env_file"] == ".env"
     assert "env_file" not in compose["services"]["gateway-demo"], "the demo must run without .env"
     example = (DEPLOY / ".env.example").read_text(encoding="utf-8")
-    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPEN_MODEL_BASE_URL", "OPEN_MODEL_NAME", "GATEWAY_ADMIN_KEY"):
+    for var in (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "OPEN_MODEL_BASE_URL",
+        "OPEN_MODEL_NAME",
+        "GATEWAY_ADMIN_KEY",
+    ):
         assert f"{var}=" in example, var
     ignored = (REPO / ".gitignore").read_text(encoding="utf-8").split()
     assert ".env" in ignored
@@ -97,7 +122,9 @@ def test_gateway_container_is_locked_down(compose: dict[str, Any]) -> None:
     assert service["cap_drop"] == ["ALL"]
     assert "/tmp" in service["tmpfs"]
     # Longer than the drain timeout, so SIGKILL never cuts a draining stream.
-    assert int(service["stop_grace_period"].removesuffix("s")) > int(service["environment"]["GATEWAY_DRAIN_TIMEOUT_S"])
+    assert int(service["stop_grace_period"].removesuffix("s")) > int(
+        service["environment"]["GATEWAY_DRAIN_TIMEOUT_S"]
+    )
 
 
 def test_mounted_files_exist(compose: dict[str, Any]) -> None:

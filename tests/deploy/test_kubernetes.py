@@ -15,10 +15,14 @@ from tests.deploy.conftest import K8S, REPO, load_yaml, load_yaml_all, require_t
 KUBERNETES_VERSION = "1.30"
 #: Custom resources: kubernetes-validate ships no schema for them; the tests
 #: below check how they connect to the rest instead.
-CRD_KINDS = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")})
+CRD_KINDS = frozenset(
+    {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+)
 KUSTOMIZE_KINDS = frozenset({"Kustomization", "Component"})
 
-MANIFEST_FILES = sorted(p for p in K8S.rglob("*.yaml") if load_yaml_all(p)[0].get("kind") not in KUSTOMIZE_KINDS)
+MANIFEST_FILES = sorted(
+    p for p in K8S.rglob("*.yaml") if load_yaml_all(p)[0].get("kind") not in KUSTOMIZE_KINDS
+)
 KUSTOMIZATIONS = sorted(K8S.rglob("kustomization.yaml"))
 DOCS = [(path, doc) for path in MANIFEST_FILES for doc in load_yaml_all(path)]
 
@@ -36,13 +40,17 @@ def _by_kind(kind: str, name: str) -> dict[str, Any]:
 def test_manifest_validates_against_kubernetes_schema(item: tuple[Path, dict[str, Any]]) -> None:
     _, doc = item
     if (doc["apiVersion"], doc["kind"]) in CRD_KINDS:
-        pytest.skip("custom resource: no schema shipped by kubernetes-validate; checked structurally below")
+        pytest.skip(
+            "custom resource: no schema shipped by kubernetes-validate; checked structurally below"
+        )
     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
 def test_schema_validation_rejects_a_misspelt_field() -> None:
     deployment = yaml.safe_load(yaml.safe_dump(_by_kind("Deployment", "llm-gateway")))
-    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}}
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {
+        "httpGet": {"path": "/readyz", "port": "http"}
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
@@ -51,7 +59,9 @@ def test_schema_validation_rejects_a_misspelt_field() -> None:
 def test_kustomization_references_exist(path: Path) -> None:
     kustomization = load_yaml(path)
     referenced = [*kustomization.get("resources", []), *kustomization.get("components", [])]
-    for generator in kustomization.get("configMapGenerator", []) + kustomization.get("secretGenerator", []):
+    for generator in kustomization.get("configMapGenerator", []) + kustomization.get(
+        "secretGenerator", []
+    ):
         referenced += [f.split("=", 1)[-1] for f in generator.get("files", [])]
         referenced += generator.get("envs", [])
     for ref in referenced:
@@ -67,7 +77,11 @@ def test_every_manifest_is_in_a_kustomization_except_the_secret_example() -> Non
 
 
 def test_policies_configmap_carries_every_policy_file() -> None:
-    generator = next(g for g in load_yaml(K8S / "kustomization.yaml")["configMapGenerator"] if g["name"] == "llm-gateway-policies")
+    generator = next(
+        g
+        for g in load_yaml(K8S / "kustomization.yaml")["configMapGenerator"]
+        if g["name"] == "llm-gateway-policies"
+    )
     listed = {(K8S / f).resolve() for f in generator["files"]}
     # The gateway loads every *.yaml/*.yml at the top of the policy directory.
     shipped = {p.resolve() for p in (REPO / "policies").iterdir() if p.suffix in {".yaml", ".yml"}}
@@ -78,14 +92,21 @@ def test_policies_configmap_carries_every_policy_file() -> None:
 
 def test_dashboard_configmaps_carry_every_dashboard() -> None:
     monitoring = load_yaml(K8S / "monitoring" / "kustomization.yaml")
-    listed = {(K8S / "monitoring" / f).resolve() for g in monitoring["configMapGenerator"] for f in g["files"]}
+    listed = {
+        (K8S / "monitoring" / f).resolve()
+        for g in monitoring["configMapGenerator"]
+        for f in g["files"]
+    }
     shipped = {p.resolve() for p in (REPO / "deploy" / "grafana" / "dashboards").glob("*.json")}
     assert listed == shipped
     assert monitoring["generatorOptions"]["labels"] == {"grafana_dashboard": "1"}
 
 
 def test_kustomize_builds() -> None:
-    kubectl = require_tool("kubectl", "kubectl (with its built-in kustomize) is not installed; the manifests are still schema-checked above")
+    kubectl = require_tool(
+        "kubectl",
+        "kubectl (with its built-in kustomize) is not installed; the manifests are still schema-checked above",
+    )
     for root in (K8S, K8S / "monitoring"):
         done = subprocess.run(
             [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(root)],
@@ -93,7 +114,11 @@ def test_kustomize_builds() -> None:
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         built = [d for d in yaml.safe_load_all(done.stdout) if d]
-        assert all(d["metadata"].get("namespace") == "llm-gateway" for d in built if d["kind"] != "Namespace")
+        assert all(
+            d["metadata"].get("namespace") == "llm-gateway"
+            for d in built
+            if d["kind"] != "Namespace"
+        )
         for doc in built:
             if (doc["apiVersion"], doc["kind"]) not in CRD_KINDS:
                 kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
@@ -109,6 +134,7 @@ def pod() -> dict[str, Any]:
 
 
 def _container(pod: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any]
     (container,) = pod["containers"]
     return container
 
@@ -127,7 +153,9 @@ def test_pod_security(pod: dict[str, Any]) -> None:
 def test_grace_period_outlasts_pre_stop_and_drain(pod: dict[str, Any]) -> None:
     container = _container(pod)
     env = load_yaml(K8S / "kustomization.yaml")["configMapGenerator"]
-    literals = dict(lit.split("=", 1) for g in env if g["name"] == "llm-gateway-env" for lit in g["literals"])
+    literals = dict(
+        lit.split("=", 1) for g in env if g["name"] == "llm-gateway-env" for lit in g["literals"]
+    )
     drain = float(literals["GATEWAY_DRAIN_TIMEOUT_S"])
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep"
@@ -149,7 +177,13 @@ def test_secrets_come_from_secret_refs(pod: dict[str, Any]) -> None:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GATEWAY_REDIS_URL", "GATEWAY_ADMIN_KEY"):
         assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "llm-gateway-secrets", name
     example = load_yaml(K8S / "secret.example.yaml")
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GATEWAY_REDIS_URL", "GATEWAY_ADMIN_KEY", "OPEN_MODEL_API_KEY"):
+    for name in (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GATEWAY_REDIS_URL",
+        "GATEWAY_ADMIN_KEY",
+        "OPEN_MODEL_API_KEY",
+    ):
         assert env[name]["valueFrom"]["secretKeyRef"]["key"] in example["stringData"], name
     assert not any(v.startswith("sk-") and len(v) > 12 for v in example["stringData"].values())
 
@@ -178,13 +212,21 @@ def test_selectors_match_their_pods() -> None:
         selector = doc["spec"]["selector"]
         selector = selector.get("matchLabels", selector)
         assert selector.items() <= pod_labels.items(), kind
-    assert _by_kind("HorizontalPodAutoscaler", "llm-gateway")["spec"]["scaleTargetRef"]["name"] == "llm-gateway"
+    assert (
+        _by_kind("HorizontalPodAutoscaler", "llm-gateway")["spec"]["scaleTargetRef"]["name"]
+        == "llm-gateway"
+    )
     redis = _by_kind("StatefulSet", "llm-gateway-redis")
     redis_labels = redis["spec"]["template"]["metadata"]["labels"]
-    assert _by_kind("Service", "llm-gateway-redis")["spec"]["selector"].items() <= redis_labels.items()
+    assert (
+        _by_kind("Service", "llm-gateway-redis")["spec"]["selector"].items() <= redis_labels.items()
+    )
     policy = _by_kind("NetworkPolicy", "llm-gateway-redis")
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= redis_labels.items()
-    assert policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert (
+        policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"].items()
+        <= pod_labels.items()
+    )
 
 
 def test_streams_autoscaling_component_targets_the_hpa() -> None:

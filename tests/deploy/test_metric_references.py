@@ -85,7 +85,9 @@ def test_template_variable_reads_a_gateway_label(
     assert label in series[metric], f"{where}: {metric} has no label {label!r}"
 
 
-def test_every_gateway_metric_family_appears_on_a_dashboard(series: dict[str, frozenset[str]]) -> None:
+def test_every_gateway_metric_family_appears_on_a_dashboard(
+    series: dict[str, frozenset[str]],
+) -> None:
     # A metric nobody can see is a metric nobody watches.
     used: set[str] = set()
     for _, expr in DASHBOARD_EXPRS:
@@ -121,9 +123,15 @@ def test_series_include_histogram_and_counter_suffixes(series: dict[str, frozens
         ('gateway_cost_usd_total{tenant="a"}', "gateway_cost_usd_total has no label 'tenant'"),
         ("sum by (team) (rate(gateway_requests_total[5m]))", "missing label 'team'"),
         ("sum by (target) (sum by (kind) (gateway_cost_usd_total))", "missing label 'target'"),
-        ("histogram_quantile(0.99, sum by (endpoint) (rate(gateway_overhead_seconds_bucket[5m])))", "without 'le'"),
+        (
+            "histogram_quantile(0.99, sum by (endpoint) (rate(gateway_overhead_seconds_bucket[5m])))",
+            "without 'le'",
+        ),
         ("gateway_cost_usd_total / on (rule) gateway_savings_usd_total", "missing label 'rule'"),
-        ("gateway_savings_usd_total * on (team) group_left (kind) gateway_baseline_cost_usd_total", "copies missing label 'kind'"),
+        (
+            "gateway_savings_usd_total * on (team) group_left (kind) gateway_baseline_cost_usd_total",
+            "copies missing label 'kind'",
+        ),
         ('{__name__="gateway_made_up"}', "unknown metric 'gateway_made_up'"),
     ],
 )
@@ -136,4 +144,7 @@ def test_checker_reports_what_the_gateway_lacks(
 
 def test_grafana_macros_and_variables_are_substituted() -> None:
     expr = 'sum(rate(gateway_cost_usd_total{team=~"$team",target=~"${target}"}[$__rate_interval])) [[x]]'
-    assert promql_refs.substitute_grafana(expr) == 'sum(rate(gateway_cost_usd_total{team=~"x",target=~"x"}[5m])) x'
+    assert (
+        promql_refs.substitute_grafana(expr)
+        == 'sum(rate(gateway_cost_usd_total{team=~"x",target=~"x"}[5m])) x'
+    )

@@ -10,13 +10,17 @@ import pytest
 
 from tests.deploy.conftest import ALERTS, DATA, DEPLOY, K8S, load_yaml, require_tool
 
-PROMTOOL_WHY = "install Debian's 'prometheus' package (apt-get install -y prometheus), which ships promtool"
+PROMTOOL_WHY = (
+    "install Debian's 'prometheus' package (apt-get install -y prometheus), which ships promtool"
+)
 ALERT_NAMES = [rule["alert"] for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     promtool = require_tool("promtool", PROMTOOL_WHY)
-    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [promtool, *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_promtool_accepts_the_config() -> None:
@@ -39,13 +43,17 @@ def test_alert_unit_tests_pass() -> None:
 
 def test_promtool_unit_tests_catch_a_broken_threshold(tmp_path: Path) -> None:
     # The unit tests are not vacuous: loosen one threshold and they fail.
-    rules = ALERTS.read_text(encoding="utf-8").replace("> 0.05\n        for: 10m", "> 0.5\n        for: 10m", 1)
+    rules = ALERTS.read_text(encoding="utf-8").replace(
+        "> 0.05\n        for: 10m", "> 0.5\n        for: 10m", 1
+    )
     assert rules != ALERTS.read_text(encoding="utf-8")
     broken = tmp_path / "alerts.yml"
     broken.write_text(rules, encoding="utf-8")
     test_file = tmp_path / "alerts_test.yml"
     test_file.write_text(
-        (DATA / "alerts_test.yml").read_text(encoding="utf-8").replace("../../../deploy/prometheus/alerts.yml", str(broken)),
+        (DATA / "alerts_test.yml")
+        .read_text(encoding="utf-8")
+        .replace("../../../deploy/prometheus/alerts.yml", str(broken)),
         encoding="utf-8",
     )
     done = _promtool("test", "rules", str(test_file))
@@ -55,7 +63,9 @@ def test_promtool_unit_tests_catch_a_broken_threshold(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ALERT_NAMES)
 def test_alert_has_for_severity_and_annotations(name: str) -> None:
-    rule = next(r for g in load_yaml(ALERTS)["groups"] for r in g["rules"] if r.get("alert") == name)
+    rule = next(
+        r for g in load_yaml(ALERTS)["groups"] for r in g["rules"] if r.get("alert") == name
+    )
     assert re.fullmatch(r"\d+[smh]", rule["for"]), rule.get("for")
     assert rule["labels"]["severity"] in {"warning", "critical"}
     annotations = rule["annotations"]
@@ -68,7 +78,9 @@ def test_alert_has_for_severity_and_annotations(name: str) -> None:
 def test_alert_runbook_section_exists(name: str) -> None:
     readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
     # GitHub's anchor for a heading "### Name" is "#name".
-    assert re.search(rf"^#+ {name}\s*$", readme, re.MULTILINE), f"no '### {name}' heading in deploy/README.md"
+    assert re.search(rf"^#+ {name}\s*$", readme, re.MULTILINE), (
+        f"no '### {name}' heading in deploy/README.md"
+    )
 
 
 def test_required_alerts_are_present() -> None:
