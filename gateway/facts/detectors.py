@@ -81,8 +81,8 @@ class Probe:
     def starts(self) -> list[tuple[int, int]]:
         """The digit runs a number-shaped entity can begin with.
 
-        A run shorter than 8 digits that is not continued by a separator and
-        another digit ("in 2023 we") can be none of them: this skips most runs
+        A run shorter than 8 digits, not after a ``+``, and not continued by a
+        separator and another digit ("in 2023 we") can be none of them: this skips most runs
         in prose before any regex runs.
         """
         if self._starts is None:
@@ -90,7 +90,7 @@ class Probe:
             n = len(text)
             starts: list[tuple[int, int]] = []
             for start, end in self.runs:
-                if end - start >= 8 or (
+                if (end - start >= 8 or (start and text[start - 1] == "+")) or (
                     end + 1 < n
                     and text[end] in " -./)"
                     and (
@@ -263,9 +263,11 @@ def _anchored(
             ):
                 continue
             m = pattern.match(text, start)
-            if m is not None and valid(m.group()):
+            if m is not None:
+                # a number that fails its checksum is not one, nor is any tail of it
                 end = m.end()
-                yield Finding(entity, start, end)
+                if valid(m.group()):
+                    yield Finding(entity, start, end)
 
     return detect
 
@@ -539,9 +541,9 @@ def _keyword_bounded(window: str, i: int, keyword: str, text: str, low: int) -> 
 
 # --- email ---------------------------------------------------------------------
 
-_EMAIL_LOCAL = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?^_`{|}~-"
-)
+#: the local-part characters people use (RFC 5322 allows more, e.g. ``=`` and ``/``,
+#: which would glue ``password=`` or a path onto the address)
+_EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+'-")
 _EMAIL_DOMAIN = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 )
@@ -557,8 +559,15 @@ def email(probe: Probe) -> Iterator[Finding]:
         while start < at and text[start] in ".'`{|}":  # trim leading punctuation
             start += 1
         m = _EMAIL_DOMAIN.match(text, at)
-        if start < at and m is not None:
+        if start < at and m is not None and not _in_url_authority(text, start):
             yield Finding("email", start, m.end())
             at = text.find("@", m.end())
         else:
             at = text.find("@", at + 1)
+
+
+def _in_url_authority(text: str, start: int) -> bool:
+    """``scheme://user:pass@host``: the ``pass@host`` there is a credential, not an address."""
+    head = text[max(0, start - 80) : start]
+    k = head.rfind("://")
+    return k >= 0 and not any(ch.isspace() for ch in head[k:])

@@ -130,8 +130,9 @@ _SECRET_RULES: tuple[_SecretRule, ...] = (
         (("-----BEGIN", "-"),),
         re.compile(
             r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"
-            # no END line (a truncated paste): the base64 body, JSON-escaped or not
-            r"(?:[\s\S]*?-----END \1-----|(?:\s*[A-Za-z0-9+/=:\-,\\]+)*)"
+            r"(?:[\s\S]*?-----END \1-----"
+            # no END line (a truncated paste): its base64 lines, JSON-escaped or not
+            r"|(?:(?:\r?\n|\\n)+[A-Za-z0-9+/=]{8,}(?![^\r\n\\]))*)"
         ),
         bounded=False,
     ),

@@ -113,7 +113,7 @@ def test_unknown_shapes_are_skipped_not_errors() -> None:
 def test_rewrite_replaces_every_text_and_nothing_else() -> None:
     original = copy.deepcopy(CHAT)
     out = rewrite_texts(CHAT, lambda t: f"<{t}>")
-    assert CHAT == original, "the input was mutated"
+    assert original == CHAT, "the input was mutated"
     assert list(iter_texts(out)) == [f"<{t}>" for t in iter_texts(CHAT)]
     assert out["tools"] is CHAT["tools"]
     assert out["messages"][2]["content"][1] == CHAT["messages"][2]["content"][1]
@@ -125,7 +125,10 @@ def test_rewrite_replaces_every_text_and_nothing_else() -> None:
 def test_rewrite_keeps_token_prompts_and_rewrites_string_prompts() -> None:
     assert rewrite_texts({"prompt": [1, 2]}, str.upper) == {"prompt": [1, 2]}
     assert rewrite_texts({"input": ["a", "b"]}, str.upper) == {"input": ["A", "B"]}
-    assert rewrite_texts({"prompt": "a", "suffix": "z"}, str.upper) == {"prompt": "A", "suffix": "Z"}
+    assert rewrite_texts({"prompt": "a", "suffix": "z"}, str.upper) == {
+        "prompt": "A",
+        "suffix": "Z",
+    }
 
 
 # --- properties ---------------------------------------------------------------
@@ -159,7 +162,9 @@ _body = st.fixed_dictionaries(
     {"model": _text},
     optional={
         "messages": st.lists(_message, max_size=4),
-        "prompt": st.one_of(_text, st.lists(_text, max_size=3), st.lists(st.integers(), max_size=3)),
+        "prompt": st.one_of(
+            _text, st.lists(_text, max_size=3), st.lists(st.integers(), max_size=3)
+        ),
         "input": st.one_of(_text, st.lists(_text, max_size=3), st.lists(st.integers(), max_size=3)),
         "temperature": st.floats(0, 2),
     },
