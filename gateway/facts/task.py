@@ -1,0 +1,439 @@
+"""What kind of task a request is: a fast built-in classifier and a plug-in seam.
+
+Labels: :data:`TASKS`. The built-in :class:`KeywordClassifier` scores each
+label from the last user message (and, at half weight, the system prompt):
+
+* keywords in English, Spanish, French, German, Portuguese, Italian, Russian,
+  Japanese, Chinese and Korean (``translate``, ``traduce``, ``übersetze``,
+  ``翻译``; ``summarize``, ``TL;DR``, ``résume``; ``extract``, ``list all``;
+  ``poem``, ``slogan``; ``integral``, ``solve``; ``function``, ``SQL``...);
+* phrases: a target language (``in French``, ``auf Deutsch``, ``en español``),
+  a length for a summary (``in two sentences``), JSON/CSV output requests;
+* shapes: fenced code, ``def``/``function``/braces and semicolons, stack
+  traces, SQL; equations, LaTeX, digits with operators, word problems; a long
+  pasted text under a short instruction leans to summarization.
+
+The highest score wins (ties go to the earlier label in :data:`TASKS`); below
+:data:`MIN_SCORE` the answer is ``chat``. Long texts are read only in a
+bounded head and tail (instructions sit at either end of a pasted document),
+so the cost does not grow with the prompt.
+
+Plug-ins implement :class:`TaskClassifier`. :class:`EmbeddingClassifier` is
+the seam for an embedding model: nearest labelled centroid by cosine
+similarity, deferring to another classifier when nothing is close enough. A
+small-LLM classifier implements the same one-method protocol.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Protocol
+
+TASKS: tuple[str, ...] = (
+    "translation",
+    "summarization",
+    "extraction",
+    "creative",
+    "math",
+    "code",
+    "chat",
+)
+DEFAULT_TASK = "chat"
+#: the best label needs at least this score, else the request is ``chat``
+MIN_SCORE = 2.0
+#: the system prompt says what the application is for, not what this request asks
+SYSTEM_WEIGHT = 0.5
+#: the middle of a long text is mostly material the request is about
+BODY_WEIGHT = 0.4
+
+# Keywords as (label, weight, words), matched as whole lower-cased words.
+# ``translat{e|ed|ion}`` expands to translate, translated, translation; a
+# ``_`` joins the words of a phrase (``key_points``). Weight 3: the word names
+# the task; 2: strong evidence; 1: a hint.
+_KEYWORDS: tuple[tuple[str, float, str], ...] = (
+    ("translation", 3, "translat{e|es|ed|ing|ion|ions|or} traduc{e|ir|e|eme|tion|ción|iendo}"),
+    ("translation", 3, "tradúceme traduzca traduis traduisez traduire traduction traduza traduzir"),
+    ("translation", 3, "tradução traduci tradurre traduzione übersetz{e|en|ung|t} переведи"),
+    ("translation", 3, "перевести перевод localize localise how_do_you_say cómo_se_dice"),
+    ("translation", 3, "comment_dit_on wie_heißt put_this_into brazilian_portuguese"),
+    ("translation", 1.5, "say dice mean means meaning significa signifie romanization"),
+    ("summarization", 3, "summar{y|ize|izes|ized|izing|ies|ise|ised|ising} tldr tl_dr recap"),
+    ("summarization", 3, "resume resumen resumir resuma resumo résume résumer résumé synthèse"),
+    ("summarization", 3, "zusammenfass{ung|en} zusammen riassum{i|ere|o} riassunto gist"),
+    ("summarization", 3, "condense takeaways sum_up key_points main_points short_version"),
+    ("summarization", 3, "boil_this points_principaux puntos_principales idées_principales"),
+    ("summarization", 2, "shorten abstract overview highlights nutshell bullets sintetiza"),
+    (
+        "summarization",
+        2,
+        "{one|two|three|few|1|2|3|4|5}_{sentence|sentences|lines|bullets|paragraphs}",
+    ),
+    (
+        "summarization",
+        2,
+        "{una|dos|tres|une|deux|trois|quelques|zwei|drei|uma|poche}_{frase|frases|phrases|lignes|sätzen|zeilen|righe|linhas}",
+    ),
+    ("summarization", 2, "under_{20|30|50|100|150|200}_words"),
+    ("extraction", 3, "extract{|s|ed|ing|ion} extrae extraer extraiga extrais extraire"),
+    ("extraction", 3, "extrahier{e|en} extraia extrair estrai estrarre sácame relève"),
+    ("extraction", 3, "list_all list_every find_all find_every pull_out get_all as_json"),
+    ("extraction", 3, "in_json json_with return_json identify_all tag_each key_value"),
+    ("extraction", 3, "fill_this are_mentioned is_mentioned named_entities"),
+    ("extraction", 2, "as_a_list as_a_table als_liste als_tabelle en_tabla forme_de_tableau"),
+    ("extraction", 2, "json csv schema fields entities entity parse mentioned"),
+    ("extraction", 1, "table identify ids"),
+    ("creative", 3, "poem poems poetry haiku sonnet limerick lyrics slogan tagline jingle"),
+    ("creative", 3, "poema poème poésie gedicht poesia werbeslogan bedtime fairy fable"),
+    ("creative", 3, "story stories tale novel fiction screenplay rap verse toast joke"),
+    ("creative", 3, "cuento relato histoire conte récit märchen erzählung racconto favola"),
+    ("creative", 3, "história conto storia name_ideas come_up make_up opening_scene"),
+    ("creative", 2, "imagine invent inventa invente erfinde dialogue song fantasy"),
+    ("creative", 2, "catchy punchy witty funny rhyme rhyming character plot"),
+    ("math", 3, "equation{|s} integral{|s} derivative{|s} differentiate eigenvalue{|s}"),
+    ("math", 3, "theorem ecuación ecuaciones équation dérivée intégrale gleichung"),
+    ("math", 3, "ableitung equação derivada equazione integrale wahrscheinlichkeit"),
+    ("math", 3, "probabilité probability probabilidad probabilidade probabilità calculus"),
+    ("math", 2, "solve resuelve resolver résous löse prove simplify factorize"),
+    ("math", 2, "calculate calcule calcula calcular calcola berechne berechnen compute"),
+    ("math", 2, "matrix fraction permutations combinations perimeter diagonals"),
+    ("math", 2, "algebra geometry arithmetic irrational lim sqrt how_many prime_number"),
+    ("math", 2, "how_much how_long cuánto cuántos combien wie_viele quanto"),
+    ("math", 1, "mean median average percent interest area volume ways sum prime proof"),
+    ("math", 0.5, "what_is what_time"),
+    ("code", 3, "python javascript typescript java golang kotlin rust c++ c# php ruby"),
+    ("code", 3, "sql regex bash powershell dockerfile kubernetes react node nodejs"),
+    ("code", 3, "git npm pip pytest segfault refactor debug compiler stacktrace"),
+    ("code", 3, "traceback typeerror valueerror keyerror nullpointerexception"),
+    ("code", 3, "one_liner unit_test unit_tests node_js"),
+    ("code", 2, "code código codice function función fonction funktion funzione"),
+    ("code", 2, "script method class bug api endpoint async await callback regexp"),
+    ("code", 2, "query consulta docker deployment yaml html css postgresql postgres"),
+    ("code", 2, "mysql database compile exception array loop recursion"),
+    ("code", 2, "implement implementa algorithm lru variable programming interface"),
+    ("code", 1, "error errors fails crash linux terminal command repo commit"),
+)
+
+# A target language makes a translation: "in French", "auf Deutsch", "al inglés".
+_LANGUAGES = (
+    "english spanish french german italian portuguese dutch japanese chinese korean russian "
+    "arabic hindi polish turkish swedish greek hebrew mandarin cantonese inglés ingles español "
+    "castellano francés alemán italiano portugués japonés chino coreano anglais espagnol "
+    "allemand italien portugais japonais chinois coréen français englisch englische deutsch "
+    "deutsche französisch spanisch italienisch japanisch chinesisch inglês espanhol francês "
+    "alemão japonês inglese spagnolo francese tedesco giapponese cinese"
+)
+_TO = "in into to en al a au auf ins em para nach del from"
+#: a natural language next to one of these words: the text asks for a translation
+_LANGUAGE_WEIGHT = 3.0
+
+# Japanese, Chinese and Korean have no spaces between words: substring tests.
+_CJK: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    ("translation", 3, ("翻译", "翻譯", "翻訳", "번역", "英語に", "英文", "英语", "영어로")),
+    ("summarization", 3, ("要約", "总结", "總結", "摘要", "概括", "まとめ", "요약")),
+    ("extraction", 3, ("抽出", "抜き出", "提取", "抽取", "추출")),
+    ("creative", 3, ("俳句", "詩", "诗", "物語", "故事", "小説", "小说", "歌词", "口号")),
+    ("math", 3, ("方程", "積分", "微分", "求和", "数列", "等差", "等比", "概率", "確率", "计算")),
+    ("code", 3, ("コード", "代码", "代碼", "関数", "函数", "函數", "코드", "python", "javascript")),
+)
+
+# Separators: ASCII punctuation and whitespace become spaces (``+`` and ``#``
+# stay: c++, c#); other bytes (UTF-8 letters) are kept.
+_SEPARATORS = bytes(
+    32 if (chr(b) in "\t\n\r\x0b\x0c.,:;!?()[]{}\"'/\\<>=*&%$@|~^`-") else b for b in range(256)
+)
+_DIGITS = b"0123456789"
+_MATH_OPS = b"=^+*/%"
+#: characters common in code and rare in prose
+_CODE_CHARS = b"{};=<>_[]`$"
+_CODE_MARKERS = (b"```", b"Traceback (most recent", b"Error:", b"Exception", b"def ", b";\n")
+_SQL = (b"SELECT ", b" FROM ")
+#: non-ASCII punctuation that separates words
+_WIDE_SEPARATORS = (
+    "¿",
+    "¡",
+    "«",
+    "»",
+    "\u201c",
+    "\u201d",
+    "\u201e",
+    "\u2018",
+    "\u2019",
+    "\u2014",
+    "\u2013",
+)
+#: UTF-8 lead bytes of CJK ideographs, kana and Hangul
+_NOT_CJK_LEADS = bytes(b for b in range(256) if not 0xE3 <= b <= 0xED)
+
+#: characters at each end of a text read as its instruction, at full weight
+_INSTRUCTION = 160
+#: characters read at the start and end of the rest, at :data:`BODY_WEIGHT`
+_HEAD = 400
+_TAIL = 300
+#: characters read at the start and end of a long text for its shape
+_SHAPE_HEAD = 2400
+_SHAPE_TAIL = 600
+#: below this length, numbers with an operator read as a calculation
+_SHORT = 120
+#: above this length, a text is read as pasted material under an instruction
+_PASTED = 450
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInput:
+    """The texts a classifier looks at."""
+
+    last_user: str
+    system: str = ""
+    has_tools: bool = False
+
+
+class TaskClassifier(Protocol):
+    def classify(self, item: TaskInput) -> str:
+        """One of :data:`TASKS`."""
+        ...
+
+
+def _window(text: str, head: int, tail: int) -> str:
+    if len(text) <= head + tail:
+        return text
+    return f"{text[:head]}\n{text[-tail:]}"
+
+
+def _expand(word: str) -> list[str]:
+    """``translat{e|ion}`` -> translate, translation (one brace group at most)."""
+    start = word.find("{")
+    if start < 0:
+        return [word]
+    end = word.index("}", start)
+    return [word[:start] + middle + word[end + 1 :] for middle in word[start + 1 : end].split("|")]
+
+
+_Hit = tuple[int, float]
+
+
+def _lexicon() -> tuple[dict[bytes, list[_Hit]], dict[bytes, list[tuple[bytes, int, float]]]]:
+    """Words -> hits, and phrases keyed by their longest (rarest) word."""
+    words: dict[bytes, list[_Hit]] = {}
+    phrases: dict[bytes, list[tuple[bytes, int, float]]] = {}
+    entries = [(label, weight, w) for label, weight, ws in _KEYWORDS for w in ws.split()]
+    for language in _LANGUAGES.split():
+        entries += [("translation", _LANGUAGE_WEIGHT, f"{to}_{language}") for to in _TO.split()]
+    for label, weight, entry in entries:
+        for form in _expand(entry):
+            parts = form.split("_")
+            hit = (TASKS.index(label), weight)
+            if len(parts) == 1:
+                words.setdefault(form.encode(), []).append(hit)
+            else:
+                key = max(parts, key=len).encode()
+                phrase = f" {' '.join(parts)} ".encode()
+                phrases.setdefault(key, []).append((phrase, *hit))
+    return words, phrases
+
+
+class KeywordClassifier:
+    """The built-in classifier: keywords, phrases and shapes; no model, no I/O.
+
+    Cost is bounded: the instruction is read in at most :data:`_HEAD` +
+    :data:`_TAIL` characters, the shape in at most :data:`_SHAPE_HEAD` +
+    :data:`_SHAPE_TAIL`, with C-level string operations only.
+    """
+
+    __slots__ = ("_keys", "_phrases", "_words")
+
+    def __init__(self) -> None:
+        words, phrases = _lexicon()
+        self._words = MappingProxyType({k: tuple(v) for k, v in words.items()})
+        self._phrases = MappingProxyType({k: tuple(v) for k, v in phrases.items()})
+        self._keys = frozenset(words) | frozenset(phrases)
+
+    def classify(self, item: TaskInput) -> str:
+        scores = [0.0] * len(TASKS)
+        text = item.last_user
+        if len(text) <= 2 * _INSTRUCTION:
+            self._score(text.lower(), scores, 1.0)
+        else:
+            # The instruction is the first line (or the first sentences of a
+            # single paragraph) and a short last line; words in between are
+            # more often the pasted material's than the request's.
+            newline = text.find("\n", 0, _INSTRUCTION)
+            head = newline if newline > 0 else _INSTRUCTION
+            last = text.rfind("\n", len(text) - _INSTRUCTION)
+            tail = last + 1 if last >= head else len(text)
+            self._score(f"{text[:head]}\n{text[tail:]}".lower(), scores, 1.0)
+            self._score(_window(text[head:tail], _HEAD, _TAIL).lower(), scores, BODY_WEIGHT)
+        if item.system:
+            self._score(item.system[: _HEAD + _TAIL].lower(), scores, SYSTEM_WEIGHT)
+        _shapes(text, scores)
+        best = max(range(len(TASKS)), key=lambda i: (scores[i], -i))
+        return TASKS[best] if scores[best] >= MIN_SCORE else DEFAULT_TASK
+
+    def _score(self, lower: str, scores: list[float], factor: float) -> None:
+        if not lower.isascii():
+            for mark in _WIDE_SEPARATORS:
+                lower = lower.replace(mark, " ")
+        raw = lower.encode("utf-8", "surrogatepass")
+        tokens = raw.translate(_SEPARATORS).split()
+        joined = b" " + b" ".join(tokens) + b" "
+        words, phrases = self._words, self._phrases
+        for key in self._keys.intersection(tokens):
+            for index, weight in words.get(key, ()):
+                scores[index] += weight * factor
+            for phrase, index, weight in phrases.get(key, ()):
+                if phrase in joined:
+                    scores[index] += weight * factor
+        if raw.translate(None, _NOT_CJK_LEADS):
+            for label, weight, needles in _CJK:
+                if any(needle in lower for needle in needles):
+                    scores[TASKS.index(label)] += weight * factor
+
+
+def _shapes(text: str, scores: list[float]) -> None:
+    """Code and math shapes, and long pasted text."""
+    window = _window(text, _SHAPE_HEAD, _SHAPE_TAIL).encode("utf-8", "surrogatepass")
+    size = len(window) or 1
+    code_chars = size - len(window.translate(None, _CODE_CHARS))
+    latex = b"\\frac" in window or b"\\int" in window or b"\\lim" in window
+    code = (
+        any(marker in window for marker in _CODE_MARKERS)
+        or all(keyword in window for keyword in _SQL)
+        or (not latex and code_chars >= 4 and code_chars / size > 0.04)
+    )
+    if code:
+        scores[_CODE] += 3.0
+    instruction = window[: _HEAD + _TAIL]
+    digits = len(instruction) - len(instruction.translate(None, _DIGITS))
+    ops = len(instruction) - len(instruction.translate(None, _MATH_OPS))
+    if latex:
+        ops += 2
+    if not code:
+        if ops >= 2 and digits >= 2:
+            scores[_MATH] += 2.5
+        elif ops >= 1 and digits >= 1:
+            # a short text of numbers and an operator is a calculation
+            scores[_MATH] += 2.0 if len(text) < _SHORT else 1.0
+        elif digits >= 3:
+            scores[_MATH] += 0.5
+        if len(text) > _PASTED:
+            scores[_SUMMARIZATION] += 1.0
+    # "translate this Python to Go" is a code task: no natural language named
+    if scores[_CODE] >= 3.0 and scores[_TRANSLATION] >= 3.0 and scores[_TRANSLATION] % 3.0:
+        scores[_TRANSLATION] = 0.0
+
+
+_CODE = TASKS.index("code")
+_MATH = TASKS.index("math")
+_SUMMARIZATION = TASKS.index("summarization")
+_TRANSLATION = TASKS.index("translation")
+
+
+# --- the plug-in seam -------------------------------------------------------
+
+
+Embed = Callable[[str], Sequence[float]]
+
+
+def _normalized(vector: Sequence[float]) -> tuple[float, ...]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0.0:
+        return tuple(0.0 for _ in vector)
+    return tuple(x / norm for x in vector)
+
+
+class EmbeddingClassifier:
+    """Nearest labelled centroid by cosine similarity of an embedding.
+
+    ``embed`` turns a text into a vector (a local sentence-embedding model, or
+    a call the caller has made synchronous and bounded); ``centroids`` maps
+    labels of :data:`TASKS` to one or more reference vectors (e.g. the mean
+    embedding of labelled prompts). The text embedded is the system prompt and
+    the last user message, bounded like :class:`KeywordClassifier`'s. When the
+    best similarity is below ``min_similarity`` the answer is ``fallback``'s.
+    """
+
+    __slots__ = ("_centroids", "_embed", "_fallback", "_min_similarity")
+
+    def __init__(
+        self,
+        embed: Embed,
+        centroids: Mapping[str, Sequence[Sequence[float]]],
+        *,
+        min_similarity: float = 0.0,
+        fallback: TaskClassifier | None = None,
+    ) -> None:
+        unknown = sorted(set(centroids) - set(TASKS))
+        if unknown:
+            raise ValueError(f"unknown task labels {unknown}; use labels from {TASKS}")
+        pairs = [(label, _normalized(v)) for label, vs in centroids.items() for v in vs]
+        if not pairs:
+            raise ValueError("an embedding classifier needs at least one centroid")
+        dimensions = {len(v) for _, v in pairs}
+        if len(dimensions) != 1:
+            raise ValueError(f"centroids have different dimensions: {sorted(dimensions)}")
+        self._embed = embed
+        self._centroids = tuple(pairs)
+        self._min_similarity = min_similarity
+        self._fallback: TaskClassifier = fallback or KeywordClassifier()
+
+    def classify(self, item: TaskInput) -> str:
+        text = _window(item.last_user, _HEAD, _TAIL)
+        if item.system:
+            text = f"{item.system[:_TAIL]}\n\n{text}"
+        vector = _normalized(self._embed(text))
+        best_label, best = DEFAULT_TASK, -math.inf
+        for label, centroid in self._centroids:
+            if len(centroid) != len(vector):
+                raise ValueError(
+                    f"embedding has {len(vector)} dimensions, centroids {len(centroid)}"
+                )
+            similarity = sum(a * b for a, b in zip(centroid, vector, strict=True))
+            if similarity > best:
+                best_label, best = label, similarity
+        if best < self._min_similarity:
+            return self._fallback.classify(item)
+        return best_label
+
+
+# --- request bodies -----------------------------------------------------------
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def task_input(body: Mapping[str, Any]) -> TaskInput:
+    """The :class:`TaskInput` of an OpenAI chat or completions body (lenient).
+
+    Chat: the last ``user`` message (content a string or text parts) and the
+    system (or ``developer``) messages joined. Completions: ``prompt`` (a
+    string, or the strings of a list). Anything else reads as empty text.
+    """
+    has_tools = bool(body.get("tools") or body.get("functions"))
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        last_user = ""
+        system: list[str] = []
+        for message in messages:
+            if not isinstance(message, Mapping):
+                continue
+            role = message.get("role")
+            if role == "user":
+                last_user = _content_text(message.get("content"))
+            elif role in ("system", "developer"):
+                system.append(_content_text(message.get("content")))
+        return TaskInput(last_user, "\n".join(s for s in system if s), has_tools)
+    prompt = body.get("prompt")
+    if isinstance(prompt, list):
+        prompt = "\n".join(p for p in prompt if isinstance(p, str))
+    return TaskInput(prompt if isinstance(prompt, str) else "", "", has_tools)
