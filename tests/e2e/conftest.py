@@ -50,7 +50,7 @@ def e2e_policy() -> dict[str, Any]:
         "refused": target("echo", base_url=f"http://127.0.0.1:{free_port()}/v1"),
         "not-json": target("not-json"),
         "flaky": target("flaky:2", retry={"attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}),
-        "breaker": target("status:500", circuit={"failures_to_open": 2, "open_seconds": 0.5}),
+        "breaker": target("status:500", circuit={"failures_to_open": 2, "open_seconds": 1.5}),
     }
     for path in recording_files():
         targets[f"rec-{path.name[:8]}"] = target(f"recording:{path.name[:8]}")

@@ -119,7 +119,7 @@ def test_circuit_breaker_opens_then_half_open_probe(gateway: GatewayServer, upst
     assert ready["targets"]["breaker"]["available"] is False
     metrics = httpx.get(gateway.url + "/metrics").text
     assert 'gateway_circuit_state{target="breaker"} 2.0' in metrics
-    time.sleep(0.6)
+    time.sleep(1.6)
     # half-open: exactly one probe goes through, fails, and opens it again
     httpx.post(gateway.url + "/v1/chat/completions", json={"model": "fallback-breaker", "messages": USER})
     assert calls() - start == 3
