@@ -446,13 +446,17 @@ class LiteLLMProvider:
                 for payload in shaper.shape(chunk.model_dump()):
                     yield orjson.dumps(payload)
         finally:
-            # closing litellm's stream closes the upstream connection; a text
-            # completion stream wraps a chat stream, which is the one to close
-            closable = getattr(response, "completion_stream", response)
-            if not isinstance(closable, litellm.CustomStreamWrapper):
-                closable = response
-            await closable.aclose()
+            await _close_stream(litellm, response)
 
     async def aclose(self) -> None:
         """Nothing to release: litellm owns its pooled HTTP clients, which
         live as long as the process."""
+
+
+async def _close_stream(litellm: Any, response: Any) -> None:
+    """Close litellm's stream, and with it the upstream connection."""
+    if isinstance(response, litellm.CustomStreamWrapper):
+        await response.aclose()
+    else:
+        # a text-completion stream wraps an async generator over a chat stream
+        await response.completion_stream.aclose()

@@ -508,6 +508,47 @@ async def test_anthropic_text_completion(
     assert reply.usage is not None and reply.usage.prompt_tokens == 21
 
 
+async def test_anthropic_text_completion_stream(
+    provider: LiteLLMProvider, upstream: respx.MockRouter
+) -> None:
+    upstream.post(ANTHROPIC_URL).respond(
+        200, content=read_data("anthropic/stream_text.sse"), headers=SSE
+    )
+    body = {
+        "model": "claude-3-5-sonnet-20240620",
+        "prompt": "Say hello",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    call = UpstreamCall(Endpoint.COMPLETIONS, anthropic_target(), body, request_id="r")
+    stream = provider.stream(call)
+    first = orjson.loads(await anext(stream))
+    rest = await collect(stream)
+    chunks = [first, *rest]
+
+    # OpenAI's text-completion chunks carry finish_reason null until the last
+    # one, which the SDK's (non-streaming) Completion type cannot validate
+    assert {c["object"] for c in chunks} == {"text_completion"}
+    assert len({c["id"] for c in chunks}) == 1
+    assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == "Hello, world!"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    final = Completion.model_validate(chunks[-1])
+    assert final.choices == []
+    assert final.usage is not None and final.usage.completion_tokens == 12
+
+
+async def test_closing_a_text_completion_stream_early_is_clean(
+    provider: LiteLLMProvider, upstream: respx.MockRouter
+) -> None:
+    upstream.post(ANTHROPIC_URL).respond(
+        200, content=read_data("anthropic/stream_text.sse"), headers=SSE
+    )
+    body = {"model": "claude-3-5-sonnet-20240620", "prompt": "Say hello", "stream": True}
+    stream = provider.stream(UpstreamCall(Endpoint.COMPLETIONS, anthropic_target(), body, "r"))
+    assert orjson.loads(await anext(stream))["choices"][0]["text"] == "Hello"
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
 async def test_embeddings_cannot_be_streamed(provider: LiteLLMProvider) -> None:
     call = UpstreamCall(Endpoint.EMBEDDINGS, gemini_target(), {"input": "x"}, request_id="r")
     with pytest.raises(InvalidRequest):
