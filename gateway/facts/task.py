@@ -13,10 +13,14 @@ label from the last user message (and, at half weight, the system prompt):
   traces, SQL; equations, LaTeX, digits with operators, word problems; a long
   pasted text under a short instruction leans to summarization.
 
-The highest score wins (ties go to the earlier label in :data:`TASKS`); below
-:data:`MIN_SCORE` the answer is ``chat``. Long texts are read only in a
-bounded head and tail (instructions sit at either end of a pasted document),
-so the cost does not grow with the prompt.
+Where the words sit matters: the first line (or first sentences) and a short
+last line are the instruction and count fully; the material in between counts
+at :data:`BODY_WEIGHT`, the system prompt at :data:`SYSTEM_WEIGHT`. The
+highest score wins (ties go to the earlier label in :data:`TASKS`); below
+:data:`MIN_SCORE` the answer is ``chat``. Only bounded slices of a long text
+are read, with C-level string operations (``bytes.translate``, ``split``,
+set intersection, substring tests), so the cost does not grow with the
+prompt: ``bench/task_eval.py`` measures it.
 
 Plug-ins implement :class:`TaskClassifier`. :class:`EmbeddingClassifier` is
 the seam for an embedding model: nearest labelled centroid by cosine
@@ -128,6 +132,8 @@ _LANGUAGES = (
 _TO = "in into to en al a au auf ins em para nach del from"
 #: a natural language next to one of these words: the text asks for a translation
 _LANGUAGE_WEIGHT = 3.0
+#: an extra score slot (after the labels) that counts natural languages named
+_LANGUAGE_SLOT = len(TASKS)
 
 # Japanese, Chinese and Korean have no spaces between words: substring tests.
 _CJK: tuple[tuple[str, float, tuple[str, ...]], ...] = (
@@ -202,6 +208,13 @@ def _window(text: str, head: int, tail: int) -> str:
     return f"{text[:head]}\n{text[-tail:]}"
 
 
+def _middle(text: str, start: int, end: int) -> str:
+    """``text[start:end]`` bounded to its first :data:`_HEAD` and last :data:`_TAIL` characters."""
+    if end - start <= _HEAD + _TAIL:
+        return text[start:end]
+    return f"{text[start : start + _HEAD]}\n{text[end - _TAIL : end]}"
+
+
 def _expand(word: str) -> list[str]:
     """``translat{e|ion}`` -> translate, translation (one brace group at most)."""
     start = word.find("{")
@@ -221,16 +234,17 @@ def _lexicon() -> tuple[dict[bytes, list[_Hit]], dict[bytes, list[tuple[bytes, i
     entries = [(label, weight, w) for label, weight, ws in _KEYWORDS for w in ws.split()]
     for language in _LANGUAGES.split():
         entries += [("translation", _LANGUAGE_WEIGHT, f"{to}_{language}") for to in _TO.split()]
+        entries += [("", 1.0, f"{to}_{language}") for to in _TO.split()]
     for label, weight, entry in entries:
+        index = TASKS.index(label) if label else _LANGUAGE_SLOT
         for form in _expand(entry):
             parts = form.split("_")
-            hit = (TASKS.index(label), weight)
             if len(parts) == 1:
-                words.setdefault(form.encode(), []).append(hit)
+                words.setdefault(form.encode(), []).append((index, weight))
             else:
                 key = max(parts, key=len).encode()
                 phrase = f" {' '.join(parts)} ".encode()
-                phrases.setdefault(key, []).append((phrase, *hit))
+                phrases.setdefault(key, []).append((phrase, index, weight))
     return words, phrases
 
 
@@ -251,7 +265,7 @@ class KeywordClassifier:
         self._keys = frozenset(words) | frozenset(phrases)
 
     def classify(self, item: TaskInput) -> str:
-        scores = [0.0] * len(TASKS)
+        scores = [0.0] * (len(TASKS) + 1)
         text = item.last_user
         if len(text) <= 2 * _INSTRUCTION:
             self._score(text.lower(), scores, 1.0)
@@ -264,9 +278,14 @@ class KeywordClassifier:
             last = text.rfind("\n", len(text) - _INSTRUCTION)
             tail = last + 1 if last >= head else len(text)
             self._score(f"{text[:head]}\n{text[tail:]}".lower(), scores, 1.0)
-            self._score(_window(text[head:tail], _HEAD, _TAIL).lower(), scores, BODY_WEIGHT)
+            self._score(_middle(text, head, tail).lower(), scores, BODY_WEIGHT)
         if item.system:
             self._score(item.system[: _HEAD + _TAIL].lower(), scores, SYSTEM_WEIGHT)
+        if scores[_CODE] >= 3.0 and not scores[_LANGUAGE_SLOT]:
+            # "translate this Python to Go": a programming language and no
+            # natural one named, so the translating is code work
+            scores[_CODE] += scores[_TRANSLATION]
+            scores[_TRANSLATION] = 0.0
         _shapes(text, scores)
         best = max(range(len(TASKS)), key=lambda i: (scores[i], -i))
         return TASKS[best] if scores[best] >= MIN_SCORE else DEFAULT_TASK
@@ -319,9 +338,6 @@ def _shapes(text: str, scores: list[float]) -> None:
             scores[_MATH] += 0.5
         if len(text) > _PASTED:
             scores[_SUMMARIZATION] += 1.0
-    # "translate this Python to Go" is a code task: no natural language named
-    if scores[_CODE] >= 3.0 and scores[_TRANSLATION] >= 3.0 and scores[_TRANSLATION] % 3.0:
-        scores[_TRANSLATION] = 0.0
 
 
 _CODE = TASKS.index("code")

@@ -150,6 +150,23 @@ def test_translating_code_between_languages_is_code(classifier: KeywordClassifie
     assert classifier.classify(TaskInput(text)) == "code"
 
 
+def test_translating_a_code_comment_into_a_language_is_translation(
+    classifier: KeywordClassifier,
+) -> None:
+    text = "Translate this Java comment into English: // calcola la somma degli elementi"
+    assert classifier.classify(TaskInput(text)) == "translation"
+
+
+def test_cost_does_not_grow_with_the_prompt(classifier: KeywordClassifier) -> None:
+    small = TaskInput("Summarize this:\n\n" + "The board met and agreed on a budget. " * 100)
+    huge = TaskInput("Summarize this:\n\n" + "The board met and agreed on a budget. " * 30_000)
+    assert classifier.classify(huge) == classifier.classify(small) == "summarization"
+    small_us = _median_us(lambda: classifier.classify(small), rounds=3, calls=50)
+    huge_us = _median_us(lambda: classifier.classify(huge), rounds=3, calls=50)
+    # slicing a 1 MB string is a memcpy, nothing more
+    assert huge_us < 5 * small_us + 100
+
+
 def test_every_answer_is_a_label(classifier: KeywordClassifier) -> None:
     for text in ("", "???", "1 2 3", "def", "翻", "x" * 10_000, "\ud800 lone surrogate"):
         assert classifier.classify(TaskInput(text, text)) in TASKS
