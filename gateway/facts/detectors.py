@@ -35,8 +35,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 _DIGITS = "0123456789"
-#: above this many digits, one regex pass beats a find() loop per digit
-_FIND_LOOP_MAX = 256
+#: with more digits than this (or than one char in 32), one regex pass over the
+#: text beats a find() call per digit
+_FIND_LOOP_MIN = 256
 _DIGIT_RUN = re.compile(r"[0-9]+")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -59,8 +60,8 @@ class Probe:
         self.text = text
         self._lower: str | None = None
         self._runs: list[tuple[int, int]] | None = None
-        self._starts: list[int] | None = None
-        self._lettered: list[int] | None = None
+        self._starts: list[tuple[int, int]] | None = None
+        self._lettered: list[tuple[int, int]] | None = None
         self._positions: dict[str, list[int]] = {}
 
     @property
@@ -146,11 +147,12 @@ def _digit_runs(text: str) -> list[tuple[int, int]]:
     # str.find is a memchr per digit: far cheaper than a regex scan on prose,
     # which has few digits. Digit-heavy text switches to the linear regex pass.
     positions: list[int] = []
+    cap = max(_FIND_LOOP_MIN, len(text) // 32)
     for digit in _DIGITS:
         i = text.find(digit)
         while i >= 0:
             positions.append(i)
-            if len(positions) > _FIND_LOOP_MAX:
+            if len(positions) > cap:
                 return [m.span() for m in _DIGIT_RUN.finditer(text)]
             i = text.find(digit, i + 1)
     if not positions:
@@ -498,45 +500,32 @@ _DATE = re.compile(
 _DOB_WINDOW = 24
 
 
-#: how far before a digit run its keyword may end: the window plus "September 30th, "
-_DOB_LOOKBACK = _DOB_WINDOW + 20
-
-
 def date_of_birth(probe: Probe) -> Iterator[Finding]:
-    # Anchored at digit runs (every date has one) rather than scanning the whole
-    # text for each keyword: prose has few runs, so this is a handful of
-    # searches in short windows.
+    if not probe.runs:  # every date has digits
+        return
+    lower = probe.lower
     text = probe.text
     end = 0
-    for run_start, _ in probe.runs:
-        if run_start < end:
-            continue
-        low = max(0, run_start - _DOB_LOOKBACK)
-        window = lower_aligned(text[low:run_start])
-        best = -1
-        for keyword in _DOB_KEYWORDS:
-            i = window.rfind(keyword)
-            while i >= 0 and not _keyword_bounded(window, i, keyword, text, low):
-                i = window.rfind(keyword, 0, i)
-            if i >= 0:
-                best = max(best, low + i + len(keyword))
-        if best < 0:
-            continue
-        m = _DATE.search(text, best, best + _DOB_WINDOW + 32)
-        if m is not None and m.start() - best <= _DOB_WINDOW and m.start() >= end:
-            end = m.end()
-            yield Finding("date_of_birth", m.start(), m.end())
+    for keyword in _DOB_KEYWORDS:
+        i = lower.find(keyword)
+        while i >= 0:
+            after = i + len(keyword)
+            if _keyword_bounded(lower, i, keyword):
+                m = _DATE.search(text, after, after + _DOB_WINDOW + 32)
+                if m is not None and m.start() - after <= _DOB_WINDOW and m.start() >= end:
+                    end = m.end()
+                    yield Finding("date_of_birth", m.start(), m.end())
+            i = lower.find(keyword, after)
 
 
-def _keyword_bounded(window: str, i: int, keyword: str, text: str, low: int) -> bool:
+def _keyword_bounded(lower: str, i: int, keyword: str) -> bool:
     """The keyword is a word of its own ("born", not "stubborn"; "dob", not "adobe")."""
-    before = low + i - 1
-    if before >= 0 and text[before].isalpha():
+    if i and lower[i - 1].isalpha():
         return False
     if keyword in ("birth", "born"):  # "birthday", "birthdate" are keywords too
         return True
-    after = low + i + len(keyword)
-    return after >= len(text) or not text[after].isalpha()
+    after = i + len(keyword)
+    return after >= len(lower) or not lower[after].isalpha()
 
 
 # --- email ---------------------------------------------------------------------
