@@ -189,7 +189,11 @@ _PASTED = 450
 
 @dataclass(frozen=True, slots=True)
 class TaskInput:
-    """The texts a classifier looks at."""
+    """The texts a classifier looks at.
+
+    ``has_tools`` is there for plug-ins; :class:`KeywordClassifier` ignores it
+    (tools say how an answer is delivered, not what is asked).
+    """
 
     last_user: str
     system: str = ""
