@@ -43,7 +43,7 @@ class Redaction:
         self._mapping: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._next: dict[str, int] = {}
-        self._taken = ""
+        self._taken: set[str] = set()
         self.counts: Mapping[str, int] = MappingProxyType(self._counts)
         self.mapping: Mapping[str, str] = MappingProxyType(self._mapping)
 
@@ -52,7 +52,9 @@ class Redaction:
         if not self._entities:
             return dict(body)
         # placeholder-shaped text already in the request must not be reused
-        self._taken = "\n".join(t for t in iter_texts(body) if "[" in t)
+        for text in iter_texts(body):
+            if "[" in text:
+                self._taken.update(_PLACEHOLDER.findall(text))
         return rewrite_texts(body, self.redact_text)
 
     def redact_text(self, text: str) -> str:
