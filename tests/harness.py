@@ -18,7 +18,9 @@ from tests.upstream import free_port
 
 class GatewayServer:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings.with_overrides(port=settings.port if settings.port != 8080 else free_port())
+        self.settings = settings.with_overrides(
+            port=settings.port if settings.port != 8080 else free_port()
+        )
         self.url = f"http://127.0.0.1:{self.settings.port}"
         self.services: Services | None = None
         self._server: uvicorn.Server | None = None
@@ -41,7 +43,7 @@ class GatewayServer:
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to the starting thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the starting thread
             self._error = exc
             self._started.set()
         finally:
@@ -63,7 +65,7 @@ class GatewayServer:
         )
         self._server = uvicorn.Server(config)
         serving = asyncio.ensure_future(self._server.serve())
-        while not self._server.started and not serving.done():
+        while not self._server.started and not serving.done():  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
             await asyncio.sleep(0.01)
         self._started.set()
         try:

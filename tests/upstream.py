@@ -184,7 +184,9 @@ class Upstream:
                     ],
                 }
                 finish = "tool_calls"
-            choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish})
+            choices.append(
+                {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
+            )
         prompt = _prompt_tokens(body)
         completion = len(text.split()) * n
         return web.json_response(
@@ -209,25 +211,80 @@ class Upstream:
     ) -> web.StreamResponse:
         response = await _open_sse(request)
         model = str(body.get("model"))
-        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()), "model": model, "system_fingerprint": "fp_test"}
+        base = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": "fp_test",
+        }
 
         async def send(choices: list[dict[str, Any]], **extra: Any) -> None:
-            await response.write(b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n")
+            await response.write(
+                b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
+            )
 
         for index in range(n):
-            await send([{"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])
+            await send(
+                [
+                    {
+                        "index": index,
+                        "delta": {"role": "assistant", "content": ""},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ]
+            )
         if tools:
             name = body["tools"][0]["function"]["name"]
             for index in range(n):
-                await send([{"index": index, "delta": {"tool_calls": [{"index": 0, "id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": ""}}]}, "logprobs": None, "finish_reason": None}])
+                await send(
+                    [
+                        {
+                            "index": index,
+                            "delta": {
+                                "tool_calls": [
+                                    {
+                                        "index": 0,
+                                        "id": f"call_{index}",
+                                        "type": "function",
+                                        "function": {"name": name, "arguments": ""},
+                                    }
+                                ]
+                            },
+                            "logprobs": None,
+                            "finish_reason": None,
+                        }
+                    ]
+                )
                 for piece in ('{"city"', ': "Par', 'is"}'):
-                    await send([{"index": index, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}, "logprobs": None, "finish_reason": None}])
+                    await send(
+                        [
+                            {
+                                "index": index,
+                                "delta": {
+                                    "tool_calls": [{"index": 0, "function": {"arguments": piece}}]
+                                },
+                                "logprobs": None,
+                                "finish_reason": None,
+                            }
+                        ]
+                    )
         else:
             words = text.split(" ")
             for i, word in enumerate(words):
                 piece = word if i == 0 else " " + word
                 for index in range(n):
-                    await send([{"index": index, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}])
+                    await send(
+                        [
+                            {
+                                "index": index,
+                                "delta": {"content": piece},
+                                "logprobs": None,
+                                "finish_reason": None,
+                            }
+                        ]
+                    )
                 if model == "drop-mid-stream" and i == 1:
                     assert request.transport is not None
                     request.transport.close()
@@ -239,7 +296,14 @@ class Upstream:
         if options.get("include_usage"):
             prompt = _prompt_tokens(body)
             completion = len(text.split()) * n
-            await send([], usage={"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+            await send(
+                [],
+                usage={
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+            )
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
@@ -260,22 +324,43 @@ class Upstream:
             return early
         prompt = body.get("prompt")
         text = "echo: " + (prompt if isinstance(prompt, str) else str(prompt))
-        base = {"id": "cmpl-test", "object": "text_completion", "created": int(time.time()), "model": body.get("model")}
+        base = {
+            "id": "cmpl-test",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+        }
         if body.get("stream"):
             response = await _open_sse(request)
             for word in text.split(" "):
-                chunk = {**base, "choices": [{"index": 0, "text": word + " ", "logprobs": None, "finish_reason": None}]}
+                chunk = {
+                    **base,
+                    "choices": [
+                        {"index": 0, "text": word + " ", "logprobs": None, "finish_reason": None}
+                    ],
+                }
                 await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
-            final = {**base, "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}]}
+            final = {
+                **base,
+                "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}],
+            }
             await response.write(b"data: " + orjson.dumps(final) + b"\n\n")
             if (body.get("stream_options") or {}).get("include_usage"):
-                usage = {**base, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+                usage = {
+                    **base,
+                    "choices": [],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+                }
                 await response.write(b"data: " + orjson.dumps(usage) + b"\n\n")
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
             return response
         return web.json_response(
-            {**base, "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+            {
+                **base,
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+            }
         )
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
@@ -292,7 +377,12 @@ class Upstream:
                 embedding = base64.b64encode(struct.pack("<3f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": embedding})
         return web.json_response(
-            {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 5, "total_tokens": 5}}
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 5, "total_tokens": 5},
+            }
         )
 
 
@@ -303,7 +393,11 @@ async def _open_sse(request: web.Request) -> web.StreamResponse:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    kind = "rate_limit_exceeded" if status == 429 else ("server_error" if status >= 500 else "invalid_request_error")
+    kind = (
+        "rate_limit_exceeded"
+        if status == 429
+        else ("server_error" if status >= 500 else "invalid_request_error")
+    )
     return web.json_response(
         {"error": {"message": message, "type": kind, "param": None, "code": None}},
         status=status,
@@ -319,7 +413,11 @@ def _last_user_text(body: dict[str, Any]) -> str:
         if isinstance(content, str):
             return content
         if isinstance(content, list):
-            return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            return " ".join(
+                p.get("text", "")
+                for p in content
+                if isinstance(p, dict) and p.get("type") == "text"
+            )
     return ""
 
 

@@ -49,7 +49,9 @@ def e2e_policy() -> dict[str, Any]:
         "drop": target("drop-mid-stream"),
         "refused": target("echo", base_url=f"http://127.0.0.1:{free_port()}/v1"),
         "not-json": target("not-json"),
-        "flaky": target("flaky:2", retry={"attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}),
+        "flaky": target(
+            "flaky:2", retry={"attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
+        ),
         "breaker": target("status:500", circuit={"failures_to_open": 2, "open_seconds": 1.5}),
     }
     for path in recording_files():
@@ -73,7 +75,10 @@ def e2e_policy() -> dict[str, Any]:
     return {
         "targets": targets,
         "aliases": aliases,
-        "sensitivity": {"default_level": "public", "entities": {"email": "confidential", "us_ssn": "restricted"}},
+        "sensitivity": {
+            "default_level": "public",
+            "entities": {"email": "confidential", "us_ssn": "restricted"},
+        },
         "defaults": {"cache": {"mode": "never"}},
         "rules": [
             {"name": "pinned", "when": {"model": {"ne": "auto"}}, "route": {"alias": True}},
@@ -90,7 +95,9 @@ def upstream() -> Iterator[Upstream]:
 
 
 @pytest.fixture(scope="session")
-def gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+def gateway(
+    upstream: Upstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayServer]:
     policies = write_policy(tmp_path_factory.mktemp("policies"), e2e_policy())
     settings = Settings(
         policies=Path(policies),

@@ -16,7 +16,9 @@ from tests.upstream import Upstream
 USER = [{"role": "user", "content": "hi"}]
 
 
-def assert_openai_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+def assert_openai_error(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
@@ -47,18 +49,37 @@ def post(gateway: GatewayServer, path: str, **kwargs: Any) -> httpx.Response:
         (b'{"model": "echo", "messages": "hello"}', "messages"),
         (b'{"model": "echo", "messages": [42]}', "messages[0]"),
         (b'{"model": "echo", "messages": [{"content": "x"}]}', "messages[0].role"),
-        (b'{"model": "echo", "messages": [{"role": "wizard", "content": "x"}]}', "messages[0].role"),
+        (
+            b'{"model": "echo", "messages": [{"role": "wizard", "content": "x"}]}',
+            "messages[0].role",
+        ),
         (b'{"model": "echo", "messages": [{"role": "user", "content": 5}]}', "messages[0].content"),
-        (b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', "temperature"),
-        (b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "temperature": 3}', "temperature"),
+        (
+            b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}',
+            "temperature",
+        ),
+        (
+            b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "temperature": 3}',
+            "temperature",
+        ),
         (b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 0}', "n"),
-        (b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
-        (b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": true}}', "stream_options"),
+        (
+            b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+            "stream",
+        ),
+        (
+            b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": true}}',
+            "stream_options",
+        ),
     ],
 )
-def test_bad_chat_requests_are_400(gateway: GatewayServer, upstream: Upstream, body: bytes, param: str | None) -> None:
+def test_bad_chat_requests_are_400(
+    gateway: GatewayServer, upstream: Upstream, body: bytes, param: str | None
+) -> None:
     before = len(upstream.requests)
-    response = post(gateway, "/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    response = post(
+        gateway, "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
     error = assert_openai_error(response, 400)
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
@@ -79,8 +100,14 @@ def test_unknown_model_is_404(client: Any) -> None:
 
 def test_body_over_limit_is_413(gateway: GatewayServer, upstream: Upstream) -> None:
     before = len(upstream.requests)
-    huge = b'{"model": "echo", "messages": [{"role": "user", "content": "' + b"x" * (2 * 1024 * 1024) + b'"}]}'
-    response = post(gateway, "/v1/chat/completions", content=huge, headers={"content-type": "application/json"})
+    huge = (
+        b'{"model": "echo", "messages": [{"role": "user", "content": "'
+        + b"x" * (2 * 1024 * 1024)
+        + b'"}]}'
+    )
+    response = post(
+        gateway, "/v1/chat/completions", content=huge, headers={"content-type": "application/json"}
+    )
     assert_openai_error(response, 413, "request_too_large")
     assert len(upstream.requests) == before
 
@@ -104,7 +131,9 @@ def test_no_target_left_is_503_naming_why(gateway: GatewayServer) -> None:
 
 
 def test_target_without_key_is_unavailable_with_reason(gateway: GatewayServer) -> None:
-    response = post(gateway, "/v1/chat/completions", json={"model": "cloud-nokey", "messages": USER})
+    response = post(
+        gateway, "/v1/chat/completions", json={"model": "cloud-nokey", "messages": USER}
+    )
     error = assert_openai_error(response, 503)
     assert "UNSET_KEY_FOR_TEST" in error["message"]
 
@@ -122,30 +151,46 @@ def test_keys_are_never_echoed(gateway: GatewayServer, upstream: Upstream) -> No
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     body=st.dictionaries(
-        st.sampled_from(["model", "messages", "stream", "n", "temperature", "tools", "stream_options", "x"]),
+        st.sampled_from(
+            ["model", "messages", "stream", "n", "temperature", "tools", "stream_options", "x"]
+        ),
         json_values,
     )
 )
-def test_any_json_body_gets_a_non_500_openai_answer(gateway: GatewayServer, body: dict[str, Any]) -> None:
+def test_any_json_body_gets_a_non_500_openai_answer(
+    gateway: GatewayServer, body: dict[str, Any]
+) -> None:
     response = post(gateway, "/v1/chat/completions", json=body)
     assert response.status_code < 500 or response.status_code in (502, 503, 504)
     if response.status_code != 200:
         assert_openai_error(response, response.status_code)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=200))
 def test_any_bytes_get_a_400_never_a_500(gateway: GatewayServer, raw: bytes) -> None:
-    response = post(gateway, "/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    response = post(
+        gateway, "/v1/chat/completions", content=raw, headers={"content-type": "application/json"}
+    )
     assert response.status_code in (200, 400, 404), response.text
     if response.status_code != 200:
         assert_openai_error(response, response.status_code)

@@ -58,8 +58,12 @@ def test_retries_same_target_with_backoff(client: Any, upstream: Upstream) -> No
     assert after - before == 3
 
 
-def test_429_reaches_client_with_retry_after_and_sdk_retries(gateway: GatewayServer, upstream: Upstream) -> None:
-    response = httpx.post(gateway.url + "/v1/chat/completions", json={"model": "status-429", "messages": USER})
+def test_429_reaches_client_with_retry_after_and_sdk_retries(
+    gateway: GatewayServer, upstream: Upstream
+) -> None:
+    response = httpx.post(
+        gateway.url + "/v1/chat/completions", json={"model": "status-429", "messages": USER}
+    )
     assert response.status_code == 429
     assert response.headers["retry-after"]
     before = sum(1 for r in upstream.requests if r["body"].get("model") == "status:429")
@@ -84,7 +88,11 @@ def test_drop_mid_stream_ends_with_error_event_then_done(gateway: GatewayServer)
     with httpx.stream(
         "POST",
         gateway.url + "/v1/chat/completions",
-        json={"model": "fallback-drop", "messages": [{"role": "user", "content": "one two three four"}], "stream": True},
+        json={
+            "model": "fallback-drop",
+            "messages": [{"role": "user", "content": "one two three four"}],
+            "stream": True,
+        },
         timeout=10,
     ) as response:
         assert response.status_code == 200
@@ -99,20 +107,33 @@ def test_drop_mid_stream_ends_with_error_event_then_done(gateway: GatewayServer)
 
 def test_sdk_surfaces_mid_stream_error(client: Any) -> None:
     with pytest.raises(openai.APIError):
-        list(client.chat.completions.create(model="fallback-drop", messages=[{"role": "user", "content": "one two three"}], stream=True))
+        list(
+            client.chat.completions.create(
+                model="fallback-drop",
+                messages=[{"role": "user", "content": "one two three"}],
+                stream=True,
+            )
+        )
 
 
-def test_circuit_breaker_opens_then_half_open_probe(gateway: GatewayServer, upstream: Upstream) -> None:
+def test_circuit_breaker_opens_then_half_open_probe(
+    gateway: GatewayServer, upstream: Upstream
+) -> None:
     def calls() -> int:
         return sum(1 for r in upstream.requests if r["body"].get("model") == "status:500")
 
     start = calls()
     for _ in range(2):
-        ok = httpx.post(gateway.url + "/v1/chat/completions", json={"model": "fallback-breaker", "messages": USER})
+        ok = httpx.post(
+            gateway.url + "/v1/chat/completions",
+            json={"model": "fallback-breaker", "messages": USER},
+        )
         assert ok.headers["x-gateway-target"] == "echo-2"
     assert calls() - start == 2
     # open: the failing target is skipped without a call
-    skipped = httpx.post(gateway.url + "/v1/chat/completions", json={"model": "fallback-breaker", "messages": USER})
+    skipped = httpx.post(
+        gateway.url + "/v1/chat/completions", json={"model": "fallback-breaker", "messages": USER}
+    )
     assert skipped.headers["x-gateway-target"] == "echo-2"
     assert calls() - start == 2
     ready = httpx.get(gateway.url + "/readyz").json()
@@ -121,9 +142,13 @@ def test_circuit_breaker_opens_then_half_open_probe(gateway: GatewayServer, upst
     assert 'gateway_circuit_state{target="breaker"} 2.0' in metrics
     time.sleep(1.6)
     # half-open: exactly one probe goes through, fails, and opens it again
-    httpx.post(gateway.url + "/v1/chat/completions", json={"model": "fallback-breaker", "messages": USER})
+    httpx.post(
+        gateway.url + "/v1/chat/completions", json={"model": "fallback-breaker", "messages": USER}
+    )
     assert calls() - start == 3
-    httpx.post(gateway.url + "/v1/chat/completions", json={"model": "fallback-breaker", "messages": USER})
+    httpx.post(
+        gateway.url + "/v1/chat/completions", json={"model": "fallback-breaker", "messages": USER}
+    )
     assert calls() - start == 3
 
 

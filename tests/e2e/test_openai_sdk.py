@@ -99,7 +99,9 @@ def test_streamed_tool_calls(client: Any) -> None:
             },
         }
     ]
-    chunks = list(client.chat.completions.create(model="echo", messages=USER, tools=tools, stream=True))
+    chunks = list(
+        client.chat.completions.create(model="echo", messages=USER, tools=tools, stream=True)
+    )
     arguments = "".join(
         call.function.arguments or ""
         for c in chunks
