@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.errors import InvalidRequest
 from gateway.facts.sensitivity import Detector, Scanner
-from gateway.facts.task import TASKS, KeywordClassifier, TaskInput, task_input
+from gateway.facts.task import TASKS, KeywordClassifier, TaskClassifier, task_input
 from gateway.facts.texts import iter_texts
 from gateway.facts.tokens import estimate_request_tokens
 from gateway.levels import LEVEL_NAMES, Level
@@ -40,10 +40,6 @@ TASK_HEADER = "x-gateway-task"
 _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"}
 )
-
-
-class TaskClassifier(Protocol):
-    def classify(self, item: TaskInput) -> str: ...
 
 
 class FactsBuilder:

@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.facts.build import FactsBuilder, TaskClassifier
+from gateway.facts.build import FactsBuilder
 from gateway.facts.prices import PriceBook
 from gateway.facts.sensitivity import Detector
+from gateway.facts.task import TaskClassifier
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.loader import load_policy, policy_files
 from gateway.policy.problems import PolicyError

@@ -48,22 +48,28 @@ def test_duplicate_target_across_files(write_policy: WriteDir) -> None:
 
 
 def test_default_rules_in_two_files(write_policy: WriteDir) -> None:
-    path = write_policy(**{"a.yaml": BASE, "b.yaml": "rules:\n  - {name: x, route: {targets: [open-a]}}\n"})
+    path = write_policy(
+        **{"a.yaml": BASE, "b.yaml": "rules:\n  - {name: x, route: {targets: [open-a]}}\n"}
+    )
     (problem,) = problems_of(path)
     assert "'rules:' is defined in a.yaml" in problem.message and problem.file == path / "b.yaml"
 
 
 def test_defaults_key_set_in_two_files(write_policy: WriteDir) -> None:
-    path = write_policy(**{
-        "a.yaml": BASE + "defaults:\n  expected_completion_tokens: 100\n",
-        "b.yaml": "defaults:\n  expected_completion_tokens: 200\n",
-    })
+    path = write_policy(
+        **{
+            "a.yaml": BASE + "defaults:\n  expected_completion_tokens: 100\n",
+            "b.yaml": "defaults:\n  expected_completion_tokens: 200\n",
+        }
+    )
     (problem,) = problems_of(path)
     assert "defaults.expected_completion_tokens is set twice" in problem.message
 
 
 def test_environment_interpolation(write_policy: WriteDir) -> None:
-    text = BASE.replace("http://127.0.0.1:9/v1\n    model: llama", "${URL:-http://fallback/v1}\n    model: ${MODEL}")
+    text = BASE.replace(
+        "http://127.0.0.1:9/v1\n    model: llama", "${URL:-http://fallback/v1}\n    model: ${MODEL}"
+    )
     text += "defaults:\n  expected_completion_tokens: ${EXPECTED:-64}\n"
     policy = load(write_policy(**{"p.yaml": text}), {"MODEL": "mistral", "EXPECTED": "512"})
     assert policy.targets["open-a"].base_url == "http://fallback/v1"
@@ -74,7 +80,9 @@ def test_environment_interpolation(write_policy: WriteDir) -> None:
 def test_unset_api_key_makes_a_proprietary_target_unavailable(write_policy: WriteDir) -> None:
     text = BASE.replace("api_key: sk-test", "api_key: ${OPENAI_API_KEY:-}")
     text += "  - name: never\n    route: {targets: [open-a]}\n"
-    path = write_policy(**{"p.yaml": text.replace("  - name: never\n    route: {targets: [open-a]}\n", "")})
+    path = write_policy(
+        **{"p.yaml": text.replace("  - name: never\n    route: {targets: [open-a]}\n", "")}
+    )
     policy = load(path)
     assert policy.targets["prop-a"].unavailable_reason == "OPENAI_API_KEY is not set"
     assert policy.targets["prop-a"].api_key is None

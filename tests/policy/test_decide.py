@@ -105,7 +105,14 @@ def test_catch_all_cheapest_with_unavailable_target_last(policy: CompiledPolicy)
     assert d.baseline == "cloud"
     assert d.cache.mode is CacheMode.ALWAYS and d.cache.ttl_s == 60
     assert [s.rule for s in d.trace] == [
-        "blocked-app", "vip", "pinned", "redact-code", "expensive", "fast", "tight-budget", "everything",
+        "blocked-app",
+        "vip",
+        "pinned",
+        "redact-code",
+        "expensive",
+        "fast",
+        "tight-budget",
+        "everything",
     ]
     assert d.trace[0].why == "header.x-app not set does not match /^legacy-/"
     assert d.trace[-1].matched
@@ -139,7 +146,9 @@ def test_vip_with_confidential_data_fails_closed(policy: CompiledPolicy) -> None
     d = policy.decide(facts(metadata=MappingProxyType({"tier": "gold"}), entities=("phone",)))
     assert d.action is Action.DENY and d.rule == "vip"
     assert d.excluded == ("cloud",)
-    assert d.deny_message is not None and "no target may receive confidential data" in d.deny_message
+    assert (
+        d.deny_message is not None and "no target may receive confidential data" in d.deny_message
+    )
     assert "cloud (max internal)" in d.deny_message
 
 
@@ -166,8 +175,14 @@ def test_unredacted_entities_keep_their_level(policy: CompiledPolicy) -> None:
 
 
 def test_declared_level_is_not_redacted_away(policy: CompiledPolicy) -> None:
-    d = policy.decide(facts(task="code", entities=("email",), level=Level.CONFIDENTIAL,
-                            declared_level=Level.CONFIDENTIAL))
+    d = policy.decide(
+        facts(
+            task="code",
+            entities=("email",),
+            level=Level.CONFIDENTIAL,
+            declared_level=Level.CONFIDENTIAL,
+        )
+    )
     assert d.level is Level.CONFIDENTIAL and d.targets == ("local",)
 
 
@@ -223,14 +238,19 @@ def test_sensitivity_declared_raises_and_declassify(policy: CompiledPolicy) -> N
 
 
 def test_no_rule_matches_denies(write_policy: WriteDir) -> None:
-    text = POLICY.replace("  - name: everything\n    route: {targets: [keyless, cloud, cheap-cloud, local, small], strategy: cheapest}\n", "")
+    text = POLICY.replace(
+        "  - name: everything\n    route: {targets: [keyless, cloud, cheap-cloud, local, small], strategy: cheapest}\n",
+        "",
+    )
     policy = load(write_policy(**{"p.yaml": text}))
     d = policy.decide(facts())
     assert d.action is Action.DENY and d.rule == "<none>"
     assert d.deny_message == "no rule of rule set 'default' matched this request"
 
 
-def test_decide_is_pure_and_does_no_io(policy: CompiledPolicy, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decide_is_pure_and_does_no_io(
+    policy: CompiledPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cases = [
         facts(),
         facts(entities=("email",), task="code"),

@@ -27,79 +27,136 @@ targets:
 RULE_CASES = [
     (
         "rules:\n  - name: r1\n    when: {sensitivty: confidential}\n    route: {targets: [local]}\n",
-        15, "r1", "unknown condition 'sensitivty'", "did you mean 'sensitivity'?",
+        15,
+        "r1",
+        "unknown condition 'sensitivty'",
+        "did you mean 'sensitivity'?",
     ),
     (
         "rules:\n  - name: r1\n    route: {targets: [locl]}\n",
-        15, "r1", "unknown target 'locl'", "did you mean 'local'?",
+        15,
+        "r1",
+        "unknown target 'locl'",
+        "did you mean 'local'?",
     ),
     (
         "rules:\n  - name: r1\n    route: {targets: [gpu-box]}\n",
-        15, "r1", "unknown target 'gpu-box'", "declare target 'gpu-box' under targets:",
+        15,
+        "r1",
+        "unknown target 'gpu-box'",
+        "declare target 'gpu-box' under targets:",
     ),
     (
         "rules:\n  - name: r1\n    when: {task: cod}\n    route: {targets: [local]}\n",
-        15, "r1", "unknown task 'cod'", "did you mean 'code'?",
+        15,
+        "r1",
+        "unknown task 'cod'",
+        "did you mean 'code'?",
     ),
     (
         "rules:\n  - name: r1\n    when: {sensitivity: secret}\n    route: {targets: [local]}\n",
-        15, "r1", "unknown value 'secret'", "use one of",
+        15,
+        "r1",
+        "unknown value 'secret'",
+        "use one of",
     ),
     (
         "rules:\n  - name: r1\n    when: {entities: {any: [emial]}}\n    route: {targets: [local]}\n",
-        15, "r1", "unknown entity 'emial'", "did you mean 'email'?",
+        15,
+        "r1",
+        "unknown entity 'emial'",
+        "did you mean 'email'?",
     ),
     (
         "rules:\n  - name: r1\n    when: {header.x-app: {matches: '(unclosed'}}\n    route: {targets: [local]}\n",
-        15, "r1", "invalid regular expression", "fix the pattern",
+        15,
+        "r1",
+        "invalid regular expression",
+        "fix the pattern",
     ),
     (
         "rules:\n  - name: r1\n    when: {prompt_tokens: {gt: many}}\n    route: {targets: [local]}\n",
-        15, "r1", "must be a number", None,
+        15,
+        "r1",
+        "must be a number",
+        None,
     ),
     (
         "rules:\n  - name: r1\n    route: {targets: [local]}\n    deny: {message: no}\n",
-        14, "r1", "both 'route' and 'deny'", "split it",
+        14,
+        "r1",
+        "both 'route' and 'deny'",
+        "split it",
     ),
     (
         "rules:\n  - name: r1\n    when: {task: code}\n",
-        14, "r1", "needs an action", "add route",
+        14,
+        "r1",
+        "needs an action",
+        "add route",
     ),
     (
         "rules:\n  - name: r1\n    route: {targets: [local]}\n  - name: r1\n    route: {targets: [cloud]}\n",
-        16, "r1", "used twice", None,
+        16,
+        "r1",
+        "used twice",
+        None,
     ),
     (
         "rules:\n  - name: r1\n    route: {targets: [local], stratgy: cheapest}\n",
-        15, "r1", "unknown key 'stratgy'", "did you mean 'strategy'?",
+        15,
+        "r1",
+        "unknown key 'stratgy'",
+        "did you mean 'strategy'?",
     ),
     (
         "rules:\n  - name: r1\n    route: {targets: [local], strategy: fastest}\n",
-        15, "r1", "unknown value 'fastest'", "lowest-latency",
+        15,
+        "r1",
+        "unknown value 'fastest'",
+        "lowest-latency",
     ),
     (
         "rules:\n  - name: r1\n    when: {model: gpt-5}\n    route: {targets: [local]}\n",
-        15, "r1", "unknown model alias 'gpt-5'", "declare alias 'gpt-5' under aliases:",
+        15,
+        "r1",
+        "unknown model alias 'gpt-5'",
+        "declare alias 'gpt-5' under aliases:",
     ),
     (
         "rules:\n  - name: r1\n    when: {estimated_cost: {target: cloud}}\n    route: {targets: [local]}\n",
-        15, "r1", "has no comparison", "gt: 0.01",
+        15,
+        "r1",
+        "has no comparison",
+        "gt: 0.01",
     ),
     (
         "rules:\n  - name: r1\n    redact: {entities: [email], restor: true}\n    route: {targets: [cloud]}\n",
-        15, "r1", "unknown key 'restor'", "did you mean 'restore'?",
+        15,
+        "r1",
+        "unknown key 'restor'",
+        "did you mean 'restore'?",
     ),
     (
         "rules:\n  - name: r1\n    deny: {message: no}\n    cache: {mode: never}\n",
-        16, "r1", "no meaning on a deny rule", "remove 'cache'",
+        16,
+        "r1",
+        "no meaning on a deny rule",
+        "remove 'cache'",
     ),
     (
         "rules:\n  - name: r1\n    when: {budget_used: {gte: 80}}\n    route: {targets: [local]}\n",
-        15, "r1", "<= 1", None,
+        15,
+        "r1",
+        "<= 1",
+        None,
     ),
     (
         "rules:\n  - nme: r1\n    route: {targets: [local]}\n",
-        14, None, "unknown key 'nme'", "did you mean 'name'?",
+        14,
+        None,
+        "unknown key 'nme'",
+        "did you mean 'name'?",
     ),
 ]
 
@@ -123,25 +180,57 @@ def test_rule_errors_name_file_line_rule_and_fix(
 
 
 TARGET_CASES = [
-    ("  t:\n    kind: open\n    base_url: http://x\n    model: m\n    max_sensitivty: internal\n",
-     5, "unknown key 'max_sensitivty'", "did you mean 'max_sensitivity'?"),
-    ("  t:\n    kind: opn\n    base_url: http://x\n    model: m\n", 2, "unknown value 'opn'", "did you mean 'open'?"),
+    (
+        "  t:\n    kind: open\n    base_url: http://x\n    model: m\n    max_sensitivty: internal\n",
+        5,
+        "unknown key 'max_sensitivty'",
+        "did you mean 'max_sensitivity'?",
+    ),
+    (
+        "  t:\n    kind: opn\n    base_url: http://x\n    model: m\n",
+        2,
+        "unknown value 'opn'",
+        "did you mean 'open'?",
+    ),
     ("  t:\n    kind: open\n    model: m\n", 2, "needs 'base_url'", "add base_url"),
-    ("  t:\n    kind: proprietary\n    provider: litellm\n    model: m\n", 2,
-     "needs 'litellm_provider'", "anthropic"),
+    (
+        "  t:\n    kind: proprietary\n    provider: litellm\n    model: m\n",
+        2,
+        "needs 'litellm_provider'",
+        "anthropic",
+    ),
     ("  t:\n    kind: open\n    base_url: http://x\n", 2, "needs 'model'", "add model"),
-    ("  t:\n    kind: open\n    base_url: http://x\n    model: m\n    weight: 0\n", 5, "weight must be > 0", None),
-    ("  t:\n    kind: open\n    base_url: http://x\n    model: m\n    timeouts: {conect: 1}\n", 5,
-     "unknown key 'conect'", "did you mean 'connect'?"),
-    ("  t:\n    kind: open\n    base_url: http://x\n    model: m\n    simulated: {latency_ms: 5}\n", 5,
-     "only applies to provider: simulated", None),
-    ("  t:\n    kind: open\n    base_url: http://x\n    model: m\n    max_sensitivity: 3\n", 5,
-     "must be a string", "quote it"),
+    (
+        "  t:\n    kind: open\n    base_url: http://x\n    model: m\n    weight: 0\n",
+        5,
+        "weight must be > 0",
+        None,
+    ),
+    (
+        "  t:\n    kind: open\n    base_url: http://x\n    model: m\n    timeouts: {conect: 1}\n",
+        5,
+        "unknown key 'conect'",
+        "did you mean 'connect'?",
+    ),
+    (
+        "  t:\n    kind: open\n    base_url: http://x\n    model: m\n    simulated: {latency_ms: 5}\n",
+        5,
+        "only applies to provider: simulated",
+        None,
+    ),
+    (
+        "  t:\n    kind: open\n    base_url: http://x\n    model: m\n    max_sensitivity: 3\n",
+        5,
+        "must be a string",
+        "quote it",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("target", "line", "message", "fix"), TARGET_CASES)
-def test_target_errors(write_policy: WriteDir, target: str, line: int, message: str, fix: str | None) -> None:
+def test_target_errors(
+    write_policy: WriteDir, target: str, line: int, message: str, fix: str | None
+) -> None:
     text = "rules:\n  - name: r\n    route: {targets: [t]}\ntargets:\n" + target
     path = write_policy(**{"p.yaml": text})
     problems = [p for p in problems_of(path) if message in p.message]
@@ -167,14 +256,18 @@ def test_yaml_syntax_error_has_a_line(write_policy: WriteDir) -> None:
 
 
 def test_duplicate_key_in_one_mapping(write_policy: WriteDir) -> None:
-    path = write_policy(**{"p.yaml": BASE + "aliases:\n  a: {targets: [open-a]}\n  a: {targets: [prop-a]}\n"})
+    path = write_policy(
+        **{"p.yaml": BASE + "aliases:\n  a: {targets: [open-a]}\n  a: {targets: [prop-a]}\n"}
+    )
     (problem,) = problems_of(path)
     assert "key 'a' appears twice" in problem.message and problem.line == 18
     assert "first on line 17" in problem.message
 
 
 def test_custom_entity_with_bad_regex(write_policy: WriteDir) -> None:
-    path = write_policy(**{"p.yaml": BASE + "entities:\n  emp_id: {pattern: 'EMP-(\\d+', level: confidential}\n"})
+    path = write_policy(
+        **{"p.yaml": BASE + "entities:\n  emp_id: {pattern: 'EMP-(\\d+', level: confidential}\n"}
+    )
     (problem,) = problems_of(path)
     assert "entity 'emp_id': invalid regular expression" in problem.message
     assert problem.line == 17
@@ -187,13 +280,20 @@ def test_builtin_entity_cannot_be_redeclared(write_policy: WriteDir) -> None:
 
 
 def test_team_with_unknown_policy(write_policy: WriteDir) -> None:
-    path = write_policy(**{"p.yaml": BASE + "teams:\n  research: {policy: strct}\npolicies:\n  strict:\n    rules:\n      - {name: s, route: {targets: [open-a]}}\n"})
+    path = write_policy(
+        **{
+            "p.yaml": BASE
+            + "teams:\n  research: {policy: strct}\npolicies:\n  strict:\n    rules:\n      - {name: s, route: {targets: [open-a]}}\n"
+        }
+    )
     (problem,) = problems_of(path)
     assert problem.message == "team 'research' uses unknown policy 'strct'"
     assert problem.fix is not None and "did you mean 'strict'?" in problem.fix
 
 
-def test_unset_variable_without_default_names_file_line_and_variable(write_policy: WriteDir) -> None:
+def test_unset_variable_without_default_names_file_line_and_variable(
+    write_policy: WriteDir,
+) -> None:
     text = BASE.replace("http://127.0.0.1:9/v1\n    model: llama", "${LOCAL_URL}\n    model: llama")
     path = write_policy(**{"p.yaml": text})
     (problem,) = problems_of(path)
@@ -203,19 +303,26 @@ def test_unset_variable_without_default_names_file_line_and_variable(write_polic
 
 
 def test_every_error_is_reported_in_one_pass(write_policy: WriteDir) -> None:
-    text = TARGETS + "rules:\n  - name: a\n    route: {targets: [nope]}\n  - name: b\n    when: {tsk: code}\n    route: {targets: [local]}\n"
+    text = (
+        TARGETS
+        + "rules:\n  - name: a\n    route: {targets: [nope]}\n  - name: b\n    when: {tsk: code}\n    route: {targets: [local]}\n"
+    )
     path = write_policy(**{"p.yaml": text})
     problems = problems_of(path)
     assert {p.rule for p in problems} == {"a", "b"}
 
 
 def test_policy_error_report_is_readable(write_policy: WriteDir) -> None:
-    path = write_policy(**{"p.yaml": TARGETS + "rules:\n  - name: r1\n    route: {targets: [locl]}\n"})
+    path = write_policy(
+        **{"p.yaml": TARGETS + "rules:\n  - name: r1\n    route: {targets: [locl]}\n"}
+    )
     with pytest.raises(PolicyError) as info:
         load(path)
     text = str(info.value)
     assert text.splitlines()[0] == "policy refused: 1 error"
-    assert f"{path / 'p.yaml'}:15: error in rule 'r1': unknown target 'locl' in route.targets" in text
+    assert (
+        f"{path / 'p.yaml'}:15: error in rule 'r1': unknown target 'locl' in route.targets" in text
+    )
     assert "    fix: did you mean 'local'?" in text
 
 

@@ -33,7 +33,10 @@ def targets(draw: st.DrawFn) -> dict[str, Any]:
             "kind": draw(st.sampled_from(["open", "proprietary"])),
             "base_url": "http://127.0.0.1:9/v1",
             "model": f"m{i}",
-            "price": {"input_per_mtok": draw(st.integers(0, 20)), "output_per_mtok": draw(st.integers(0, 40))},
+            "price": {
+                "input_per_mtok": draw(st.integers(0, 20)),
+                "output_per_mtok": draw(st.integers(0, 40)),
+            },
             "weight": draw(st.integers(1, 5)),
         }
         if draw(st.booleans()):
@@ -48,7 +51,13 @@ def targets(draw: st.DrawFn) -> dict[str, Any]:
 def conditions(draw: st.DrawFn) -> dict[str, Any] | None:
     options: list[dict[str, Any]] = [
         {"sensitivity": {draw(st.sampled_from(["eq", "gte", "lt", "ne"])): draw(levels)}},
-        {"entities": {draw(st.sampled_from(["any", "all", "none"])): draw(st.lists(st.sampled_from(ENTITIES), min_size=1, max_size=3, unique=True))}},
+        {
+            "entities": {
+                draw(st.sampled_from(["any", "all", "none"])): draw(
+                    st.lists(st.sampled_from(ENTITIES), min_size=1, max_size=3, unique=True)
+                )
+            }
+        },
         {"task": draw(st.lists(st.sampled_from(TASKS), min_size=1, max_size=3, unique=True))},
         {"prompt_tokens": {"gt": draw(st.integers(0, 2000))}},
         {"stream": draw(st.booleans())},
@@ -76,18 +85,24 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.integers(0, 5)) == 0:
             rule["deny"] = {"message": "no"}
         else:
-            chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
+            chosen = draw(
+                st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True)
+            )
             rule["route"] = {"targets": chosen, "strategy": draw(st.sampled_from(STRATEGIES))}
             redact = draw(st.sampled_from([None, "all", "some"]))
             if redact == "all":
                 rule["redact"] = {"entities": "all"}
             elif redact == "some":
-                rule["redact"] = {"entities": draw(st.lists(st.sampled_from(ENTITIES), min_size=1, unique=True))}
+                rule["redact"] = {
+                    "entities": draw(st.lists(st.sampled_from(ENTITIES), min_size=1, unique=True))
+                }
         rules.append(rule)
     return {
         "targets": declared,
         "entities": {"ticket": {"pattern": "TCK-[0-9]+", "level": draw(levels)}},
-        "sensitivity": {"entities": {e: draw(levels) for e in ENTITIES if e != "ticket" and draw(st.booleans())}},
+        "sensitivity": {
+            "entities": {e: draw(levels) for e in ENTITIES if e != "ticket" and draw(st.booleans())}
+        },
         "rules": rules,
     }
 
@@ -116,7 +131,9 @@ def request_facts(draw: st.DrawFn, policy: CompiledPolicy) -> Facts:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), spec=policies())
-def test_no_target_ever_receives_data_above_its_level(data: st.DataObject, spec: dict[str, Any]) -> None:
+def test_no_target_ever_receives_data_above_its_level(
+    data: st.DataObject, spec: dict[str, Any]
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "p.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
         policy = load(Path(tmp))
@@ -137,7 +154,9 @@ def test_no_target_ever_receives_data_above_its_level(data: st.DataObject, spec:
             assert policy.targets[name].may_receive(decision.level), (name, decision)
         if decision.action is Action.ROUTE:
             assert decision.targets, decision
-            available = [t for t in decision.targets if policy.targets[t].unavailable_reason is None]
+            available = [
+                t for t in decision.targets if policy.targets[t].unavailable_reason is None
+            ]
             assert list(decision.targets[: len(available)]) == available
         rule = next((r for r in policy.rule_sets["default"].rules if r.name == decision.rule), None)
         if rule is not None and rule.action is Action.ROUTE:
