@@ -91,6 +91,8 @@ CONDITION_KEYS = (
 
 
 def _fmt(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, Level):
         return value.label
     if isinstance(value, float):
@@ -140,7 +142,10 @@ def _not(inner: Condition) -> Condition:
 
 
 def _compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) -> Condition:
-    text = f"{label} {_fmt_op(op)} {_fmt(expected)}"
+    # the words are built once here, not per request
+    shown = _fmt(expected)
+    text = f"{label} {_fmt_op(op)} {shown}"
+    wanted = f"{_fmt_op(op)} {shown}"
     if op in ("in", "not_in"):
         members = frozenset(expected)
         want = op == "in"
@@ -149,7 +154,7 @@ def _compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) ->
             actual = get(facts)
             if (actual in members) is want:
                 return None
-            return f"{label} is {_fmt(actual) if actual is not None else 'not set'}, not {text.split(' ', 1)[1]}"
+            return f"{label} is {_fmt(actual) if actual is not None else 'not set'}, not {wanted}"
 
         return Condition(text, check_in)
     if op == "matches":
@@ -181,8 +186,8 @@ def _compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) ->
         if fn(actual, expected):
             return None
         if op == "eq":
-            return f"{label} is {_fmt(actual)}, not {_fmt(expected)}"
-        return f"{label} is {_fmt(actual)}, not {_OP_WORDS[op]} {_fmt(expected)}"
+            return f"{label} is {_fmt(actual)}, not {shown}"
+        return f"{label} is {_fmt(actual)}, not {wanted}"
 
     return Condition(text, check_order)
 
