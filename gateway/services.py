@@ -42,7 +42,10 @@ class Services:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def start_background(self) -> None:
-        """Start the policy watcher (hot reload on file change)."""
+        """Start the policy watcher (hot reload on file change) and warm litellm up."""
+        loop = asyncio.get_running_loop()
+        targets = list(self.policy.policy.targets.values())
+        self._tasks.append(loop.create_task(self.providers.warm_up(targets)))
         if self.settings.reload_interval_s > 0:
             task = asyncio.get_running_loop().create_task(
                 self.policy.watch(self.settings.reload_interval_s, self.on_reload)

@@ -17,6 +17,20 @@ class Providers:
         self._simulated = SimulatedProvider()
         self._litellm: Provider | None = None
 
+    async def warm_up(self, targets: list[Target]) -> None:
+        """Import litellm ahead of the first request when a usable target needs it.
+
+        Run in the background after start-up: readiness never waits for it."""
+        if any(
+            t.provider is ProviderType.LITELLM and t.unavailable_reason is None for t in targets
+        ):
+            provider = self.for_target(
+                next(t for t in targets if t.provider is ProviderType.LITELLM)
+            )
+            warm = getattr(provider, "warm_up", None)
+            if warm is not None:
+                await warm()
+
     def for_target(self, target: Target) -> Provider:
         if target.provider is ProviderType.OPENAI_COMPATIBLE:
             return self._openai
