@@ -73,8 +73,11 @@ class StateBackends:
             await self.redis.aclose()
 
 
-def memory_state(clock: Callable[[], float] = time.time) -> StateBackends:
-    kv = MemoryKV(clock)
+def memory_state(
+    clock: Callable[[], float] = time.time, kv: MemoryKV | None = None
+) -> StateBackends:
+    """In-memory state services sharing one store (``kv``, made if not given)."""
+    kv = kv if kv is not None else MemoryKV(clock)
     return StateBackends(
         cache=MemoryResponseCache(kv),
         keys=MemoryKeyStore(kv, clock),

@@ -78,14 +78,12 @@ def connect(url: str, timeout_s: float) -> RedisConnection:
     }
     client: Redis | RedisCluster
     if cluster:
-        client = RedisCluster.from_url(
-            clean_url, max_connections=MAX_CONNECTIONS, cluster_error_retry_attempts=0, **options
-        )
+        client = RedisCluster.from_url(clean_url, max_connections=MAX_CONNECTIONS, **options)
     else:
         pool = BlockingConnectionPool.from_url(
             clean_url, max_connections=MAX_CONNECTIONS, timeout=timeout_s, **options
         )
-        client = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        client = Redis.from_pool(pool)  # the client owns (and closes) its pool
     return RedisConnection(client, timeout_s=timeout_s, cluster=cluster)
 
 
