@@ -70,6 +70,8 @@ def e2e_policy() -> dict[str, Any]:
             "fallback-not-json": {"targets": ["not-json", "echo"]},
             "all-fail": {"targets": ["status-500", "refused"]},
             "too-long-then-echo": {"targets": ["too-long", "echo"]},
+            "cloud-then-echo": {"targets": ["cloud", "echo"]},
+            "redact-cloud": {},
         }
     )
     return {
@@ -81,6 +83,12 @@ def e2e_policy() -> dict[str, Any]:
         },
         "defaults": {"cache": {"mode": "never"}},
         "rules": [
+            {
+                "name": "redact-to-cloud",
+                "when": {"model": "redact-cloud"},
+                "redact": {"entities": "all", "restore": True},
+                "route": {"targets": ["cloud"]},
+            },
             {"name": "pinned", "when": {"model": {"ne": "auto"}}, "route": {"alias": True}},
             {"name": "default", "route": {"targets": ["echo"]}},
         ],
