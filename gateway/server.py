@@ -8,9 +8,11 @@ finish for up to ``drain_timeout_s`` (uvicorn's graceful shutdown), then exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -34,6 +36,23 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown, which would kill
+    the process before the services are closed (pending spend records lost).
+    Here SIGTERM/SIGINT only ask uvicorn to drain; the process then exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 def run(settings: Settings) -> int:
@@ -69,7 +88,7 @@ async def _serve(settings: Settings, loop_name: str) -> int:
         server_header=False,
         date_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     loop = asyncio.get_running_loop()
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, services.reload_now)

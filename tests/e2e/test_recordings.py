@@ -16,10 +16,16 @@ RECORDINGS = recording_files()
 
 
 def gateway_events(gateway: GatewayServer, model: str, include_usage: bool) -> list[bytes]:
-    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "x"}], "stream": True}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "x"}],
+        "stream": True,
+    }
     if include_usage:
         body["stream_options"] = {"include_usage": True}
-    with httpx.stream("POST", gateway.url + "/v1/chat/completions", json=body, timeout=10) as response:
+    with httpx.stream(
+        "POST", gateway.url + "/v1/chat/completions", json=body, timeout=10
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read()
@@ -34,12 +40,18 @@ def test_recordings_are_present() -> None:
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name[:8])
-def test_replayed_stream_is_byte_identical_when_usage_asked(gateway: GatewayServer, path: Path) -> None:
-    assert gateway_events(gateway, f"rec-{path.name[:8]}", include_usage=True) == recording_events(path)
+def test_replayed_stream_is_byte_identical_when_usage_asked(
+    gateway: GatewayServer, path: Path
+) -> None:
+    assert gateway_events(gateway, f"rec-{path.name[:8]}", include_usage=True) == recording_events(
+        path
+    )
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name[:8])
-def test_replayed_stream_without_usage_drops_only_the_usage_chunk(gateway: GatewayServer, path: Path) -> None:
+def test_replayed_stream_without_usage_drops_only_the_usage_chunk(
+    gateway: GatewayServer, path: Path
+) -> None:
     expected = [e for e in recording_events(path) if orjson.loads(e).get("choices") != []]
     assert gateway_events(gateway, f"rec-{path.name[:8]}", include_usage=False) == expected
 

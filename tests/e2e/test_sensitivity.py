@@ -35,7 +35,9 @@ def test_restricted_data_skips_proprietary_fallback(client: Any, upstream: Upstr
 def test_restricted_data_to_proprietary_only_fails_closed(client: Any, upstream: Upstream) -> None:
     before = len(upstream.requests)
     with pytest.raises(openai.PermissionDeniedError) as caught:
-        client.chat.completions.create(model="cloud", messages=[{"role": "user", "content": f"ssn {SSN}"}])
+        client.chat.completions.create(
+            model="cloud", messages=[{"role": "user", "content": f"ssn {SSN}"}]
+        )
     assert caught.value.status_code == 403
     assert SSN not in caught.value.message
     assert len(upstream.requests) == before
@@ -86,11 +88,16 @@ def test_redacted_then_restored_streaming(client: Any, upstream: Upstream) -> No
     assert text == f"echo: mail {EMAIL} and call +1 415 555 0100"
 
 
-def test_explain_shows_decision_without_calling_upstream(gateway: GatewayServer, upstream: Upstream) -> None:
+def test_explain_shows_decision_without_calling_upstream(
+    gateway: GatewayServer, upstream: Upstream
+) -> None:
     before = len(upstream.requests)
     response = httpx.post(
         gateway.url + "/gateway/explain",
-        json={"model": "cloud-then-echo", "messages": [{"role": "user", "content": f"ssn {SSN} mail {EMAIL}"}]},
+        json={
+            "model": "cloud-then-echo",
+            "messages": [{"role": "user", "content": f"ssn {SSN} mail {EMAIL}"}],
+        },
     )
     assert response.status_code == 200
     body = response.json()

@@ -1,0 +1,202 @@
+"""The real `gateway serve` process: demo mode, refusal of a bad policy, SIGHUP, SIGTERM drain."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.upstream import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Process:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "GATEWAY_LOG_LEVEL": "warning",
+        }
+        full_env.update(env or {})
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_ready(self, timeout: float = 20) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"gateway exited: {self.proc.stderr.read() if self.proc.stderr else ''}"
+                )
+            try:
+                if httpx.get(self.url + "/readyz", timeout=0.5).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("gateway not ready in time")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    target = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", target)
+    return target
+
+
+@pytest.fixture
+def demo(policies: Path) -> Iterator[Process]:
+    process = Process("--demo", "--policies", str(policies))
+    process.wait_ready()
+    yield process
+    process.stop()
+
+
+def test_demo_serves_simulated_answers_with_routing(demo: Process) -> None:
+    response = httpx.post(
+        demo.url + "/v1/chat/completions",
+        json={
+            "model": "auto",
+            "messages": [{"role": "user", "content": "Summarize: the meeting moved to Tuesday."}],
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert "[simulated" in body["choices"][0]["message"]["content"]
+    assert body["system_fingerprint"] == "fp_simulated"
+    assert response.headers["x-gateway-target"]
+    assert response.headers["x-gateway-rule"]
+    metrics = httpx.get(demo.url + "/metrics").text
+    assert "gateway_requests_total{" in metrics
+
+
+def test_start_to_ready_is_fast(policies: Path) -> None:
+    process = Process("--demo", "--policies", str(policies))
+    try:
+        elapsed = process.wait_ready()
+    finally:
+        process.stop()
+    # the product target is 2 s on an idle machine (see bench/); this only
+    # guards against start-up importing something heavy such as litellm
+    assert elapsed < 6, f"start to ready took {elapsed:.2f}s"
+
+
+def test_bad_policy_is_refused_at_start_with_file_and_line(policies: Path) -> None:
+    (policies / "broken.yaml").write_text(
+        "rules:\n  - name: oops\n    wen: {task: code}\n    route: {targets: [local]}\n"
+    )
+    process = Process("--policies", str(policies))
+    code = process.proc.wait(20)
+    stderr = process.proc.stderr.read() if process.proc.stderr else ""
+    process.stop()
+    assert code != 0
+    assert "broken.yaml" in stderr and ":3" in stderr
+    assert "wen" in stderr and "when" in stderr
+
+
+def _aliases(url: str) -> set[str]:
+    return {m["id"] for m in httpx.get(url + "/v1/models").json()["data"]}
+
+
+def test_sighup_reloads_and_keeps_last_good_policy(demo: Process, policies: Path) -> None:
+    aliases_file = policies / "aliases.yaml"
+    data = yaml.safe_load(aliases_file.read_text())
+    data["aliases"]["brand-new"] = {"targets": ["local"]}
+    aliases_file.write_text(yaml.safe_dump(data))
+    demo.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "brand-new" not in _aliases(demo.url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "brand-new" in _aliases(demo.url)
+
+    aliases_file.write_text("aliases:\n  broken: {targets: [no-such-target]}\n")
+    demo.proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert "brand-new" in _aliases(demo.url), "the last good policy stays in force"
+    ready = httpx.get(demo.url + "/readyz").json()
+    assert "no-such-target" in (ready["policy"]["last_reload_error"] or "")
+    metrics = httpx.get(demo.url + "/metrics").text
+    assert 'gateway_policy_reloads_total{result="failure"} 1.0' in metrics
+    chat = httpx.post(
+        demo.url + "/v1/chat/completions",
+        json={"model": "brand-new", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    )
+    assert chat.status_code == 200
+
+
+def test_sigterm_drains_open_streams(policies: Path) -> None:
+    slow = policies / "targets.yaml"
+    data = yaml.safe_load(slow.read_text())
+    data["targets"]["slow-sim"] = {
+        "kind": "open",
+        "provider": "simulated",
+        "model": "slow",
+        "simulated": {"chunk_delay_ms": 40, "completion_tokens": 40},
+    }
+    slow.write_text(yaml.safe_dump(data))
+    aliases = policies / "aliases.yaml"
+    alias_data = yaml.safe_load(aliases.read_text())
+    alias_data["aliases"]["slow"] = {"targets": ["slow-sim"]}
+    aliases.write_text(yaml.safe_dump(alias_data))
+    process = Process("--policies", str(policies), env={"GATEWAY_DRAIN_TIMEOUT_S": "10"})
+    process.wait_ready()
+    received: list[bytes] = []
+    first = threading.Event()
+
+    def consume() -> None:
+        with httpx.stream(
+            "POST",
+            process.url + "/v1/chat/completions",
+            json={"model": "slow", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+            timeout=30,
+        ) as response:
+            for chunk in response.iter_raw():
+                received.append(chunk)
+                first.set()
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    assert first.wait(10)
+    process.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(process.url + "/healthz", timeout=1)
+    reader.join(30)
+    code = process.proc.wait(20)
+    process.stop()
+    assert code == 0
+    assert b"".join(received).endswith(b"data: [DONE]\n\n"), "the open stream finished"
