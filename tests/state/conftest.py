@@ -32,6 +32,10 @@ class FakeClock:
         self.now += seconds
 
 
+class WrongType:
+    """In memory, a value of a type no store ever writes."""
+
+
 @dataclass
 class Backend:
     """A backend under test, with access to its raw storage to damage data."""
@@ -59,7 +63,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             kv.put(name, value)
 
         async def mem_wrong(name: str) -> None:
-            kv.put(name, {"not": "the expected type"})
+            kv.put(name, WrongType())
 
         async def mem_get(name: str) -> bytes | None:
             value = kv.get(name)
