@@ -37,6 +37,7 @@ from gateway.facts.build import FactsBuilder
 from gateway.limits import Admission, Limits
 from gateway.metrics import Metrics
 from gateway.policy.compiled import CompiledPolicy
+from gateway.policy.decision_log import DecisionLog
 from gateway.policy.model import Action, Decision, Facts
 from gateway.policy.reload import PolicyHolder
 from gateway.protocol import ParsedRequest, parse_body
@@ -95,7 +96,7 @@ class Pipeline:
         router: Router,
         state: StateBackends,
         metrics: Metrics,
-        decision_log: Any = None,
+        decision_log: DecisionLog | None = None,
     ) -> None:
         self._settings = settings
         self._policy = policy
@@ -158,10 +159,13 @@ class Pipeline:
         builder: FactsBuilder = snapshot.facts
         self._resolve_alias(policy, parsed, endpoint)
         facts = await self._facts(builder, parsed, headers, who, ex.request_id)
-        decision = policy.decide(facts, policy.rule_set_for(_team(who), _key_policy(who)))
+        rule_set = policy.rule_set_for(_team(who), _key_policy(who))
+        decision = policy.decide(facts, rule_set)
         self._observe_decision(ex, facts, decision)
         if self._decision_log is not None:
-            self._decision_log.write(ex.request_id, facts, decision)
+            self._decision_log.write(
+                facts, decision, request_id=ex.request_id, ts=time.time(), rule_set=rule_set
+            )
         if decision.action is Action.DENY:
             if decision.targets == () and decision.excluded:
                 raise NoEligibleTarget(decision.deny_message or "No target may receive this data.")

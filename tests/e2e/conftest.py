@@ -109,6 +109,7 @@ def gateway(
     policies = write_policy(tmp_path_factory.mktemp("policies"), e2e_policy())
     settings = Settings(
         policies=Path(policies),
+        decision_log=tmp_path_factory.mktemp("logs") / "decisions.jsonl",
         environ={"UPSTREAM_URL": upstream.url, "CLOUD_KEY": CLOUD_KEY},
         reload_interval_s=0,
         max_body_bytes=1024 * 1024,
