@@ -3,8 +3,8 @@
 Order of work (each step can end the request with an OpenAI-shaped error,
 and nothing reaches an upstream before every check passed):
 
-1. parse and validate the body (400/413);
-2. authenticate the key (401) — open mode when no key exists;
+1. authenticate the key (401) — open mode when no key exists;
+2. parse and validate the body (400/413);
 3. resolve the alias (404);
 4. compute the facts and decide (pure); a deny or a policy that leaves no
    eligible target ends here (403);
@@ -130,8 +130,8 @@ class Pipeline:
         self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
     ) -> tuple[Facts, Decision]:
         """Facts and decision for a request, calling nothing upstream."""
-        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
         who = await self.auth.authenticate(headers.get("authorization"))
+        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
         snapshot = self._policy.current
         policy: CompiledPolicy = snapshot.policy
         self._resolve_alias(policy, parsed, endpoint)
@@ -148,11 +148,12 @@ class Pipeline:
     async def _handle(
         self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
     ) -> Reply:
-        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
-        ex.alias, ex.stream = parsed.model, parsed.stream
+        # authenticate first: an unknown caller learns nothing about its request
         who = await self.auth.authenticate(headers.get("authorization"))
         if who is not None:
             ex.key_id, ex.team = who.key_id, who.team
+        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
+        ex.alias, ex.stream = parsed.model, parsed.stream
         # one snapshot per request: a reload mid-request cannot mix two policies
         snapshot = self._policy.current
         policy: CompiledPolicy = snapshot.policy

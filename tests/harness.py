@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 import yaml
 
@@ -14,6 +19,8 @@ from gateway.app import create_app
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 from tests.upstream import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class GatewayServer:
@@ -90,3 +97,54 @@ def write_policy(directory: Path, policy: dict[str, Any]) -> Path:
     for name, section in policy.items():
         (directory / f"{name}.yaml").write_text(yaml.safe_dump({name: section}, sort_keys=False))
     return directory
+
+
+class GatewayProcess:
+    """A real `python -m gateway serve` subprocess on a free port."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "GATEWAY_LOG_LEVEL": "warning",
+        }
+        full_env.update(env or {})
+        self.env = full_env
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_ready(self, timeout: float = 20) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"gateway exited: {self.proc.stderr.read() if self.proc.stderr else ''}"
+                )
+            try:
+                if httpx.get(self.url + "/readyz", timeout=0.5).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("gateway not ready in time")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,57 +13,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.upstream import free_port
+from tests.harness import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Process:
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {
-            **os.environ,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "GATEWAY_LOG_LEVEL": "warning",
-        }
-        full_env.update(env or {})
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), *args],
-            cwd=ROOT,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def wait_ready(self, timeout: float = 20) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"gateway exited: {self.proc.stderr.read() if self.proc.stderr else ''}"
-                )
-            try:
-                if httpx.get(self.url + "/readyz", timeout=0.5).status_code == 200:
-                    return time.perf_counter() - self.started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("gateway not ready in time")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @pytest.fixture
@@ -77,14 +26,14 @@ def policies(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def demo(policies: Path) -> Iterator[Process]:
-    process = Process("--demo", "--policies", str(policies))
+def demo(policies: Path) -> Iterator[GatewayProcess]:
+    process = GatewayProcess("--demo", "--policies", str(policies))
     process.wait_ready()
     yield process
     process.stop()
 
 
-def test_demo_serves_simulated_answers_with_routing(demo: Process) -> None:
+def test_demo_serves_simulated_answers_with_routing(demo: GatewayProcess) -> None:
     response = httpx.post(
         demo.url + "/v1/chat/completions",
         json={
@@ -104,7 +53,7 @@ def test_demo_serves_simulated_answers_with_routing(demo: Process) -> None:
 
 
 def test_start_to_ready_is_fast(policies: Path) -> None:
-    process = Process("--demo", "--policies", str(policies))
+    process = GatewayProcess("--demo", "--policies", str(policies))
     try:
         elapsed = process.wait_ready()
     finally:
@@ -118,7 +67,7 @@ def test_bad_policy_is_refused_at_start_with_file_and_line(policies: Path) -> No
     (policies / "broken.yaml").write_text(
         "rules:\n  - name: oops\n    wen: {task: code}\n    route: {targets: [local]}\n"
     )
-    process = Process("--policies", str(policies))
+    process = GatewayProcess("--policies", str(policies))
     code = process.proc.wait(20)
     stderr = process.proc.stderr.read() if process.proc.stderr else ""
     process.stop()
@@ -131,7 +80,7 @@ def _aliases(url: str) -> set[str]:
     return {m["id"] for m in httpx.get(url + "/v1/models").json()["data"]}
 
 
-def test_sighup_reloads_and_keeps_last_good_policy(demo: Process, policies: Path) -> None:
+def test_sighup_reloads_and_keeps_last_good_policy(demo: GatewayProcess, policies: Path) -> None:
     aliases_file = policies / "aliases.yaml"
     data = yaml.safe_load(aliases_file.read_text())
     data["aliases"]["brand-new"] = {"targets": ["local"]}
@@ -172,7 +121,7 @@ def test_sigterm_drains_open_streams(policies: Path) -> None:
     alias_data = yaml.safe_load(aliases.read_text())
     alias_data["aliases"]["slow"] = {"targets": ["slow-sim"]}
     aliases.write_text(yaml.safe_dump(alias_data))
-    process = Process("--policies", str(policies), env={"GATEWAY_DRAIN_TIMEOUT_S": "10"})
+    process = GatewayProcess("--policies", str(policies), env={"GATEWAY_DRAIN_TIMEOUT_S": "10"})
     process.wait_ready()
     received: list[bytes] = []
     first = threading.Event()
