@@ -176,9 +176,11 @@ return 1
 """,
 )
 
-#: KEYS: the team's day spend hash, month spend hash, reservations.
+#: KEYS: the team's day spend hash, month spend hash, reservations, and on a
+#: single node (where keys of different slots may share a script) the day and
+#: month team indexes.
 #: ARGV: day ttl s, month ttl s, amount to release, oldest live bucket,
-#: reservation ttl s, then field/increment pairs.
+#: reservation ttl s, team, then field/increment pairs.
 RECORD = LuaScript(
     "record",
     _RESET_WRONG_TYPE
@@ -186,7 +188,7 @@ RECORD = LuaScript(
     + """
 for i = 1, 2 do
   reset_wrong_type(KEYS[i], 'hash')
-  for j = 6, #ARGV, 2 do
+  for j = 7, #ARGV, 2 do
     local done = redis.pcall('HINCRBY', KEYS[i], ARGV[j], ARGV[j + 1])
     if type(done) == 'table' and done['err'] then
       -- a corrupt (non-integer) field starts again from this increment
@@ -196,6 +198,11 @@ for i = 1, 2 do
   redis.call('EXPIRE', KEYS[i], ARGV[i])
 end
 release(KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
+for i = 4, #KEYS do
+  reset_wrong_type(KEYS[i], 'set')
+  redis.call('SADD', KEYS[i], ARGV[6])
+  redis.call('EXPIRE', KEYS[i], ARGV[i - 3])
+end
 return 1
 """,
 )

@@ -228,28 +228,35 @@ class RedisSpendLedger:
         pairs: list[str | int] = []
         for field, value in accounting.spend_increments(spend).items():
             pairs += [field, value]
-        # the per-period team indexes live in other hash slots than the team's
-        # own keys, so they ride in the same round trip but outside the script
+        spend_keys = (
+            names.spend(spend.team, Period.DAY, day),
+            names.spend(spend.team, Period.MONTH, month),
+            names.reservations(spend.team),
+        )
+        index_keys = (names.spend_teams(Period.DAY, day), names.spend_teams(Period.MONTH, month))
+        args = (
+            day_ttl,
+            month_ttl,
+            accounting.to_micros(reserved_usd) if reserved_usd > 0 else 0,
+            accounting.oldest_live_bucket(now, self._reservation_ttl_s),
+            _seconds(self._reservation_ttl_s),
+            spend.team,
+            *pairs,
+        )
+        if not self._redis.cluster:
+            await self._redis.run(RECORD, (*spend_keys, *index_keys), args)
+            return
+        # in a cluster the indexes live in other hash slots than the team's keys:
+        # they ride in the same round trip, outside the script (SADD is idempotent)
         await self._redis.run(
             RECORD,
-            (
-                names.spend(spend.team, Period.DAY, day),
-                names.spend(spend.team, Period.MONTH, month),
-                names.reservations(spend.team),
-            ),
-            (
-                day_ttl,
-                month_ttl,
-                accounting.to_micros(reserved_usd) if reserved_usd > 0 else 0,
-                accounting.oldest_live_bucket(now, self._reservation_ttl_s),
-                _seconds(self._reservation_ttl_s),
-                *pairs,
-            ),
+            spend_keys,
+            args,
             also=(
-                ("SADD", names.spend_teams(Period.DAY, day), spend.team),
-                ("EXPIRE", names.spend_teams(Period.DAY, day), day_ttl),
-                ("SADD", names.spend_teams(Period.MONTH, month), spend.team),
-                ("EXPIRE", names.spend_teams(Period.MONTH, month), month_ttl),
+                ("SADD", index_keys[0], spend.team),
+                ("EXPIRE", index_keys[0], day_ttl),
+                ("SADD", index_keys[1], spend.team),
+                ("EXPIRE", index_keys[1], month_ttl),
             ),
         )
 

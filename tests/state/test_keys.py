@@ -10,7 +10,6 @@ import re
 import orjson
 import pytest
 
-from gateway.state import keys as keys_module
 from gateway.state.base import Budget, KeyLimits, Period, TeamRecord
 from tests.state.conftest import EPOCH, Backend
 
@@ -80,7 +79,7 @@ async def test_authentication_compares_hashes_in_constant_time(
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(keys_module.hmac, "compare_digest", recording)
+    monkeypatch.setattr(hmac, "compare_digest", recording)
     assert await backend.state.keys.authenticate(plaintext) is not None
     digest = hashlib.sha256(plaintext.encode()).hexdigest().encode()
     assert compared == [(digest, digest)]
