@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from gateway.state.base import StateUnavailable
@@ -102,7 +104,18 @@ class RedisConnection:
             async with asyncio.timeout(deadline_s or self._deadline_s):
                 return await op()
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+            if isinstance(exc, RedisConnectionError | OSError) and not self.cluster:
+                await self._drop_idle_connections()
             raise StateUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _drop_idle_connections(self) -> None:
+        """After a connection failure every idle pooled connection is suspect
+        (Redis restarted, failed over): drop them so that the next call dials
+        afresh instead of failing once per stale connection."""
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await pool.disconnect(inuse_connections=False)
 
     async def initialize(self, deadline_s: float) -> None:
         """Discover a cluster's nodes now rather than on first use (where a

@@ -1,0 +1,209 @@
+"""Three gateway processes on one real Redis behave as one gateway.
+
+* a cache entry written through one replica is a hit on another;
+* the (N+1)th request in a minute is refused whichever replica it hits;
+* concurrent spending across replicas never passes a budget by more than one
+  request's cost;
+* Redis stopped mid-test and restarted: with the default fail-open mode no
+  client request fails, /readyz says "degraded", and the cache works again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.keys_admin import create_key, spend_report
+from gateway.settings import Settings
+from tests.e2e.conftest import CLOUD_KEY, e2e_policy
+from tests.harness import GatewayProcess, write_policy
+from tests.servers import RedisServer
+from tests.upstream import Upstream
+
+BUDGET_USD = 10.0
+ADMIN_KEY = "admin-secret-for-tests"
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    # persistent, like a production Redis: a restart keeps keys, limits and spend
+    server = RedisServer(extra_args=("--appendonly", "yes", "--appendfsync", "always"))
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def keys(redis: RedisServer) -> dict[str, str]:
+    settings = Settings(redis_url=redis.url)
+    limited, _ = asyncio.run(create_key(settings, team="limited", rpm=5))
+    spender, _ = asyncio.run(
+        create_key(settings, team="spenders", budget_usd=BUDGET_USD, period="day")
+    )
+    plain, _ = asyncio.run(create_key(settings, team="plain"))
+    other, _ = asyncio.run(create_key(settings, team="other"))
+    return {"limited": limited, "spender": spender, "plain": plain, "other": other}
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    upstream: Upstream,
+    redis: RedisServer,
+    keys: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[GatewayProcess]]:
+    policy = e2e_policy()
+    policy["defaults"] = {"cache": {"mode": "auto", "ttl_s": 60}, "expected_completion_tokens": 256}
+    price = {"input_per_mtok": 5000, "output_per_mtok": 15000}
+    policy["targets"]["pricey"] = {**policy["targets"]["echo"], "price": price}
+    policy["aliases"]["pricey"] = {"targets": ["pricey"]}
+    directory = write_policy(tmp_path_factory.mktemp("replica-policies"), policy)
+    env = {
+        "GATEWAY_REDIS_URL": redis.url,
+        "UPSTREAM_URL": upstream.url,
+        "CLOUD_KEY": CLOUD_KEY,
+        "GATEWAY_REDIS_TIMEOUT_S": "0.05",
+        "GATEWAY_ADMIN_KEY": ADMIN_KEY,
+    }
+    processes = [GatewayProcess("--policies", str(directory), env=env) for _ in range(3)]
+    try:
+        for process in processes:
+            process.wait_ready()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def chat(process: GatewayProcess, key: str, **body: Any) -> httpx.Response:
+    payload = {"model": "echo", "messages": [{"role": "user", "content": "hello"}], **body}
+    return httpx.post(
+        process.url + "/v1/chat/completions",
+        json=payload,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+
+
+def test_keys_are_required(replicas: list[GatewayProcess]) -> None:
+    missing = httpx.post(
+        replicas[0].url + "/v1/chat/completions", json={"model": "echo", "messages": []}
+    )
+    assert missing.status_code == 401
+    wrong = chat(replicas[1], "gw-not-a-real-key")
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_cache_entry_is_shared_across_replicas(
+    replicas: list[GatewayProcess], keys: dict[str, str]
+) -> None:
+    body = {"temperature": 0, "messages": [{"role": "user", "content": "cache me across replicas"}]}
+    first = chat(replicas[0], keys["plain"], **body)
+    assert first.headers["x-gateway-cache"] == "miss"
+    for other in replicas[1:]:
+        hit = chat(other, keys["plain"], **body)
+        assert hit.headers["x-gateway-cache"] == "hit"
+        assert hit.json()["choices"] == first.json()["choices"]
+    # another team never gets this team's entry
+    assert chat(replicas[1], keys["other"], **body).headers["x-gateway-cache"] == "miss"
+
+
+def test_streamed_answer_is_cached_and_replayed_as_stream(
+    replicas: list[GatewayProcess], keys: dict[str, str]
+) -> None:
+    body = {"seed": 3, "stream": True, "messages": [{"role": "user", "content": "stream me once"}]}
+    first = chat(replicas[0], keys["plain"], **body)
+    assert first.headers["x-gateway-cache"] == "miss"
+    second = chat(replicas[2], keys["plain"], **body)
+    assert second.headers["x-gateway-cache"] == "hit"
+    assert second.headers["content-type"].startswith("text/event-stream")
+    assert second.text == first.text
+
+
+def test_rate_limit_is_shared_across_replicas(
+    replicas: list[GatewayProcess], keys: dict[str, str]
+) -> None:
+    statuses = [
+        chat(process, keys["limited"]).status_code
+        for process in itertools.islice(itertools.cycle(replicas), 5)
+    ]
+    assert statuses == [200] * 5
+    refused = chat(replicas[2], keys["limited"])
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-ratelimit-limit-requests"] == "5"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert refused.json()["error"]["type"] == "rate_limit_exceeded"
+
+
+def test_concurrent_spend_never_passes_the_budget(
+    replicas: list[GatewayProcess], keys: dict[str, str]
+) -> None:
+    def one(i: int) -> httpx.Response:
+        return chat(replicas[i % 3], keys["spender"], model="pricey")
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(one, range(60)))
+    ok = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 429]
+    assert ok and refused
+    assert all(r.json()["error"]["code"] == "insufficient_quota" for r in refused)
+    costs = [float(r.headers["x-gateway-cost-usd"]) for r in ok]
+    report = asyncio.run(spend_report(Settings(redis_url=replicas_redis_url(replicas)), "day"))
+    spent = report["by_team"]["spenders"]
+    assert spent == pytest.approx(sum(costs), rel=1e-6)
+    assert spent <= BUDGET_USD + max(costs)
+
+
+def test_spend_report_needs_the_admin_key(
+    replicas: list[GatewayProcess], keys: dict[str, str]
+) -> None:
+    assert chat(replicas[0], keys["plain"]).status_code == 200
+    anonymous = httpx.get(replicas[1].url + "/gateway/spend")
+    assert anonymous.status_code == 401
+    with_team_key = httpx.get(
+        replicas[1].url + "/gateway/spend", headers={"authorization": f"Bearer {keys['plain']}"}
+    )
+    assert with_team_key.status_code == 401
+    report = httpx.get(
+        replicas[2].url + "/gateway/spend?period=day",
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
+    assert report["period"] == "day"
+    assert report["by_team"]["plain"] > 0
+    assert report["baseline_by_team"]["plain"] >= 0
+    assert all(not key.startswith("gw-") for key in report["by_key"]), "keys are reported by id"
+
+
+def replicas_redis_url(replicas: list[GatewayProcess]) -> str:
+    return replicas[0].env["GATEWAY_REDIS_URL"]
+
+
+def test_redis_outage_is_survived(
+    replicas: list[GatewayProcess], redis: RedisServer, keys: dict[str, str]
+) -> None:
+    for process in replicas:
+        assert chat(process, keys["plain"]).status_code == 200
+    redis.stop()
+    try:
+        for process in replicas:
+            during = chat(process, keys["plain"], temperature=0)
+            assert during.status_code == 200
+            assert during.headers["x-gateway-cache"] == "bypass"
+            ready = httpx.get(process.url + "/readyz").json()
+            assert ready["ready"] is True and ready["status"] == "degraded"
+    finally:
+        redis.start()
+    body = {"temperature": 0, "messages": [{"role": "user", "content": "after the outage"}]}
+    # back to normal by itself: the first request after the restart already uses Redis
+    assert chat(replicas[0], keys["plain"], **body).headers["x-gateway-cache"] == "miss"
+    assert chat(replicas[1], keys["plain"], **body).headers["x-gateway-cache"] == "hit"
+    ready = httpx.get(replicas[2].url + "/readyz").json()
+    assert ready["status"] == "ok"
