@@ -28,7 +28,7 @@ class Accountant:
         self._state = state
         self._metrics = metrics
 
-    async def settle(
+    def charge(
         self,
         ex: Exchange,
         decision: Decision,
@@ -36,9 +36,9 @@ class Accountant:
         target: Target | None,
         who: KeyRecord | None,
         usage: Usage | None,
-        admission: Admission,
-    ) -> None:
-        """Record what a finished request cost; ``target`` None means a cache hit."""
+    ) -> SpendRecord:
+        """Price a finished request (pure, no I/O): sets ``ex.cost_usd`` and the
+        metrics, returns what :meth:`record` writes. ``target`` None is a cache hit."""
         if usage is None:
             usage = Usage(prompt_tokens=ex.prompt_tokens, completion_tokens=0)
         ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
@@ -63,7 +63,7 @@ class Accountant:
             m.cost.labels(team, name, kind).inc(cost)
         m.baseline_cost.labels(team).inc(baseline)
         m.savings.labels(team).inc(max(0.0, baseline - cost))
-        record = SpendRecord(
+        return SpendRecord(
             key_id=who.key_id if who else ANONYMOUS,
             team=who.team if who else ANONYMOUS,
             target=target.name if target is not None else (ex.target or "cache"),
@@ -72,9 +72,12 @@ class Accountant:
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
         )
+
+    async def record(self, spend: SpendRecord, admission: Admission) -> None:
+        """Write the spend to the ledger, settling the request's budget reservation."""
         reserved = admission.reserved_usd if admission.team else 0.0
         try:
-            await self._state.ledger.record(record, reserved_usd=reserved)
+            await self._state.ledger.record(spend, reserved_usd=reserved)
             admission.reserved_usd = 0.0
         except StateUnavailable:
-            m.state_errors.labels("ledger").inc()
+            self._metrics.state_errors.labels("ledger").inc()

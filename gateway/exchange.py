@@ -113,6 +113,20 @@ def outcome_of(error: BaseException) -> str:
     )
 
 
+def _destination(ex: Exchange) -> str:
+    """Where the request's data went: a target kind, ``denied``, or ``none``."""
+    if ex.outcome == "denied":
+        return "denied"
+    if ex.kind is not None and ex.outcome in (
+        "success",
+        "stream_error",
+        "cancelled",
+        "client_error",
+    ):
+        return ex.kind
+    return "none"
+
+
 def finish(ex: Exchange, metrics: Metrics) -> None:
     """Emit the metrics and the log line of a finished exchange."""
     total = time.perf_counter() - ex.started
@@ -133,6 +147,8 @@ def finish(ex: Exchange, metrics: Metrics) -> None:
     if ex.first_token_s is not None:
         metrics.ttft.labels(target, kind).observe(ex.first_token_s)
     metrics.overhead.labels(ex.endpoint).observe(max(0.0, total - ex.upstream_s))
+    if ex.level is not None:
+        metrics.sensitive_requests.labels(ex.level, _destination(ex)).inc()
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(
             orjson.dumps(

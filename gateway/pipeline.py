@@ -45,7 +45,7 @@ from gateway.providers.base import Endpoint, Usage
 from gateway.redact import Redaction
 from gateway.routing import Router, Served
 from gateway.settings import Settings
-from gateway.state.base import CachedResponse, KeyRecord, StateUnavailable
+from gateway.state.base import CachedResponse, KeyRecord, SpendRecord, StateUnavailable
 from gateway.state.factory import StateBackends
 from gateway.streaming import Restorer, StreamResult, relay
 from gateway.targets import Target
@@ -297,10 +297,8 @@ class Pipeline:
         target = work.policy.targets[entry.target]
         ex.target, ex.kind, ex.attempts = target.name, target.kind.value, 0
         usage = Usage(entry.prompt_tokens, entry.completion_tokens)
-        await self.accountant.settle(
-            ex, work.decision, work.policy, None, work.who, usage, work.admission
-        )
-        await self.limits.release(work.admission)
+        spend = self.accountant.charge(ex, work.decision, work.policy, None, work.who, usage)
+        self._spawn(self._settle(work, spend, usage))
         if work.parsed.stream:
             events = relay(
                 list(entry.chunks),
@@ -338,11 +336,10 @@ class Pipeline:
         body = raw
         if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
             body = self._restore_whole(work, raw)
-        await self.accountant.settle(
-            ex, work.decision, work.policy, served.target, work.who, usage, work.admission
+        spend = self.accountant.charge(
+            ex, work.decision, work.policy, served.target, work.who, usage
         )
-        await self.limits.settle(work.admission, usage)
-        await self.limits.release(work.admission)
+        self._spawn(self._settle(work, spend, usage))
         if work.cache_write is not None:
             self._spawn(self._cache_store(work, served.target, usage, body=raw))
         finish(ex, self._metrics)
@@ -384,14 +381,17 @@ class Pipeline:
     async def _settle_stream(
         self, ex: Exchange, work: _Work, target: Target, usage: Usage | None, result: StreamResult
     ) -> None:
-        await self.accountant.settle(
-            ex, work.decision, work.policy, target, work.who, usage, work.admission
-        )
-        await self.limits.settle(work.admission, usage)
-        await self.limits.release(work.admission)
+        spend = self.accountant.charge(ex, work.decision, work.policy, target, work.who, usage)
+        await self._settle(work, spend, usage)
         if result.events is not None and work.cache_write is not None:
             await self._cache_store(work, target, usage, chunks=tuple(result.events))
         finish(ex, self._metrics)
+
+    async def _settle(self, work: _Work, spend: SpendRecord, usage: Usage | None) -> None:
+        """After the answer: spend to the ledger, token counts corrected, slots released."""
+        await self.accountant.record(spend, work.admission)
+        await self.limits.settle(work.admission, usage)
+        await self.limits.release(work.admission)
 
     async def _cache_store(
         self,
