@@ -67,6 +67,8 @@ class Exchange:
     stream: bool = False
     #: e.g. ``x-ratelimit-*``
     extra_headers: dict[str, str] = field(default_factory=dict)
+    #: a redacted prompt excerpt, only when the operator turned sampling on
+    sample: str | None = None
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -150,31 +152,30 @@ def finish(ex: Exchange, metrics: Metrics) -> None:
     if ex.level is not None:
         metrics.sensitive_requests.labels(ex.level, _destination(ex)).inc()
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info(
-            orjson.dumps(
-                {
-                    "event": "request",
-                    "request_id": ex.request_id,
-                    "endpoint": ex.endpoint,
-                    "alias": ex.alias,
-                    "key_id": ex.key_id,
-                    "team": ex.team,
-                    "rule": ex.rule,
-                    "action": ex.action,
-                    "target": ex.target,
-                    "kind": ex.kind,
-                    "attempts": ex.attempts,
-                    "status": ex.status,
-                    "outcome": ex.outcome,
-                    "cache": ex.cache,
-                    "stream": ex.stream,
-                    "level": ex.level,
-                    "task": ex.task,
-                    "latency_ms": round(total * 1000, 3),
-                    "upstream_ms": round(ex.upstream_s * 1000, 3),
-                    "prompt_tokens": ex.prompt_tokens,
-                    "completion_tokens": ex.completion_tokens,
-                    "cost_usd": ex.cost_usd,
-                }
-            ).decode()
-        )
+        line = {
+            "event": "request",
+            "request_id": ex.request_id,
+            "endpoint": ex.endpoint,
+            "alias": ex.alias,
+            "key_id": ex.key_id,
+            "team": ex.team,
+            "rule": ex.rule,
+            "action": ex.action,
+            "target": ex.target,
+            "kind": ex.kind,
+            "attempts": ex.attempts,
+            "status": ex.status,
+            "outcome": ex.outcome,
+            "cache": ex.cache,
+            "stream": ex.stream,
+            "level": ex.level,
+            "task": ex.task,
+            "latency_ms": round(total * 1000, 3),
+            "upstream_ms": round(ex.upstream_s * 1000, 3),
+            "prompt_tokens": ex.prompt_tokens,
+            "completion_tokens": ex.completion_tokens,
+            "cost_usd": ex.cost_usd,
+        }
+        if ex.sample is not None:
+            line["prompt_sample_redacted"] = ex.sample
+        access_log.info(orjson.dumps(line).decode())

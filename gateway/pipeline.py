@@ -34,6 +34,7 @@ from gateway.cache_keys import cache_key, cacheable
 from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, PolicyDenied
 from gateway.exchange import Exchange, finish, request_id_from
 from gateway.facts.build import FactsBuilder
+from gateway.facts.task import task_input
 from gateway.limits import Admission, Limits
 from gateway.metrics import Metrics
 from gateway.policy.compiled import CompiledPolicy
@@ -163,6 +164,8 @@ class Pipeline:
         rule_set = policy.rule_set_for(_team(who), _key_policy(who))
         decision = policy.decide(facts, rule_set)
         self._observe_decision(ex, facts, decision)
+        if self._settings.log_redacted_samples and facts.draw < self._settings.log_sample_rate:
+            ex.sample = _redacted_sample(builder, parsed.body)
         if self._decision_log is not None:
             self._decision_log.write(
                 facts, decision, request_id=ex.request_id, ts=time.time(), rule_set=rule_set
@@ -456,6 +459,15 @@ async def _prepend(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIter
         closer = getattr(rest, "aclose", None)
         if closer is not None:
             await closer()
+
+
+_SAMPLE_CHARS = 500
+
+
+def _redacted_sample(builder: FactsBuilder, body: dict[str, Any]) -> str:
+    """The start of the last user message with every detected entity replaced."""
+    text = task_input(body).last_user[:_SAMPLE_CHARS]
+    return Redaction(builder.scanner, builder.scanner.entities).redact_text(text)
 
 
 def _team(who: KeyRecord | None) -> str | None:

@@ -46,8 +46,10 @@ class Settings:
     reload_interval_s: float = 2.0
     #: how long SIGTERM waits for open streams to finish
     drain_timeout_s: float = 30.0
-    #: log a redacted sample of prompts (operators opt in)
+    #: add a redacted excerpt of the prompt to a sample of access-log lines (operators opt in)
     log_redacted_samples: bool = False
+    #: the fraction of requests sampled when ``log_redacted_samples`` is on
+    log_sample_rate: float = 0.01
     #: the environment policies may read with ``${VAR}``
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -70,6 +72,7 @@ class Settings:
             "GATEWAY_RELOAD_INTERVAL_S": ("reload_interval_s", float),
             "GATEWAY_DRAIN_TIMEOUT_S": ("drain_timeout_s", float),
             "GATEWAY_LOG_REDACTED_SAMPLES": ("log_redacted_samples", _bool),
+            "GATEWAY_LOG_SAMPLE_RATE": ("log_sample_rate", float),
         }
         for var, (name, parse) in readers.items():
             raw = env.get(var)
