@@ -45,12 +45,4 @@ async def spend_report(settings: Settings, period: str) -> dict[str, Any]:
         report = await state.ledger.report(Period(period))
     finally:
         await state.aclose()
-    return {
-        "period": report.period.value,
-        "period_start": report.period_start,
-        "by_team": report.by_team,
-        "by_key": report.by_key,
-        "by_target": report.by_target,
-        "baseline_by_team": report.baseline_by_team,
-        "tokens_by_team": report.tokens_by_team,
-    }
+    return report.to_dict()

@@ -111,21 +111,7 @@ async def spend(request: Request) -> Response:
             f"Invalid period {raw_period!r}; use 'day' or 'month'.", param="period"
         ) from None
     report = await services.state.ledger.report(period)
-    return json_response(
-        {
-            "period": report.period.value,
-            "period_start": report.period_start,
-            "by_team": report.by_team,
-            "by_key": report.by_key,
-            "by_target": report.by_target,
-            "baseline_by_team": report.baseline_by_team,
-            "savings_by_team": {
-                team: max(0.0, report.baseline_by_team.get(team, 0.0) - cost)
-                for team, cost in report.by_team.items()
-            },
-            "tokens_by_team": report.tokens_by_team,
-        }
-    )
+    return json_response(report.to_dict())
 
 
 async def healthz(request: Request) -> Response:

@@ -89,14 +89,8 @@ class OpenAICompatProvider:
                 raw = await response.read()
         except UpstreamError:
             raise
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamTimeout(f"{target.name} timed out") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamConnectError(f"could not connect to {target.name}") from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-            raise UpstreamDisconnected(f"{target.name} closed the connection") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectError(f"{target.name} failed: {type(exc).__name__}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _before_body(exc, target) from exc
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -115,14 +109,8 @@ class OpenAICompatProvider:
                 headers=_headers(target, call.request_id),
                 timeout=_timeout(target),
             )
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamTimeout(f"{target.name} timed out") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamConnectError(f"could not connect to {target.name}") from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-            raise UpstreamDisconnected(f"{target.name} closed the connection") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectError(f"{target.name} failed: {type(exc).__name__}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _before_body(exc, target) from exc
         try:
             if response.status >= 400:
                 raise await _status_error(response, target)
@@ -145,6 +133,17 @@ class OpenAICompatProvider:
             # Closing (not releasing) drops the connection, which is what
             # cancels generation upstream when the client went away.
             response.close()
+
+
+def _before_body(exc: BaseException, target: Target) -> UpstreamError:
+    """Map a failure that happened before the answer's body was read."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return UpstreamTimeout(f"{target.name} timed out")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamConnectError(f"could not connect to {target.name}")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return UpstreamDisconnected(f"{target.name} closed the connection")
+    return UpstreamConnectError(f"{target.name} failed: {type(exc).__name__}")
 
 
 async def _events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:

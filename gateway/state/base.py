@@ -175,6 +175,22 @@ class SpendReport:
     baseline_by_team: dict[str, float] = field(default_factory=dict)
     tokens_by_team: dict[str, int] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, object]:
+        """The report as JSON-ready data, with savings against the baseline per team."""
+        return {
+            "period": self.period.value,
+            "period_start": self.period_start,
+            "by_team": self.by_team,
+            "by_key": self.by_key,
+            "by_target": self.by_target,
+            "baseline_by_team": self.baseline_by_team,
+            "savings_by_team": {
+                team: max(0.0, self.baseline_by_team.get(team, 0.0) - cost)
+                for team, cost in self.by_team.items()
+            },
+            "tokens_by_team": self.tokens_by_team,
+        }
+
 
 class SpendLedger(Protocol):
     async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
