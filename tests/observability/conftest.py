@@ -51,7 +51,9 @@ def observed_policy() -> dict[str, Any]:
             api_key="${CLOUD_KEY}",
             price={"input_per_mtok": 5, "output_per_mtok": 15},
         ),
-        "failing": target("status:500"),
+        "failing": target(
+            "status:500", retry={"attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.02}
+        ),
         "flaky": target(
             "flaky:1", retry={"attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.02}
         ),

@@ -211,7 +211,7 @@ def test_the_lines_say_what_happened(logged: dict[str, Logged]) -> None:
     assert line["cache-2"]["cost_usd"] == 0
     assert line["denied"]["outcome"] == "denied" and line["denied"]["target"] is None
     assert line["bad-key"]["outcome"] == "auth_error"
-    assert line["fallback"]["attempts"] == 2 and line["fallback"]["target"] == "open-a"
+    assert line["fallback"]["attempts"] == 3 and line["fallback"]["target"] == "open-a"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,14 +48,33 @@ from tests.upstream import Upstream
 
 pytestmark = pytest.mark.slow
 
-#: Metrics a dashboard reads that the gateway declares but never sets
-#: (reported to the gateway's owners; the panel would show "No data").
-KNOWN_GAPS = {
-    "gateway_sensitive_requests_total": (
-        "gateway/metrics.py declares gateway_sensitive_requests_total{level,destination} "
-        "but nothing in gateway/ increments it"
-    ),
-}
+#: Reported to the gateway's owners: the `level` of gateway_sensitive_requests_total
+#: is the level detected in the request, not the level of the data that left.
+REDACTED_LEVEL_GAP = (
+    "gateway/exchange.py labels gateway_sensitive_requests_total with the detected level "
+    "(facts.sensitivity.level), so a request redacted down to public and sent to a "
+    "proprietary target counts as confidential->proprietary: the privacy dashboard's "
+    "'Confidential or restricted sent to proprietary' stat reports a leak that did not happen"
+)
+
+#: Panels whose right answer after this traffic is zero: no stream is open at
+#: the end, the policy was not reloaded, no unredacted data left for a proprietary target.
+ZERO_IS_RIGHT = frozenset(
+    {
+        "Active streams",
+        "Active streams by instance",
+        "Policy reloads by result",
+        "Confidential or restricted sent to proprietary (range)",
+    }
+)
+
+FIRST_EVENT_GAP = (
+    "gateway/metrics.py creates a labelled counter's series at its first inc(), so "
+    "Prometheus first sees it at 1 and rate()/increase() never count that first event; "
+    "known label combinations (levels x destinations, entities, rules x actions, "
+    "cache results, limit scopes, targets x reasons, outcomes) need creating at 0 "
+    "when the policy is bound"
+)
 
 EMAIL = "jane.doe@example.com"
 SSN = "123-45-6789"
@@ -66,15 +86,17 @@ SSN = "123-45-6789"
 class Live:
     prometheus: Prometheus
     gateway: GatewayServer
-    #: when Prometheus last scraped the gateway (queries are evaluated there)
+    #: when Prometheus first scraped the gateway, before any request
+    first_scrape: float
+    #: a scrape after the first round of traffic, before the second
+    mid: float
+    #: the last scrape, after the second round (the dashboards are evaluated here)
     at: float
-    #: what each kind of request answered: name -> list of (status, headers)
+    #: what each kind of request answered in the first round
     answers: dict[str, list[httpx.Response]] = field(default_factory=dict)
 
 
-def _drive(
-    gateway: GatewayServer, upstream: Upstream, keys: dict[str, str]
-) -> dict[str, list[httpx.Response]]:
+def _drive(gateway: GatewayServer, keys: dict[str, str]) -> dict[str, list[httpx.Response]]:
     answers: dict[str, list[httpx.Response]] = {}
     alpha = {"authorization": f"Bearer {keys['alpha']}"}
     with httpx.Client(base_url=gateway.url, headers=alpha, timeout=15) as client:
@@ -195,14 +217,21 @@ def live(
     prometheus = Prometheus(base / "prometheus", prometheus_config(address, [ALERTS]))
     try:
         prometheus.start()
-        _wait_for_scrapes(prometheus, after=0, count=1)
-        answers = _drive(gateway, upstream, keys)
+        first = _wait_for_scrapes(prometheus, after=0, count=1)
+        # Round one creates every series; a counter's first increments are
+        # invisible to rate() (see FIRST_EVENT_GAP), so the dashboards are judged
+        # on round two, after Prometheus has seen every series at least twice.
+        answers = _drive(gateway, keys)
         answers["outage"] = [_shared_state_outage(gateway, redis_server, keys["alpha"])]
+        mid = _wait_for_scrapes(prometheus, after=time.time(), count=2)
+        _drive(gateway, keys)
+        _shared_state_outage(gateway, redis_server, keys["alpha"])
         at = _wait_for_scrapes(prometheus, after=time.time(), count=3)
-        yield Live(prometheus, gateway, at, answers)
+        yield Live(prometheus, gateway, first, mid, at, answers)
     finally:
         prometheus.stop()
         gateway.stop()
+        command(redis_server.port, "FLUSHALL")  # the keys made here are no other test's
 
 
 @pytest.fixture(scope="module")
@@ -242,12 +271,14 @@ def test_the_traffic_took_every_path(live: Live) -> None:
         return [r.status_code for r in a[name]]
 
     def header(name: str, header: str, index: int = -1) -> str | None:
-        return a[name][index].headers.get(header)
+        value: str | None = a[name][index].headers.get(header)
+        return value
 
     assert statuses("plain") == [200] and header("plain", "x-gateway-target") == "open-a"
     assert statuses("completions") == [200]
     assert statuses("proprietary") == [200] and header("proprietary", "x-gateway-target") == "cloud"
-    assert statuses("fallback") == [200] and header("fallback", "x-gateway-attempts") == "2"
+    # two tries on the failing target (one retry), then open-a
+    assert statuses("fallback") == [200] and header("fallback", "x-gateway-attempts") == "3"
     assert statuses("retry") == [200] and header("retry", "x-gateway-attempts") == "2"
     assert statuses("breaker") == [200, 200, 200]
     # the circuit opened after two failures: the third request went straight to open-a
@@ -268,7 +299,7 @@ def test_the_traffic_took_every_path(live: Live) -> None:
     assert statuses("unservable") == [403]
     assert statuses("stream") == [200] and b"data: [DONE]" in a["stream"][0].content
     assert statuses("broken-stream") == [200] and b'"error"' in a["broken-stream"][0].content
-    assert statuses("all-fail") == [502]
+    assert statuses("all-fail") == [503]  # both tries failed: no target could serve it
     assert statuses("embeddings") == [200]
     assert (
         statuses("budget") == [429]
@@ -289,7 +320,7 @@ def test_the_proprietary_target_never_saw_the_email_or_the_ssn(
 
 
 #: PromQL (evaluated at the last scrape) -> what the traffic above must have made of it
-EXPECTED_NUMBERS = {
+EXPECTED_NUMBERS: dict[str, Callable[[float], bool]] = {
     'sum(gateway_cache_requests_total{result="hit"})': lambda v: v >= 1,
     'max(gateway_circuit_state{target="breaker"})': lambda v: v == 2,
     'max(gateway_target_available{target="breaker"})': lambda v: v == 0,
@@ -301,10 +332,11 @@ EXPECTED_NUMBERS = {
     'sum(gateway_rate_limited_total{scope="team",limit="budget"})': lambda v: v == 1,
     'sum(gateway_fallbacks_total{target="failing"})': lambda v: v >= 1,
     'sum(gateway_retries_total{target="flaky"})': lambda v: v == 1,
+    'sum(gateway_retries_total{target="failing"})': lambda v: v == 2,
     'sum(gateway_upstream_errors_total{target="breaker"})': lambda v: v == 2,
     "sum(gateway_time_to_first_token_seconds_count)": lambda v: v >= 1,
     'sum(gateway_requests_total{outcome="stream_error"})': lambda v: v == 1,
-    'sum(gateway_requests_total{outcome="upstream_error"})': lambda v: v == 1,
+    'sum(gateway_requests_total{outcome="no_target"})': lambda v: v == 1,
     'sum(gateway_requests_total{endpoint="embeddings"})': lambda v: v == 1,
     'sum(gateway_requests_total{kind="proprietary",outcome="success"})': lambda v: v == 2,
     'sum(gateway_savings_usd_total{team="alpha"})': lambda v: v > 0,
@@ -319,10 +351,13 @@ EXPECTED_NUMBERS = {
 
 def test_the_numbers_match_the_traffic(live: Live) -> None:
     sent = sum(len(v) for k, v in live.answers.items() if k != "ready")
-    expected = {**EXPECTED_NUMBERS, "sum(gateway_requests_total)": lambda v: v == sent}
+    expected: dict[str, Callable[[float], bool]] = {
+        **EXPECTED_NUMBERS,
+        "sum(gateway_requests_total)": lambda v: v == sent,
+    }
     wrong = {}
     for expr, holds in expected.items():
-        result = live.prometheus.query(expr, at=live.at)["data"]["result"]
+        result = live.prometheus.query(expr, at=live.mid)["data"]["result"]
         value = float(result[0]["value"][1]) if result else None
         if value is None or not holds(value):
             wrong[expr] = value
@@ -334,10 +369,8 @@ def test_sensitive_requests_are_counted_by_level_and_destination(live: Live) -> 
     header) stayed open, refusals count as denied, and nothing confidential or
     restricted is counted as sent to a proprietary target (the email left redacted)."""
     result = live.prometheus.query(
-        "sum by (level, destination) (gateway_sensitive_requests_total)", at=live.at
+        "sum by (level, destination) (gateway_sensitive_requests_total)", at=live.mid
     )["data"]["result"]
-    if not result:
-        pytest.xfail(KNOWN_GAPS["gateway_sensitive_requests_total"])
     counts = {
         (r["metric"]["level"], r["metric"]["destination"]): float(r["value"][1]) for r in result
     }
@@ -348,7 +381,44 @@ def test_sensitive_requests_are_counted_by_level_and_destination(live: Live) -> 
         for k, v in counts.items()
         if k[0] in ("confidential", "restricted") and k[1] == "proprietary" and v
     }
+    if leaked == {("confidential", "proprietary"): 1.0}:
+        # exactly the one request whose email was redacted before it left
+        pytest.xfail(REDACTED_LEVEL_GAP)
     assert not leaked, counts
+
+
+def _by_labels(answer: dict[str, Any]) -> dict[frozenset[tuple[str, str]], float]:
+    return {
+        frozenset((k, v) for k, v in r["metric"].items() if k != "__name__"): float(r["value"][1])
+        for r in answer["data"]["result"]
+    }
+
+
+def test_the_first_event_of_a_series_shows_in_rate_and_increase(live: Live) -> None:
+    """Prometheus scraped the gateway before any request, so every counter
+    series born in round one grew from nothing: ``increase`` over that round
+    (what the dashboards' stats and rates are built on) must see it grow."""
+    names = httpx.get(f"{live.prometheus.url}/api/v1/label/__name__/values", timeout=10).json()
+    counters = [n for n in names["data"] if n.startswith("gateway_") and n.endswith("_total")]
+    assert len(counters) > 10, counters
+    invisible: list[tuple[float, str]] = []
+    for name in counters:
+        before = _by_labels(live.prometheus.query(name, at=live.first_scrape))
+        now = _by_labels(live.prometheus.query(f"{name} > 0", at=live.mid))
+        grew = _by_labels(live.prometheus.query(f"increase({name}[5m])", at=live.mid))
+        for labels, value in now.items():
+            if labels not in before and grew.get(labels, 0) == 0:
+                shown = ",".join(
+                    f"{k}={v}" for k, v in sorted(labels) if k not in ("job", "instance")
+                )
+                invisible.append((value, f"{name}{{{shown}}} = {value:g}"))
+    # single events first: for a rare event (a leak, a denial) the whole event is lost
+    invisible.sort(key=lambda item: (item[0] != 1, item[1]))
+    if invisible:
+        pytest.xfail(
+            f"{FIRST_EVENT_GAP}; {len(invisible)} series, e.g. "
+            + "; ".join(text for _, text in invisible[:8])
+        )
 
 
 @pytest.mark.parametrize("panel", PANELS, ids=[p.id for p in PANELS])
@@ -358,11 +428,10 @@ def test_dashboard_expression_returns_data(
     answer = dashboard_results[panel]
     where = f"dashboard {panel.dashboard}, panel {panel.title!r}: {to_promql(panel.expr)}"
     assert answer.get("status") == "success", f"{where}\n{answer}"
-    if not answer["data"]["result"]:
-        gaps = [reason for metric, reason in KNOWN_GAPS.items() if metric in panel.expr]
-        if gaps:
-            pytest.xfail("; ".join(gaps))
-        pytest.fail(f"no data for {where}")
+    assert answer["data"]["result"], f"no data for {where}"
+    if panel.title not in ZERO_IS_RIGHT:
+        values = [float(r["value"][1]) for r in answer["data"]["result"]]
+        assert any(v != 0 and not math.isnan(v) for v in values), f"only {values} for {where}"
 
 
 @pytest.mark.parametrize(
