@@ -110,6 +110,23 @@ class Prometheus:
         answer: dict[str, Any] = response.json()
         return answer
 
+    def scrape_times(self, job: str = "gateway") -> list[float]:
+        """When the last minute's successful scrapes of ``job`` happened."""
+        answer = self.query(f'up{{job="{job}"}}[60s]')
+        if answer.get("status") != "success" or not answer["data"]["result"]:
+            return []
+        return [float(ts) for ts, value in answer["data"]["result"][0]["values"] if value == "1"]
+
+    def wait_for_scrapes(self, after: float, count: int, timeout_s: float = 20) -> float:
+        """Wait for ``count`` successful scrapes after ``after``; the latest one's time."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            times = [t for t in self.scrape_times() if t > after]
+            if len(times) >= count:
+                return max(times)
+            time.sleep(0.25)
+        raise AssertionError(f"prometheus did not scrape {count} times:\n{self.log_tail()}")
+
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is None:

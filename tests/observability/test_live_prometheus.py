@@ -27,10 +27,8 @@ from gateway.keys_admin import create_key
 from gateway.settings import Settings
 from tests.harness import GatewayServer, write_policy
 from tests.observability.conftest import (
-    ACTION,
     ADMIN_KEY,
     CLOUD_KEY,
-    chat,
     observed_policy,
     policy_environ,
 )
@@ -43,6 +41,7 @@ from tests.observability.dashboards import (
     to_promql,
 )
 from tests.observability.prometheus import Prometheus, prometheus_binary, prometheus_config
+from tests.observability.traffic import EMAIL, SSN, drive, shared_state_outage
 from tests.servers import RedisServer, command
 from tests.upstream import Upstream
 
@@ -76,9 +75,6 @@ FIRST_EVENT_GAP = (
     "when the policy is bound"
 )
 
-EMAIL = "jane.doe@example.com"
-SSN = "123-45-6789"
-
 # --- the stack and its traffic ------------------------------------------------------
 
 
@@ -94,100 +90,6 @@ class Live:
     at: float
     #: what each kind of request answered in the first round
     answers: dict[str, list[httpx.Response]] = field(default_factory=dict)
-
-
-def _drive(gateway: GatewayServer, keys: dict[str, str]) -> dict[str, list[httpx.Response]]:
-    answers: dict[str, list[httpx.Response]] = {}
-    alpha = {"authorization": f"Bearer {keys['alpha']}"}
-    with httpx.Client(base_url=gateway.url, headers=alpha, timeout=15) as client:
-
-        def send(
-            name: str, body: dict[str, Any], path: str = "/v1/chat/completions", **headers: str
-        ) -> httpx.Response:
-            response = client.post(path, json=body, headers=headers)
-            answers.setdefault(name, []).append(response)
-            return response
-
-        send("plain", chat("Hello there, how are you today?"))
-        send("completions", {"model": "auto", "prompt": "Once upon a time"}, "/v1/completions")
-        send("proprietary", chat("What is the capital of France?", model="cloud"))
-        send("fallback", chat("hello", model="fallback"))
-        send("retry", chat("hello", model="flaky"))
-        for _ in range(3):
-            send("breaker", chat("hello", model="breaker"))
-        send("cache", chat("cache me", temperature=0), **{ACTION: "cache"})
-        for _ in range(40):  # the first answer is stored in the background
-            if (
-                send("cache", chat("cache me", temperature=0), **{ACTION: "cache"}).headers.get(
-                    "x-gateway-cache"
-                )
-                == "hit"
-            ):
-                break
-            time.sleep(0.05)
-        send("deny", chat("hello"), **{ACTION: "deny"})
-        send("redact", chat(f"Write to {EMAIL} about the meeting"))
-        for _ in range(3):
-            send("limited", chat("hello"), **{ACTION: "limited"})
-        send("restricted", chat(f"My SSN is {SSN}, is that fine?"))
-        send("classified", chat("plain words"), **{"x-data-classification": "restricted"})
-        send("unservable", chat("plain words"), **{"x-data-classification": "confidential"})
-        with client.stream(
-            "POST", "/v1/chat/completions", json=chat("stream these words please", stream=True)
-        ) as stream:
-            stream.read()
-            answers["stream"] = [stream]
-        with client.stream(
-            "POST",
-            "/v1/chat/completions",
-            json=chat("one two three four", model="drop", stream=True),
-        ) as stream:
-            stream.read()
-            answers["broken-stream"] = [stream]
-        send("all-fail", chat("hello", model="all-fail"))
-        send("embeddings", {"model": "embed-model", "input": "vectors please"}, "/v1/embeddings")
-        send("budget", chat("hello", model="cloud"), authorization=f"Bearer {keys['broke']}")
-        send("bad-key", chat("hello"), authorization="Bearer sk-not-a-key-of-ours")
-        send("unknown-model", chat("hello", model="no-such-model"))
-        answers["ready"] = [client.get("/readyz")]
-    return answers
-
-
-def _shared_state_outage(gateway: GatewayServer, redis: RedisServer, key: str) -> httpx.Response:
-    """Pause every Redis client for a moment: the gateway's state calls time out
-    (``gateway_state_errors_total``) and it keeps serving (limits fail open)."""
-    assert command(redis.port, "CLIENT", "PAUSE", "800", "ALL").startswith("+OK")
-    response = httpx.post(
-        f"{gateway.url}/v1/chat/completions",
-        json=chat("during the outage"),
-        headers={"authorization": f"Bearer {key}"},
-        timeout=15,
-    )
-    time.sleep(0.9)  # the pause ends; /readyz then sets the backend gauge back to 1
-    httpx.get(f"{gateway.url}/readyz", timeout=5)
-    return response
-
-
-def _scrape_times(prometheus: Prometheus) -> list[float]:
-    answer = prometheus.query('up{job="gateway"}[60s]')
-    if answer.get("status") != "success" or not answer["data"]["result"]:
-        return []
-    return [float(ts) for ts, value in answer["data"]["result"][0]["values"] if value == "1"]
-
-
-def _wait_for_scrapes(
-    prometheus: Prometheus, after: float, count: int, timeout_s: float = 20
-) -> float:
-    """Wait until ``count`` successful scrapes happened after ``after``; the latest one's time."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        times = [t for t in _scrape_times(prometheus) if t > after]
-        if len(times) >= count:
-            return max(times)
-        time.sleep(0.25)
-    raise AssertionError(
-        f"prometheus did not scrape the gateway {count} times:\n{prometheus.log_tail()}"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -217,16 +119,16 @@ def live(
     prometheus = Prometheus(base / "prometheus", prometheus_config(address, [ALERTS]))
     try:
         prometheus.start()
-        first = _wait_for_scrapes(prometheus, after=0, count=1)
+        first = prometheus.wait_for_scrapes(after=0, count=1)
         # Round one creates every series; a counter's first increments are
         # invisible to rate() (see FIRST_EVENT_GAP), so the dashboards are judged
         # on round two, after Prometheus has seen every series at least twice.
-        answers = _drive(gateway, keys)
-        answers["outage"] = [_shared_state_outage(gateway, redis_server, keys["alpha"])]
-        mid = _wait_for_scrapes(prometheus, after=time.time(), count=2)
-        _drive(gateway, keys)
-        _shared_state_outage(gateway, redis_server, keys["alpha"])
-        at = _wait_for_scrapes(prometheus, after=time.time(), count=3)
+        answers = drive(gateway, keys)
+        answers["outage"] = [shared_state_outage(gateway, redis_server, keys["alpha"])]
+        mid = prometheus.wait_for_scrapes(after=time.time(), count=2)
+        drive(gateway, keys)
+        shared_state_outage(gateway, redis_server, keys["alpha"])
+        at = prometheus.wait_for_scrapes(after=time.time(), count=3)
         yield Live(prometheus, gateway, first, mid, at, answers)
     finally:
         prometheus.stop()
