@@ -304,7 +304,7 @@ class Pipeline:
         self._spawn(self._settle(work, spend, usage))
         if work.parsed.stream:
             events = relay(
-                list(entry.chunks),
+                [list(entry.chunks)],
                 include_usage=work.parsed.include_usage,
                 restorer=self._restorer(work),
                 capture=False,
@@ -350,8 +350,7 @@ class Pipeline:
 
     def _stream_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
         assert served.events is not None
-        first = served.first_event
-        upstream = _prepend(first, served.events)
+        upstream = _prepend(served.first_events, served.events)
         self._metrics.active_streams.inc()
         ex.upstream_s = served.first_byte_at - served.started
 
@@ -449,7 +448,9 @@ class Pipeline:
             log.error("background accounting failed", exc_info=task.exception())
 
 
-async def _prepend(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _prepend(
+    first: list[bytes] | None, rest: AsyncIterator[list[bytes]]
+) -> AsyncIterator[list[bytes]]:
     try:
         if first is not None:
             yield first

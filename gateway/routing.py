@@ -58,8 +58,9 @@ class Served:
     started: float
     first_byte_at: float
     reply: UpstreamReply | None = None
-    first_event: bytes | None = None
-    events: AsyncIterator[bytes] | None = None
+    #: the first batch of stream events (see ``Provider.stream``)
+    first_events: list[bytes] | None = None
+    events: AsyncIterator[list[bytes]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,7 @@ class Router:
         except BaseException:
             await _close(events)
             raise
-        return Served(call.target, 0, started, self._clock(), first_event=first, events=events)
+        return Served(call.target, 0, started, self._clock(), first_events=first, events=events)
 
     def _failed(self, target: Target, error: BaseException) -> None:
         reason = failure_reason(error)
@@ -181,7 +182,7 @@ class Router:
         )
 
 
-async def _close(events: AsyncIterator[bytes]) -> None:
+async def _close(events: AsyncIterator[list[bytes]]) -> None:
     closer = getattr(events, "aclose", None)
     if closer is not None:
         await closer()

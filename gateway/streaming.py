@@ -76,7 +76,7 @@ def is_usage_only(event: dict[str, Any]) -> bool:
 
 
 async def relay(
-    events: Iterable[bytes] | AsyncIterator[bytes],
+    batches: Iterable[list[bytes]] | AsyncIterator[list[bytes]],
     *,
     include_usage: bool,
     restorer: Restorer | None,
@@ -84,38 +84,41 @@ async def relay(
     on_done: Callable[[StreamResult], Awaitable[None] | None],
     on_first: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
+    """Yield the SSE bytes of each batch of upstream events (one write per batch)."""
     usage: Usage | None = None
     captured: list[bytes] | None = [] if capture else None
     error: GatewayError | None = None
     sent_any = False
     try:
-        async for payload in _aiter(events):
-            if captured is not None:
-                captured.append(payload)
-            if _USAGE in payload or restorer is not None:
-                out = _transform(payload, include_usage, restorer)
-                found = out[1]
-                if found is not None:
-                    usage = found
-                if out[0] is None:
-                    continue
-                payload = out[0]
+        async for batch in _aiter(batches):
+            out: list[bytes] = []
+            for payload in batch:
+                if captured is not None:
+                    captured.append(payload)
+                if _USAGE in payload or restorer is not None:
+                    sent, found = _transform(payload, include_usage, restorer)
+                    if found is not None:
+                        usage = found
+                    if sent is None:
+                        continue
+                    payload = sent
+                out.append(b"data: " + payload + b"\n\n")
+            if not out:
+                continue
             if not sent_any and on_first is not None:
                 on_first()
             sent_any = True
-            yield sse(payload)
+            yield out[0] if len(out) == 1 else b"".join(out)
         if restorer is not None:
             for tail in _flush_all(restorer):
                 yield sse(tail)
         yield DONE
     except GatewayError as exc:
         error = exc
-        captured = None
         yield error_event(exc)
         yield DONE
     except (OSError, ValueError) as exc:
         error = UpstreamDisconnected(f"the upstream stream failed: {type(exc).__name__}")
-        captured = None
         yield error_event(error)
         yield DONE
     finally:
@@ -123,18 +126,20 @@ async def relay(
         done = on_done(result)
         if done is not None:
             await done
-        closer = getattr(events, "aclose", None)
+        closer = getattr(batches, "aclose", None)
         if closer is not None:
             await closer()
 
 
-async def _aiter(events: Iterable[bytes] | AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if isinstance(events, AsyncIterator):
-        async for event in events:
-            yield event
+async def _aiter(
+    batches: Iterable[list[bytes]] | AsyncIterator[list[bytes]],
+) -> AsyncIterator[list[bytes]]:
+    if isinstance(batches, AsyncIterator):
+        async for batch in batches:
+            yield batch
     else:
-        for event in events:
-            yield event
+        for batch in batches:
+            yield batch
 
 
 def _transform(

@@ -7,8 +7,8 @@ is already the target's model) and either returns the whole answer
 upstream speaks; translation happens inside the provider.
 
 Failures are raised as :class:`gateway.errors.UpstreamError` subclasses. For a
-stream, everything that fails before the first event is raised by the first
-``__anext__`` so that the router can still fall back to the next target.
+stream, everything that fails before the first batch of events is raised by the
+first ``__anext__`` so that the router can still fall back to the next target.
 """
 
 from __future__ import annotations
@@ -84,9 +84,12 @@ class Provider(Protocol):
         """The whole answer. Raises ``UpstreamError`` subclasses on failure."""
         ...
 
-    def stream(self, call: UpstreamCall) -> AsyncIterator[bytes]:
-        """Yield each stream event's JSON payload (the text after ``data: ``),
-        without the final ``[DONE]``. Closing the iterator cancels the upstream."""
+    def stream(self, call: UpstreamCall) -> AsyncIterator[list[bytes]]:
+        """Yield the stream's events in batches: each batch is the JSON payloads
+        (the text after ``data: ``) of the events that arrived together, in
+        order, never empty, without the final ``[DONE]``. Batching lets the
+        gateway write what arrived in one network read with one write, instead
+        of one per event. Closing the iterator cancels the upstream."""
         ...
 
     async def aclose(self) -> None:

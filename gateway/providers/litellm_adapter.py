@@ -418,7 +418,7 @@ class LiteLLMProvider:
             raise map_error(litellm, exc, call.target) from exc
         return UpstreamReply(data=shape_response(call.endpoint, response.model_dump()))
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[bytes]:
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[list[bytes]]:
         if call.endpoint is Endpoint.EMBEDDINGS:
             raise InvalidRequest("embeddings cannot be streamed", param="stream")
         litellm = await self._library()
@@ -443,8 +443,9 @@ class LiteLLMProvider:
                     return
                 except self._failures as exc:
                     raise map_error(litellm, exc, call.target) from exc
-                for payload in shaper.shape(chunk.model_dump()):
-                    yield orjson.dumps(payload)
+                batch = [orjson.dumps(payload) for payload in shaper.shape(chunk.model_dump())]
+                if batch:
+                    yield batch
         finally:
             await _close_stream(litellm, response)
 

@@ -99,7 +99,7 @@ class OpenAICompatProvider:
             raise UpstreamProtocolError(f"{target.name} answered with a non-object JSON body")
         return UpstreamReply(data=data, raw=raw)
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[bytes]:
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[list[bytes]]:
         target = call.target
         session = self._client()
         try:
@@ -119,8 +119,8 @@ class OpenAICompatProvider:
                 raise UpstreamProtocolError(
                     f"{target.name} did not answer with an event stream ({content_type or 'no content-type'})"
                 )
-            async for payload in _events(response.content):
-                yield payload
+            async for batch in _event_batches(response.content):
+                yield batch
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(f"{target.name} timed out while streaming") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
@@ -146,30 +146,49 @@ def _before_body(exc: BaseException, target: Target) -> UpstreamError:
     return UpstreamConnectError(f"{target.name} failed: {type(exc).__name__}")
 
 
-async def _events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Yield the data of each server-sent event, stopping at ``[DONE]``.
+async def _event_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes]]:
+    """Yield the data of the server-sent events of each network read, together.
 
-    Multi-line ``data:`` fields are joined with newlines (SSE spec); comments
+    Stops at ``[DONE]``. Line ends may be ``\n``, ``\r\n`` or ``\r``;
+    multi-line ``data:`` fields are joined with newlines (SSE spec); comments
     and ``event:``/``id:`` lines are ignored.
     """
-    pending: list[bytes] = []
-    async for line in content:
-        line = line.rstrip(b"\r\n")
-        if not line:
-            if pending:
-                payload = pending[0] if len(pending) == 1 else b"\n".join(pending)
-                pending.clear()
-                if payload == _DONE:
-                    return
-                yield payload
+    buffer = b""
+    async for data in content.iter_any():
+        buffer += data
+        if b"\r" in buffer:
+            # keep a trailing CR: its LF may come with the next read
+            tail = b"\r" if buffer.endswith(b"\r") else b""
+            body = buffer[:-1] if tail else buffer
+            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+        if b"\n\n" not in buffer:
             continue
-        if line.startswith(_DATA):
-            value = line[5:]
-            pending.append(value[1:] if value[:1] == b" " else value)
-    if pending:
-        payload = b"\n".join(pending)
-        if payload != _DONE:
-            yield payload
+        *blocks, buffer = buffer.split(b"\n\n")
+        batch: list[bytes] = []
+        for block in blocks:
+            payload = _payload(block)
+            if payload is None:
+                continue
+            if payload == _DONE:
+                if batch:
+                    yield batch
+                return
+            batch.append(payload)
+        if batch:
+            yield batch
+    payload = _payload(buffer.rstrip(b"\r\n"))
+    if payload is not None and payload != _DONE:
+        yield [payload]
+
+
+def _payload(block: bytes) -> bytes | None:
+    """The data of one event block, or None when it has no ``data:`` line."""
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return block[6:]  # the common case: one data line
+    lines = [line[5:] for line in block.split(b"\n") if line.startswith(_DATA)]
+    if not lines:
+        return None
+    return b"\n".join(line[1:] if line[:1] == b" " else line for line in lines)
 
 
 def _url(target: Target, path: str) -> str:

@@ -63,7 +63,11 @@ class SimulatedProvider:
             return UpstreamReply(data=_embeddings(call, seed))
         return UpstreamReply(data=_completion(call, seed))
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[bytes]:
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[list[bytes]]:
+        async for event in self._events(call):
+            yield [event]
+
+    async def _events(self, call: UpstreamCall) -> AsyncIterator[bytes]:
         seed = _seed(call)
         knobs = call.target.simulated
         await _before_first_byte(call.target, seed)

@@ -71,7 +71,7 @@ def chat(target: Target, **body: Any) -> UpstreamCall:
 
 
 async def collect(stream: AsyncIterator[bytes]) -> list[dict[str, Any]]:
-    return [orjson.loads(payload) async for payload in stream]
+    return [orjson.loads(payload) async for batch in stream for payload in batch]
 
 
 @pytest.fixture
@@ -361,7 +361,7 @@ async def test_stream_error_after_content_raises_a_gateway_error(
         200, content=read_data("anthropic/stream_error_midway.sse"), headers=SSE
     )
     stream = provider.stream(chat(anthropic_target()))
-    first = orjson.loads(await anext(stream))
+    first = orjson.loads((await anext(stream))[0])
     assert first["choices"][0]["delta"]["content"] == "Partial"
     with pytest.raises(UpstreamError):
         async for _ in stream:
@@ -523,7 +523,7 @@ async def test_anthropic_text_completion_stream(
     }
     call = UpstreamCall(Endpoint.COMPLETIONS, anthropic_target(), body, request_id="r")
     stream = provider.stream(call)
-    first = orjson.loads(await anext(stream))
+    first = orjson.loads((await anext(stream))[0])
     rest = await collect(stream)
     chunks = [first, *rest]
 
@@ -546,7 +546,7 @@ async def test_closing_a_text_completion_stream_early_is_clean(
     )
     body = {"model": "claude-3-5-sonnet-20240620", "prompt": "Say hello", "stream": True}
     stream = provider.stream(UpstreamCall(Endpoint.COMPLETIONS, anthropic_target(), body, "r"))
-    assert orjson.loads(await anext(stream))["choices"][0]["text"] == "Hello"
+    assert orjson.loads((await anext(stream))[0])["choices"][0]["text"] == "Hello"
     await stream.aclose()  # type: ignore[attr-defined]
 
 

@@ -1,0 +1,73 @@
+"""The fast path's SSE parser: events come out whole and in order, however the
+bytes are split across network reads and whatever line ends the server uses."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp.base_protocol import BaseProtocol
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.providers.openai_compat import _event_batches
+
+payloads = st.lists(
+    st.text(
+        alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]),
+        min_size=1,
+        max_size=30,
+    ).map(lambda t: ('{"t": "' + t.replace("\\", "").replace('"', "") + '"}').encode()),
+    min_size=0,
+    max_size=8,
+)
+
+
+def serialize(events: list[bytes], newline: bytes, with_noise: bool) -> bytes:
+    out = b""
+    for event in events:
+        if with_noise:
+            out += b": keep-alive" + newline + b"event: message" + newline
+        out += b"data: " + event + newline + newline
+    return out + b"data: [DONE]" + newline + newline + b"data: after-done" + newline + newline
+
+
+async def parse(chunks: list[bytes]) -> list[list[bytes]]:
+    loop = asyncio.get_running_loop()
+    reader = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    for chunk in chunks:
+        reader.feed_data(chunk)
+    reader.feed_eof()
+    return [batch async for batch in _event_batches(reader)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=payloads,
+    newline=st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    noise=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
+)
+def test_any_split_gives_the_same_events(
+    events: list[bytes], newline: bytes, noise: bool, cuts: list[int]
+) -> None:
+    raw = serialize(events, newline, noise)
+    points = sorted({c for c in cuts if 0 < c < len(raw)})
+    chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+    batches = asyncio.run(parse(chunks))
+    assert all(batches), "a batch is never empty"
+    assert [p for batch in batches for p in batch] == events, "stops at [DONE]"
+
+
+def test_multi_line_data_is_joined() -> None:
+    raw = b"data: line one\ndata: line two\n\ndata: [DONE]\n\n"
+    assert asyncio.run(parse([raw])) == [[b"line one\nline two"]]
+
+
+def test_events_read_together_come_in_one_batch() -> None:
+    raw = b"data: a\n\ndata: b\n\ndata: c\n\n"
+    assert asyncio.run(parse([raw])) == [[b"a", b"b", b"c"]]
+
+
+def test_stream_without_done_still_yields_last_event() -> None:
+    assert asyncio.run(parse([b"data: a\n\ndata: b"])) == [[b"a"], [b"b"]]
