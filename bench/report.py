@@ -98,7 +98,8 @@ def _logging(results: dict[str, Any]) -> list[str]:
         return []
     out = [
         "",
-        "## Cost of info-level access logs (non-streaming; one JSON line per request to a file)",
+        "## Cost of info-level access logs (non-streaming; one JSON line per request to a file;"
+        " the two gateways measured alternately, cell by cell)",
         "",
         "| conc. | warning req/s | info req/s | info / warning | warning p50 ms | info p50 ms |",
         "|---:|---:|---:|---:|---:|---:|",
