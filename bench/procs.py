@@ -50,6 +50,14 @@ class Child:
                 return int(line.split()[1]) / 1024
         raise RuntimeError(f"no VmRSS for {self.name} (pid {self.pid})")
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the process has used so far (``/proc/PID/stat``)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        # the fields after the command name, which is in parentheses and may hold spaces
+        fields = stat.rsplit(")", 1)[1].split()
+        utime, stime = int(fields[11]), int(fields[12])
+        return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
     def alive(self) -> bool:
         return self.popen.poll() is None
 

@@ -57,8 +57,11 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## Throughput and latency: gateway vs bare pass-through (same upstream, same run)",
         "",
-        "| mode | conc. | baseline req/s | gateway req/s | ratio (target ≥ 50 %) | baseline p50 / p99 ms | gateway p50 / p99 ms | errors b/g |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "CPU ms/req: the proxy process's user + system CPU time during the cell divided by"
+        " the requests it served — steadier than req/s when other work shares the machine.",
+        "",
+        "| mode | conc. | baseline req/s | gateway req/s | ratio (target ≥ 50 %) | baseline p50 / p99 ms | gateway p50 / p99 ms | CPU ms/req b / g | errors b/g |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for mode in ("whole", "stream"):
         for conc in meta["concurrency"]:
@@ -69,7 +72,7 @@ def render(results: dict[str, Any]) -> str:
                 f"| {_mode(mode)} | {conc} | {b['rps']:,.0f} | {g['rps']:,.0f} | "
                 f"{ratio:.0%} {'' if ratio >= TARGET_RPS_RATIO else '**below**'} | "
                 f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {g['p50_ms']:.2f} / {g['p99_ms']:.2f} | "
-                f"{b['errors']} / {g['errors']} |"
+                f"{_cpu(b)} / {_cpu(g)} | {b['errors']} / {g['errors']} |"
             )
     out += [
         "",
@@ -88,6 +91,11 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _cpu(row: dict[str, Any]) -> str:
+    value = row.get("cpu_ms_per_request")
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _mode(mode: str) -> str:
     return "non-streaming" if mode == "whole" else "streaming"
 
@@ -101,14 +109,14 @@ def _logging(results: dict[str, Any]) -> list[str]:
         "## Cost of info-level access logs (non-streaming; one JSON line per request to a file;"
         " the two gateways measured alternately, cell by cell)",
         "",
-        "| conc. | warning req/s | info req/s | info / warning | warning p50 ms | info p50 ms |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| conc. | warning req/s | info req/s | info / warning | warning p50 ms | info p50 ms | CPU ms/req warning / info |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         w, i = row["warning"], row["info"]
         out.append(
             f"| {row['connections']} | {w['rps']:,.0f} | {i['rps']:,.0f} | {i['rps'] / w['rps']:.0%} | "
-            f"{w['p50_ms']:.2f} | {i['p50_ms']:.2f} |"
+            f"{w['p50_ms']:.2f} | {i['p50_ms']:.2f} | {_cpu(w)} / {_cpu(i)} |"
         )
     return out
 

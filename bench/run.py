@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -119,7 +120,7 @@ class Bench:
         wait_port(child, port)
         return f"http://127.0.0.1:{port}"
 
-    def baseline(self, upstream: str) -> tuple[str, float]:
+    def baseline(self, upstream: str) -> tuple[Child, str, float]:
         port = free_port()
         cmd = [
             self.python,
@@ -132,7 +133,7 @@ class Bench:
         child = self._own(
             start("baseline", cmd, cpus=self.pins.proxy, log_path=self.logs / "baseline.log")
         )
-        return f"http://127.0.0.1:{port}", wait_port(child, port)
+        return child, f"http://127.0.0.1:{port}", wait_port(child, port)
 
     def gateway(
         self, name: str, upstream: str, *, log_level: str = "warning", redis_url: str | None = None
@@ -195,8 +196,15 @@ class Bench:
     # -- load -------------------------------------------------------------------
 
     def measure(
-        self, url: str, payload: bytes, connections: int, *, warmup: bool = True
+        self,
+        url: str,
+        payload: bytes,
+        connections: int,
+        *,
+        warmup: bool = True,
+        server: Child | None = None,
     ) -> dict[str, Any]:
+        """One cell; with ``server``, also its CPU milliseconds per request."""
         target = url + "/v1/chat/completions"
         if warmup:
             run_load(
@@ -206,6 +214,7 @@ class Bench:
                 duration_s=self.plan.warmup_s,
                 cpus=self.pins.side,
             )
+        cpu_before = server.cpu_s() if server is not None else 0.0
         result = run_load(
             target,
             payload,
@@ -213,7 +222,10 @@ class Bench:
             duration_s=self.plan.duration_s,
             cpus=self.pins.side,
         )
-        return result.to_dict()
+        row = result.to_dict()
+        if server is not None and result.requests:
+            row["cpu_ms_per_request"] = (server.cpu_s() - cpu_before) * 1000 / result.requests
+        return row
 
     def send(self, url: str, connections: int, count: int) -> None:
         run_load(
@@ -245,6 +257,8 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the ExitStack stops every child process
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = Plan(
         duration_s=args.duration or (3.0 if args.quick else 10.0),
         warmup_s=1.0 if args.quick else 2.0,
@@ -273,7 +287,7 @@ def main() -> int:
 def _run(bench: Bench, results: dict[str, Any], out: Path) -> None:
     plan = bench.plan
     upstream = bench.upstream()
-    base_url, base_s = bench.baseline(upstream)
+    base, base_url, base_s = bench.baseline(upstream)
     gw, gw_url, gw_s = bench.gateway("gateway", upstream)
     results["startup"].update({"baseline": base_s, "gateway": gw_s})
     print(f"gateway ready in {gw_s:.2f} s; baseline listening in {base_s:.2f} s", flush=True)
@@ -288,12 +302,17 @@ def _run(bench: Bench, results: dict[str, Any], out: Path) -> None:
     for connections in CONCURRENCY:
         for mode in ("whole", "stream"):
             payload = body(stream=mode == "stream")
-            for server, url in (("baseline", base_url), ("gateway", gw_url)):
-                row = {"server": server, "mode": mode, **bench.measure(url, payload, connections)}
+            for server, child, url in (("baseline", base, base_url), ("gateway", gw, gw_url)):
+                row = {
+                    "server": server,
+                    "mode": mode,
+                    **bench.measure(url, payload, connections, server=child),
+                }
                 results["matrix"].append(row)
                 print(
                     f"{server:8} {mode:6} c={connections:<3} {row['rps']:9.0f} req/s"
-                    f"  p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  errors {row['errors']}",
+                    f"  p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  errors {row['errors']}"
+                    f"  CPU {row.get('cpu_ms_per_request', 0):.3f} ms/req",
                     flush=True,
                 )
 
@@ -309,8 +328,8 @@ def _run(bench: Bench, results: dict[str, Any], out: Path) -> None:
     results["startup"]["gateway-info"] = info_s
     results["logging"] = []
     for connections in CONCURRENCY:
-        warning = bench.measure(gw_url, body(), connections)
-        row = bench.measure(info_url, body(), connections)
+        warning = bench.measure(gw_url, body(), connections, server=gw)
+        row = bench.measure(info_url, body(), connections, server=info)
         results["logging"].append({"connections": connections, "warning": warning, "info": row})
         print(
             f"log level c={connections:<3} warning {warning['rps']:7.0f} req/s"
