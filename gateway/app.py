@@ -51,7 +51,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     if services is not None:
         app.state.services = services
-    add = app.add_api_route
+    # Plain Starlette routes: every handler takes the Request and parses the
+    # body itself, so FastAPI's per-request dependency solving would be pure cost.
+    add = app.add_route
     add("/v1/chat/completions", routes.chat_completions, methods=["POST"], include_in_schema=False)
     add("/v1/completions", routes.completions, methods=["POST"], include_in_schema=False)
     add("/v1/embeddings", routes.embeddings, methods=["POST"], include_in_schema=False)

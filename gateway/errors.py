@@ -274,6 +274,21 @@ class UpstreamStatusError(UpstreamError):
         }
 
 
+#: every value :func:`failure_reason` gives for an upstream failure (a closed set for metrics)
+FAILURE_REASONS = (
+    "connect",
+    "timeout",
+    "protocol",
+    "disconnected",
+    "circuit_open",
+    "unavailable",
+    "error",
+    "5xx",
+    "429",
+    "4xx",
+)
+
+
 def is_retryable(error: BaseException) -> bool:
     """May the router try the next target after ``error``?"""
     if isinstance(error, UpstreamStatusError):

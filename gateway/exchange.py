@@ -57,7 +57,10 @@ class Exchange:
     cache: str = "bypass"
     outcome: str = "success"
     status: int = 200
+    #: the level detected in the request
     level: str | None = None
+    #: the level of the data that left (after redaction), when it was routed
+    sent_level: str | None = None
     task: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -150,7 +153,12 @@ def finish(ex: Exchange, metrics: Metrics) -> None:
         metrics.ttft.labels(target, kind).observe(ex.first_token_s)
     metrics.overhead.labels(ex.endpoint).observe(max(0.0, total - ex.upstream_s))
     if ex.level is not None:
-        metrics.sensitive_requests.labels(ex.level, _destination(ex)).inc()
+        destination = _destination(ex)
+        # what left is what counts: a redacted confidential request sent public data
+        level = (
+            ex.sent_level if destination in ("open", "proprietary") and ex.sent_level else ex.level
+        )
+        metrics.sensitive_requests.labels(level, destination).inc()
     if access_log.isEnabledFor(logging.INFO):
         line = {
             "event": "request",

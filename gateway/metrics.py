@@ -13,6 +13,9 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.errors import FAILURE_REASONS
+from gateway.levels import LEVEL_NAMES
+
 OTHER = "other"
 NONE = "none"
 MAX_TEAMS = 500
@@ -41,6 +44,11 @@ OUTCOMES = frozenset(
     }
 )
 CACHE_RESULTS = frozenset({"hit", "miss", "bypass"})
+DESTINATIONS = ("open", "proprietary", "denied", "none")
+DECISION_ACTIONS = ("route", "deny", "redact")
+LIMIT_SCOPES = ("key", "team", "rule")
+LIMIT_KINDS = ("rpm", "tpm", "streams", "budget")
+STATE_OPERATIONS = ("cache_get", "cache_set", "keys", "teams", "limits", "ledger")
 ENDPOINTS = frozenset({"chat", "completions", "embeddings"})
 KINDS = frozenset({"open", "proprietary", NONE})
 
@@ -246,6 +254,42 @@ class Metrics:
         self._targets = frozenset(targets)
         self._entities = frozenset(entities)
         self._tasks = frozenset(tasks)
+        self._zero_known_series()
+
+    def _zero_known_series(self) -> None:
+        """Create every known series of the event counters at 0.
+
+        Prometheus cannot see the first event of a series that appears at 1
+        (``rate``/``increase`` need two samples): for a rare event such as a
+        denial, a leak-shaped request or a circuit opening, that would be the
+        whole event. The traffic counters (requests, tokens, cost) start at
+        their first event as usual: their label sets are too large to pre-create.
+        """
+        for level in LEVEL_NAMES:
+            for destination in DESTINATIONS:
+                self.sensitive_requests.labels(level, destination)
+        for entity in self._entities:
+            self.entities.labels(entity)
+            self.redactions.labels(entity)
+        for rule in self._rules:
+            for action in DECISION_ACTIONS:
+                self.decisions.labels(rule, action)
+        for task in self._tasks:
+            self.tasks.labels(task)
+        for result in CACHE_RESULTS:
+            self.cache.labels(result)
+        for scope in LIMIT_SCOPES:
+            for kind in LIMIT_KINDS:
+                self.rate_limited.labels(scope, kind)
+        for target in self._targets:
+            for reason in FAILURE_REASONS:
+                self.fallbacks.labels(target, reason)
+                self.retries.labels(target, reason)
+                self.upstream_errors.labels(target, reason)
+        for result in ("success", "failure"):
+            self.policy_reloads.labels(result)
+        for operation in STATE_OPERATIONS:
+            self.state_errors.labels(operation)
 
     def alias(self, value: str | None) -> str:
         return _bounded(value, self._aliases)

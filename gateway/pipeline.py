@@ -236,6 +236,8 @@ class Pipeline:
         m = self._metrics
         ex.rule, ex.action = decision.rule, decision.action.value
         ex.level, ex.task = facts.sensitivity.level.label, facts.task
+        if decision.action is Action.ROUTE:
+            ex.sent_level = decision.level.label
         ex.prompt_tokens = facts.prompt_tokens
         action = (
             "redact"

@@ -197,8 +197,10 @@ def _last_reason(failures: list[tuple[str, BaseException | str]]) -> str:
 
 def _exhausted(failures: list[tuple[str, BaseException | str]]) -> GatewayError:
     errors = [f for _, f in failures if isinstance(f, BaseException)]
-    if len(failures) == 1 and isinstance(failures[0][1], UpstreamStatusError):
-        return failures[0][1]
+    last = failures[-1][1] if failures else None
+    if len({name for name, _ in failures}) == 1 and isinstance(last, UpstreamStatusError):
+        # one target, tried (maybe retried): its own answer says it best
+        return last
     if not failures:
         return NoTargetAvailable("The policy left no target to try for this request.")
     why = "; ".join(f"{name}: {f if isinstance(f, str) else _describe(f)}" for name, f in failures)

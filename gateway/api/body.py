@@ -49,21 +49,30 @@ def check_json_content_type(request: Request) -> None:
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work``; cancel it (and so its upstream call) if the client disconnects."""
-    task = asyncio.ensure_future(work)
+    """Await ``work`` in this task; cancel it (and so its upstream call) if the
+    client disconnects first. One watcher task per request, nothing more."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    def on_watcher_done(watcher: asyncio.Future[None]) -> None:
+        nonlocal gone
+        if not watcher.cancelled() and watcher.exception() is None:
+            gone = True
+            task.cancel()
+
     watcher = asyncio.ensure_future(_disconnected(request))
+    watcher.add_done_callback(on_watcher_done)
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
-        watcher.cancel()
+        if gone:
+            task.uncancel()
+            raise ClientGone from None
         raise
-    if task in done:
+    finally:
+        watcher.remove_done_callback(on_watcher_done)
         watcher.cancel()
-        return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    raise ClientGone
 
 
 async def _disconnected(request: Request) -> None:

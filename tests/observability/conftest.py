@@ -60,6 +60,7 @@ def observed_policy() -> dict[str, Any]:
         "breaker": target("status:503", circuit={"failures_to_open": 2, "open_seconds": 600}),
         "drop": target("drop-mid-stream"),
         "embed": target("echo"),
+        "refused": target("echo", base_url="http://127.0.0.1:1/v1"),
     }
     chat = ["chat", "completions"]
     aliases = {
@@ -68,7 +69,7 @@ def observed_policy() -> dict[str, Any]:
         "fallback": {"targets": ["failing", "open-a"], "endpoints": chat},
         "flaky": {"targets": ["flaky"], "endpoints": chat},
         "breaker": {"targets": ["breaker", "open-a"], "endpoints": chat},
-        "all-fail": {"targets": ["failing"], "endpoints": chat},
+        "all-fail": {"targets": ["failing", "refused"], "endpoints": chat},
         "drop": {"targets": ["drop"], "endpoints": chat},
         "embed-model": {"targets": ["embed"], "endpoints": ["embeddings"]},
     }
