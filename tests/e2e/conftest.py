@@ -123,7 +123,13 @@ def gateway(
 def client(gateway: GatewayServer) -> Any:
     import openai
 
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="anything", max_retries=0)
+    # strict: every response must match the SDK's models exactly (types, required fields)
+    return openai.OpenAI(
+        base_url=gateway.url + "/v1",
+        api_key="anything",
+        max_retries=0,
+        _strict_response_validation=True,
+    )
 
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -67,7 +67,9 @@ def test_429_reaches_client_with_retry_after_and_sdk_retries(
     assert response.status_code == 429
     assert response.headers["retry-after"]
     before = sum(1 for r in upstream.requests if r["body"].get("model") == "status:429")
-    sdk = openai.OpenAI(base_url=gateway.url + "/v1", api_key="x", max_retries=2)
+    sdk = openai.OpenAI(
+        base_url=gateway.url + "/v1", api_key="x", max_retries=2, _strict_response_validation=True
+    )
     with pytest.raises(openai.RateLimitError):
         sdk.chat.completions.create(model="status-429", messages=USER)
     after = sum(1 for r in upstream.requests if r["body"].get("model") == "status:429")
@@ -76,7 +78,9 @@ def test_429_reaches_client_with_retry_after_and_sdk_retries(
 
 def test_503_upstream_and_sdk_retry(gateway: GatewayServer, upstream: Upstream) -> None:
     before = sum(1 for r in upstream.requests if r["body"].get("model") == "status:503")
-    sdk = openai.OpenAI(base_url=gateway.url + "/v1", api_key="x", max_retries=1)
+    sdk = openai.OpenAI(
+        base_url=gateway.url + "/v1", api_key="x", max_retries=1, _strict_response_validation=True
+    )
     with pytest.raises(openai.APIStatusError) as caught:
         sdk.chat.completions.create(model="status-503", messages=USER)
     assert caught.value.status_code in (502, 503)
