@@ -414,6 +414,16 @@ def _meta(plan: Plan, pins: Layout) -> dict[str, Any]:
         text=True,
         check=False,
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "gateway", "policies"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if commit and dirty:
+        # other work in progress in the checkout is part of what was measured
+        commit += " + uncommitted changes in gateway/ or policies/"
     return {
         "mode": plan.mode,
         "duration_s": plan.duration_s,
