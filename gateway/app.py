@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.api import routes
+from gateway.api.fastlane import ENDPOINTS, OpenAILane
 from gateway.api.headers import GatewayHeaders
 from gateway.api.render import on_gateway_error, on_http_exception, on_unexpected
 from gateway.errors import GatewayError
@@ -54,9 +55,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # Plain Starlette routes: every handler takes the Request and parses the
     # body itself, so FastAPI's per-request dependency solving would be pure cost.
     add = app.add_route
-    add("/v1/chat/completions", routes.chat_completions, methods=["POST"], include_in_schema=False)
-    add("/v1/completions", routes.completions, methods=["POST"], include_in_schema=False)
-    add("/v1/embeddings", routes.embeddings, methods=["POST"], include_in_schema=False)
+    for path in ENDPOINTS:  # POST is served by the OpenAI lane, in front of the app
+        add(
+            path,
+            routes.post_only,
+            methods=["GET", "PUT", "PATCH", "DELETE"],
+            include_in_schema=False,
+        )
     add("/v1/models", routes.list_models, methods=["GET"], include_in_schema=False)
     add("/v1/models/{model:path}", routes.get_model, methods=["GET"], include_in_schema=False)
     add("/gateway/explain", routes.explain, methods=["POST"], include_in_schema=False)
@@ -68,4 +73,5 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_exception_handler(Exception, on_unexpected)
     app.add_middleware(GatewayHeaders)
+    app.add_middleware(OpenAILane)  # added last: outermost but for the 500 handler
     return app

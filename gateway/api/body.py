@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from gateway.errors import InvalidRequest, PayloadTooLarge
 
@@ -48,12 +49,17 @@ def check_json_content_type(request: Request) -> None:
         )
 
 
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work`` in this task; cancel it (and so its upstream call) if the
-    client disconnects first. One watcher task per request, nothing more."""
+async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
+    """Await ``work`` in this task; cancel it (and so its upstream call or
+    stream) if the client disconnects first. One watcher task, nothing more.
+    Call it only once the body is read: the watcher is then the only reader."""
     task = asyncio.current_task()
     assert task is not None
     gone = False
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
 
     def on_watcher_done(watcher: asyncio.Future[None]) -> None:
         nonlocal gone
@@ -61,7 +67,7 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
             gone = True
             task.cancel()
 
-    watcher = asyncio.ensure_future(_disconnected(request))
+    watcher = asyncio.ensure_future(watch())
     watcher.add_done_callback(on_watcher_done)
     try:
         return await work
@@ -73,10 +79,3 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     finally:
         watcher.remove_done_callback(on_watcher_done)
         watcher.cancel()
-
-
-async def _disconnected(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return

@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from gateway.api.body import ClientGone, check_json_content_type, read_body, until_disconnect
+from gateway.api.body import check_json_content_type, read_body
 from gateway.api.render import json_response
-from gateway.errors import AuthenticationFailed, InvalidRequest, ModelNotFound, PolicyDenied
-from gateway.pipeline import Reply
+from gateway.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotFound,
+    PolicyDenied,
+)
 from gateway.policy.explain import explanation
 from gateway.providers.base import Endpoint
 from gateway.services import Services
@@ -24,37 +29,11 @@ def services_of(request: Request) -> Services:
     return services
 
 
-async def chat_completions(request: Request) -> Response:
-    return await _openai(request, Endpoint.CHAT)
-
-
-async def completions(request: Request) -> Response:
-    return await _openai(request, Endpoint.COMPLETIONS)
-
-
-async def embeddings(request: Request) -> Response:
-    return await _openai(request, Endpoint.EMBEDDINGS)
-
-
-async def _openai(request: Request, endpoint: Endpoint) -> Response:
-    services = services_of(request)
-    check_json_content_type(request)
-    try:
-        raw = await read_body(request, services.settings.max_body_bytes)
-        reply: Reply = await until_disconnect(
-            request, services.pipeline.handle(endpoint, raw, request.headers)
-        )
-    except ClientGone:
-        return Response(status_code=499)
-    if reply.events is not None:
-        return StreamingResponse(
-            reply.events,
-            status_code=reply.status,
-            headers={**SSE_HEADERS, **reply.headers},
-            media_type="text/event-stream",
-        )
-    return Response(
-        reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json"
+async def post_only(request: Request) -> Response:
+    """The OpenAI endpoints answer POST in :mod:`gateway.api.fastlane`; any other
+    method reaches this route and gets OpenAI's 405."""
+    raise MethodNotAllowed(
+        f"Method {request.method} is not allowed on {request.url.path}; use POST."
     )
 
 
