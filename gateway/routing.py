@@ -156,7 +156,9 @@ class Router:
             return Served(call.target, 0, started, now, reply=reply)
         events = aiter(provider.stream(call))
         try:
-            first = await asyncio.wait_for(anext(events), timeout=call.target.timeouts.first_byte)
+            # asyncio.timeout, not wait_for: no extra task per stream
+            async with asyncio.timeout(call.target.timeouts.first_byte):
+                first = await anext(events)
         except StopAsyncIteration:
             first = None
         except TimeoutError:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from gateway.levels import Level
 
@@ -98,8 +99,9 @@ class RuleLimits:
     max_streams: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TraceStep:
+class TraceStep(NamedTuple):
+    """One rule considered by ``decide`` (a tuple: ~10 are built per request)."""
+
     rule: str
     matched: bool
     why: str

@@ -52,6 +52,21 @@ class OpenAICompatProvider:
     def __init__(self, *, pool_size: int = 512) -> None:
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        # per target (by identity): URL prefix, headers and timeout, built once
+        self._prepared: dict[int, tuple[Target, str, dict[str, str], aiohttp.ClientTimeout]] = {}
+
+    def _prepare(
+        self, target: Target, path: str, request_id: str
+    ) -> tuple[str, dict[str, str], aiohttp.ClientTimeout]:
+        entry = self._prepared.get(id(target))
+        if entry is None or entry[0] is not target:
+            if len(self._prepared) > 1024:  # policies were reloaded many times
+                self._prepared.clear()
+            base = (target.base_url or "").rstrip("/")
+            entry = (target, base, _headers(target), _timeout(target))
+            self._prepared[id(target)] = entry
+        _, base, headers, timeout = entry
+        return f"{base}/{path}", {**headers, "x-request-id": request_id}, timeout
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -77,12 +92,10 @@ class OpenAICompatProvider:
 
     async def complete(self, call: UpstreamCall) -> UpstreamReply:
         target = call.target
+        url, headers, timeout = self._prepare(target, call.endpoint.value, call.request_id)
         try:
             async with self._client().post(
-                _url(target, call.endpoint.value),
-                data=orjson.dumps(call.body),
-                headers=_headers(target, call.request_id),
-                timeout=_timeout(target),
+                url, data=orjson.dumps(call.body), headers=headers, timeout=timeout
             ) as response:
                 if response.status >= 400:
                     raise await _status_error(response, target)
@@ -102,12 +115,10 @@ class OpenAICompatProvider:
     async def stream(self, call: UpstreamCall) -> AsyncIterator[list[bytes]]:
         target = call.target
         session = self._client()
+        url, headers, timeout = self._prepare(target, call.endpoint.value, call.request_id)
         try:
             response = await session.post(
-                _url(target, call.endpoint.value),
-                data=orjson.dumps(call.body),
-                headers=_headers(target, call.request_id),
-                timeout=_timeout(target),
+                url, data=orjson.dumps(call.body), headers=headers, timeout=timeout
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _before_body(exc, target) from exc
@@ -191,13 +202,8 @@ def _payload(block: bytes) -> bytes | None:
     return b"\n".join(line[1:] if line[:1] == b" " else line for line in lines)
 
 
-def _url(target: Target, path: str) -> str:
-    base = (target.base_url or "").rstrip("/")
-    return f"{base}/{path}"
-
-
-def _headers(target: Target, request_id: str) -> dict[str, str]:
-    headers = {"content-type": "application/json", "x-request-id": request_id}
+def _headers(target: Target) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
     if target.api_key:
         headers["authorization"] = f"Bearer {target.api_key}"
     headers.update(target.headers)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from gateway.state.base import Period, SpendRecord, SpendReport
 
@@ -46,7 +47,14 @@ def from_micros(micros: int) -> float:
 
 
 def period_start(period: Period, now: float) -> str:
-    moment = datetime.fromtimestamp(now, UTC)
+    """``YYYY-MM-DD`` or ``YYYY-MM`` (UTC) of ``now``; cached per day, since it
+    runs several times per request and formatting a date is not free."""
+    return _period_label(period, int(now // 86_400))
+
+
+@lru_cache(maxsize=64)
+def _period_label(period: Period, day: int) -> str:
+    moment = datetime.fromtimestamp(day * 86_400, UTC)
     return moment.strftime("%Y-%m-%d" if period is Period.DAY else "%Y-%m")
 
 
