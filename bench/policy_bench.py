@@ -70,7 +70,9 @@ def main() -> None:
     print(f"decide alone (4 KB facts): {decide_us:8.1f} us")
     for kb in (1, 4, 16, 64):
         runs = args.runs if kb <= 16 else max(50, args.runs // 4)
-        print(f"facts + decide, {kb:>2} KB prompt: {measure(builder, kb * 1024, runs):8.1f} us median")
+        print(
+            f"facts + decide, {kb:>2} KB prompt: {measure(builder, kb * 1024, runs):8.1f} us median"
+        )
 
 
 if __name__ == "__main__":
