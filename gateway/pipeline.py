@@ -26,11 +26,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from gateway import response_cache
 from gateway.accounting import Accountant
 from gateway.auth import Authenticator
-from gateway.cache_keys import cache_key, cacheable
 from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, PolicyDenied
 from gateway.exchange import Exchange, finish, request_id_from
 from gateway.facts.build import FactsBuilder
@@ -46,7 +44,7 @@ from gateway.providers.base import Endpoint, Usage
 from gateway.redact import Redaction
 from gateway.routing import Router, Served
 from gateway.settings import Settings
-from gateway.state.base import CachedResponse, KeyRecord, SpendRecord, StateUnavailable
+from gateway.state.base import KeyRecord, SpendRecord, StateUnavailable
 from gateway.state.factory import StateBackends
 from gateway.streaming import Restorer, StreamResult, relay
 from gateway.targets import Target
@@ -165,7 +163,9 @@ class Pipeline:
         decision = policy.decide(facts, rule_set)
         self._observe_decision(ex, facts, decision)
         if self._settings.log_redacted_samples and facts.draw < self._settings.log_sample_rate:
-            ex.sample = _redacted_sample(builder, parsed.body)
+            ex.sample = Redaction(builder.scanner, builder.scanner.entities).excerpt(
+                task_input(parsed.body).last_user
+            )
         if self._decision_log is not None:
             self._decision_log.write(
                 facts, decision, request_id=ex.request_id, ts=time.time(), rule_set=rule_set
@@ -265,21 +265,15 @@ class Pipeline:
         work.body = body
 
     def _plan_cache(self, work: _Work, headers: Mapping[str, str]) -> None:
-        """``Cache-Control: no-store`` skips the cache; ``no-cache`` skips the read only."""
-        directives = headers.get("cache-control", "").lower()
-        spec = work.decision.cache
-        if "no-store" in directives or not cacheable(spec.mode, work.body):
-            return
-        key = cache_key(
-            scope="*" if spec.shared else f"team:{_team(work.who) or '-'}",
+        work.cache_read, work.cache_write = response_cache.plan(
+            work.decision.cache,
+            headers,
+            team=_team(work.who),
             endpoint=work.parsed.endpoint.value,
             stream=work.parsed.stream,
             targets=work.targets,
             body=work.body,
         )
-        work.cache_write = key
-        if "no-cache" not in directives:
-            work.cache_read = key
 
     async def _cache_lookup(self, work: _Work, ex: Exchange) -> Reply | None:
         if work.cache_write is None:
@@ -294,7 +288,7 @@ class Pipeline:
                 self._metrics.state_errors.labels("cache_get").inc()
                 ex.cache = "bypass"
                 work.cache_write = None
-        if entry is None or not self._may_serve(work, entry):
+        if entry is None or not response_cache.may_serve(work.decision, work.policy.targets, entry):
             self._metrics.cache.labels(ex.cache).inc()
             return None
         ex.cache = "hit"
@@ -315,22 +309,9 @@ class Pipeline:
             return Reply(ex.headers(), events=events)
         body = entry.body or b"{}"
         if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
-            body = self._restore_whole(work, body)
+            body = work.redaction.restore_answer(body)
         finish(ex, self._metrics)
         return Reply(ex.headers(), body=body)
-
-    @staticmethod
-    def _may_serve(work: _Work, entry: CachedResponse) -> bool:
-        """Invariant 1 on a hit: the entry's target must be one this decision
-        allows, and it must be allowed to receive this request's data."""
-        if entry.target not in work.decision.targets:
-            return False
-        target = work.policy.targets.get(entry.target)
-        return (
-            target is not None
-            and target.may_receive(work.decision.level)
-            and entry.level <= int(work.decision.level)
-        )
 
     async def _whole_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
         reply = served.reply
@@ -340,7 +321,7 @@ class Pipeline:
         raw = reply.to_bytes()
         body = raw
         if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
-            body = self._restore_whole(work, raw)
+            body = work.redaction.restore_answer(raw)
         spend = self.accountant.charge(
             ex, work.decision, work.policy, served.target, work.who, usage
         )
@@ -407,14 +388,8 @@ class Pipeline:
         chunks: tuple[bytes, ...] = (),
     ) -> None:
         assert work.cache_write is not None
-        entry = CachedResponse(
-            target=target.name,
-            level=int(work.decision.level),
-            body=body,
-            chunks=chunks,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            created_at=time.time(),
+        entry = response_cache.entry_for(
+            work.decision, target, usage, body=body, chunks=chunks, now=time.time()
         )
         try:
             await self._state.cache.set(work.cache_write, entry, work.decision.cache.ttl_s)
@@ -426,18 +401,6 @@ class Pipeline:
         if redaction is None or not (work.decision.redact and work.decision.redact.restore):
             return None
         return Restorer(redaction.stream_restorer)
-
-    @staticmethod
-    def _restore_whole(work: _Work, raw: bytes) -> bytes:
-        assert work.redaction is not None
-        data = orjson.loads(raw)
-        for choice in data.get("choices") or []:
-            message = choice.get("message") if isinstance(choice, dict) else None
-            if isinstance(message, dict) and isinstance(message.get("content"), str):
-                message["content"] = work.redaction.restore_text(message["content"])
-            elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
-                choice["text"] = work.redaction.restore_text(choice["text"])
-        return orjson.dumps(data)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -462,15 +425,6 @@ async def _prepend(
         closer = getattr(rest, "aclose", None)
         if closer is not None:
             await closer()
-
-
-_SAMPLE_CHARS = 500
-
-
-def _redacted_sample(builder: FactsBuilder, body: dict[str, Any]) -> str:
-    """The start of the last user message with every detected entity replaced."""
-    text = task_input(body).last_user[:_SAMPLE_CHARS]
-    return Redaction(builder.scanner, builder.scanner.entities).redact_text(text)
 
 
 def _team(who: KeyRecord | None) -> str | None:

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 from gateway.facts.sensitivity import Scanner
 from gateway.facts.texts import iter_texts, rewrite_texts
 
@@ -88,6 +90,21 @@ class Redaction:
         self._mapping[placeholder] = value
         self._counts[entity] = self._counts.get(entity, 0) + 1
         return placeholder
+
+    def restore_answer(self, raw: bytes) -> bytes:
+        """A whole chat or completions answer with its placeholders restored."""
+        data = orjson.loads(raw)
+        for choice in data.get("choices") or []:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                message["content"] = self.restore_text(message["content"])
+            elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
+                choice["text"] = self.restore_text(choice["text"])
+        return orjson.dumps(data)
+
+    def excerpt(self, text: str, limit: int = 500) -> str:
+        """The first ``limit`` characters of ``text``, redacted (for log samples)."""
+        return self.redact_text(text[:limit])
 
     def restore_text(self, text: str) -> str:
         """``text`` with every known placeholder replaced by its original value."""
