@@ -87,3 +87,11 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def prepare_litellm_import() -> None:
+    """Before litellm is imported: keep it from fetching its model cost map
+    over the network at import time (it uses the copy it ships instead).
+
+    The project's only write to the environment; an operator's own value wins."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -23,7 +23,7 @@ Secrets and the checks that keep false positives down:
   ``passwd:``, ``"pwd": "…"``, ``api_key=``, ``client_secret:``,
   ``auth_token=``…) and the password in a URL (``scheme://user:pass@host``).
   The finding is the value only. Values that are references or placeholders
-  (``$VAR``, ``${…}``, ``<…>``, ``os.environ[…]``, ``[PASSWORD_1]``, ``***``)
+  (``$VAR``, ``${…}``, ``<…>``, environment lookups in code, ``[PASSWORD_1]``, ``***``)
   never count; key/secret/token values need 8+ characters with letters and
   digits; an unquoted value after ``:`` needs a character that is not a letter
   (so the prose "Password: required" is not a password).

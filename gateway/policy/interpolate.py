@@ -1,7 +1,7 @@
 """``${VAR}`` and ``${VAR:-default}`` in policy values.
 
 The environment is a mapping handed in by :mod:`gateway.settings`; this module
-never reads ``os.environ``. Defaults may nest (``${A:-${B:-x}}``) and ``$$``
+never reads the process environment. Defaults may nest (``${A:-${B:-x}}``) and ``$$``
 is a literal ``$``. ``${VAR:-}`` is the empty string when ``VAR`` is unset or
 empty, as in the shell. An unset variable with no default is reported by name
 (and replaced by ``""``) so the caller decides whether that is an error.

@@ -29,7 +29,6 @@ Contract, on top of :class:`gateway.providers.base.Provider`:
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Final
 
@@ -46,6 +45,7 @@ from gateway.errors import (
 )
 from gateway.providers.base import Endpoint, UpstreamCall, UpstreamReply
 from gateway.providers.litellm_wire import StreamShaper, shape_response
+from gateway.settings import prepare_litellm_import
 from gateway.targets import Target
 
 _SHARED_FIELDS: Final = frozenset({"user"})
@@ -163,10 +163,9 @@ def load_litellm() -> Any:
 
     These globals are set here and nowhere else. ``LITELLM_LOCAL_MODEL_COST_MAP``
     must be in the environment before the import, which otherwise fetches the
-    model cost map over the network; this ``setdefault`` is the project's only
-    write to ``os.environ`` and keeps any value an operator chose.
+    model cost map over the network (see :func:`gateway.settings.prepare_litellm_import`).
     """
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    prepare_litellm_import()
     import litellm
 
     litellm.suppress_debug_info = True
