@@ -92,6 +92,23 @@ class GatewayServer:
             self._thread.join(15)
 
 
+def upstream_target(model: str, **extra: Any) -> dict[str, Any]:
+    """A policy target on the test upstream (``${UPSTREAM_URL}``); ``model`` picks
+    the upstream's behaviour (see :mod:`tests.upstream`)."""
+    spec: dict[str, Any] = {
+        "kind": "open",
+        "provider": "openai",
+        "base_url": "${UPSTREAM_URL}",
+        "model": model,
+        "price": {"input_per_mtok": 0.1, "output_per_mtok": 0.2},
+        "timeouts": {"connect": 1, "first_byte": 2, "total": 10},
+        "retry": {"attempts": 1},
+        "circuit": {"failures_to_open": 1000, "open_seconds": 60},
+    }
+    spec.update(extra)
+    return spec
+
+
 def write_policy(directory: Path, policy: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name, section in policy.items():

@@ -10,26 +10,14 @@ from typing import Any
 import pytest
 
 from gateway.settings import Settings
-from tests.harness import GatewayServer, write_policy
+from tests.harness import GatewayServer, upstream_target, write_policy
 from tests.upstream import Upstream, free_port, recording_files
 
 CLOUD_KEY = "sk-test-cloud-0123456789abcdef"
 
 
 def e2e_policy() -> dict[str, Any]:
-    def target(model: str, **extra: Any) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "kind": "open",
-            "provider": "openai",
-            "base_url": "${UPSTREAM_URL}",
-            "model": model,
-            "price": {"input_per_mtok": 0.1, "output_per_mtok": 0.2},
-            "timeouts": {"connect": 1, "first_byte": 2, "total": 10},
-            "retry": {"attempts": 1},
-            "circuit": {"failures_to_open": 1000, "open_seconds": 30},
-        }
-        spec.update(extra)
-        return spec
+    target = upstream_target
 
     targets: dict[str, Any] = {
         "echo": target("echo"),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness import upstream_target
 from tests.upstream import Upstream
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -29,19 +30,7 @@ def observed_policy() -> dict[str, Any]:
     open and proprietary targets, fallback, retry, circuit breaker, cache,
     deny, redaction, a rule limit, restricted data kept on an open target."""
 
-    def target(model: str, **extra: Any) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "kind": "open",
-            "provider": "openai",
-            "base_url": "${UPSTREAM_URL}",
-            "model": model,
-            "price": {"input_per_mtok": 0.1, "output_per_mtok": 0.2},
-            "timeouts": {"connect": 1, "first_byte": 2, "total": 10},
-            "retry": {"attempts": 1},
-            "circuit": {"failures_to_open": 1000, "open_seconds": 60},
-        }
-        spec.update(extra)
-        return spec
+    target = upstream_target
 
     targets = {
         "open-a": target("echo"),
