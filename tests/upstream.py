@@ -12,6 +12,8 @@ its behaviour:
 * ``drop-mid-stream`` — sends two chunks then drops the connection
 * ``flaky:<n>`` — the first n requests (per flaky key) get 503, then echo
 * ``not-json`` — 200 with a non-JSON body
+* ``slow-stream`` — streams 100 chunks, 50 ms apart; a request whose client
+  went away before the end is listed in ``abandoned`` (by ``x-request-id``)
 
 Every request received is recorded (path, headers, body) for assertions.
 """
@@ -60,6 +62,8 @@ class Upstream:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.requests: list[dict[str, Any]] = []
+        #: x-request-ids of streams whose reader went away before the end
+        self.abandoned: list[str] = []
         self._flaky: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -160,6 +164,8 @@ class Upstream:
         model = str(body.get("model"))
         if model.startswith("recording:"):
             return await self._replay(request, model.split(":", 1)[1])
+        if model == "slow-stream":
+            return await self._slow_stream(request)
         text = "echo: " + _last_user_text(body)
         n = int(body.get("n") or 1)
         tools = body.get("tools")
@@ -306,6 +312,32 @@ class Upstream:
             )
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+        return response
+
+    async def _slow_stream(self, request: web.Request) -> web.StreamResponse:
+        response = await _open_sse(request)
+        chunk = {
+            "id": "chatcmpl-slow",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "slow-stream",
+        }
+        try:
+            for i in range(100):
+                delta = {
+                    "index": 0,
+                    "delta": {"content": f"{i} "},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+                await response.write(
+                    b"data: " + orjson.dumps({**chunk, "choices": [delta]}) + b"\n\n"
+                )
+                await asyncio.sleep(0.05)
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.abandoned.append(request.headers.get("x-request-id", ""))
+            raise
+        await response.write(b"data: [DONE]\n\n")
         return response
 
     async def _replay(self, request: web.Request, prefix: str) -> web.StreamResponse:

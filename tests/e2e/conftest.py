@@ -37,6 +37,7 @@ def e2e_policy() -> dict[str, Any]:
         "drop": target("drop-mid-stream"),
         "refused": target("echo", base_url=f"http://127.0.0.1:{free_port()}/v1"),
         "not-json": target("not-json"),
+        "slow-stream": target("slow-stream", timeouts={"connect": 1, "first_byte": 2, "total": 30}),
         "flaky": target(
             "flaky:2", retry={"attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
         ),

@@ -167,3 +167,23 @@ def test_client_disconnect_cancels_upstream(gateway: GatewayServer, upstream: Up
     time.sleep(0.3)
     metrics = httpx.get(gateway.url + "/metrics").text
     assert 'outcome="cancelled"' in metrics
+
+
+def test_client_leaving_mid_stream_cancels_the_upstream_stream(
+    gateway: GatewayServer, upstream: Upstream
+) -> None:
+    request_id = "leaves-early-1"
+    with httpx.stream(
+        "POST",
+        gateway.url + "/v1/chat/completions",
+        json={"model": "slow-stream", "messages": USER, "stream": True},
+        headers={"x-request-id": request_id},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        next(response.iter_raw())  # the stream is flowing; then the client goes away
+    deadline = time.monotonic() + 3
+    while request_id not in upstream.abandoned and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # the gateway closed its upstream connection well before the 5 s stream ended
+    assert request_id in upstream.abandoned
