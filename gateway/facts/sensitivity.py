@@ -42,7 +42,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from gateway.facts import detectors as d
-from gateway.facts.detectors import Finding, Probe
+from gateway.facts.probe import Finding, Probe
 
 __all__ = ["BUILTIN_ENTITIES", "SECRET_ENTITIES", "Detector", "Finding", "Scanner"]
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.facts.detectors import iban_valid, luhn_valid, verhoeff_valid
+from gateway.facts.checksums import iban_valid, luhn_valid, verhoeff_valid
 from gateway.facts.sensitivity import (
     BUILTIN_ENTITIES,
     SECRET_ENTITIES,

@@ -1,0 +1,146 @@
+"""The text a detector scans, with the views several detectors share.
+
+A :class:`Probe` computes each view (lower-cased text, digit runs, the runs a
+number can start with, the runs after a capital letter, a character's
+positions) at most once, so a scan over all detectors pays for each only once.
+Detectors report :class:`Finding` spans.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_DIGITS = "0123456789"
+#: with more digits than this (or than one char in 32), one regex pass over the
+#: text beats a find() call per digit
+_FIND_LOOP_MIN = 256
+_DIGIT_RUN = re.compile(r"[0-9]+")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """An entity of type ``entity`` at ``text[start:end]``."""
+
+    entity: str
+    start: int
+    end: int
+
+
+class Probe:
+    """One text plus views several detectors share, each computed at most once."""
+
+    __slots__ = ("_lettered", "_lower", "_positions", "_runs", "_starts", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._lower: str | None = None
+        self._runs: list[tuple[int, int]] | None = None
+        self._starts: list[tuple[int, int]] | None = None
+        self._lettered: list[tuple[int, int]] | None = None
+        self._positions: dict[str, list[int]] = {}
+
+    @property
+    def lower(self) -> str:
+        """The text lower-cased, index for index (see :func:`lower_aligned`)."""
+        if self._lower is None:
+            self._lower = lower_aligned(self.text)
+        return self._lower
+
+    @property
+    def runs(self) -> list[tuple[int, int]]:
+        """``(start, end)`` of every maximal run of ASCII digits, in order."""
+        if self._runs is None:
+            self._runs = _digit_runs(self.text)
+        return self._runs
+
+    @property
+    def starts(self) -> list[tuple[int, int]]:
+        """The digit runs a number-shaped entity can begin with.
+
+        A run shorter than 8 digits, not after a ``+``, and not continued by a
+        separator and another digit ("in 2023 we") can be none of them: this skips most runs
+        in prose before any regex runs.
+        """
+        if self._starts is None:
+            text = self.text
+            n = len(text)
+            starts: list[tuple[int, int]] = []
+            for start, end in self.runs:
+                if (end - start >= 8 or (start and text[start - 1] == "+")) or (
+                    end + 1 < n
+                    and text[end] in " -./)"
+                    and (
+                        text[end + 1] in _DIGITS
+                        or (end + 2 < n and text[end + 1] == " " and text[end + 2] in _DIGITS)
+                    )
+                ):
+                    starts.append((start, end))
+            self._starts = starts
+        return self._starts
+
+    @property
+    def lettered(self) -> list[tuple[int, int]]:
+        """Digit runs right after a capital letter (and maybe a space): IBAN, NINO, NIE."""
+        if self._lettered is None:
+            text = self.text
+            lettered: list[tuple[int, int]] = []
+            for start, end in self.runs:
+                if start and (
+                    text[start - 1] in _UPPER
+                    or (start > 1 and text[start - 1] == " " and text[start - 2] in _UPPER)
+                ):
+                    lettered.append((start, end))
+            self._lettered = lettered
+        return self._lettered
+
+    def positions(self, char: str) -> list[int]:
+        """Every index of ``char`` in the text (``str.find`` is a memchr for one character)."""
+        found = self._positions.get(char)
+        if found is None:
+            found = []
+            text = self.text
+            i = text.find(char)
+            while i >= 0:
+                found.append(i)
+                i = text.find(char, i + 1)
+            self._positions[char] = found
+        return found
+
+
+def lower_aligned(text: str) -> str:
+    """``text.lower()`` with the same length, so indices into it index ``text`` too.
+
+    A few characters lower-case to two (``İ``); those are left as they are.
+    """
+    lower = text.lower()
+    if len(lower) == len(text):
+        return lower
+    return "".join(low if len(low) == 1 else ch for ch, low in ((c, c.lower()) for c in text))
+
+
+def _digit_runs(text: str) -> list[tuple[int, int]]:
+    # str.find is a memchr per digit: far cheaper than a regex scan on prose,
+    # which has few digits. Digit-heavy text switches to the linear regex pass.
+    positions: list[int] = []
+    cap = max(_FIND_LOOP_MIN, len(text) // 32)
+    for digit in _DIGITS:
+        i = text.find(digit)
+        while i >= 0:
+            positions.append(i)
+            if len(positions) > cap:
+                return [m.span() for m in _DIGIT_RUN.finditer(text)]
+            i = text.find(digit, i + 1)
+    if not positions:
+        return []
+    positions.sort()
+    runs: list[tuple[int, int]] = []
+    start = prev = positions[0]
+    for i in positions[1:]:
+        if i != prev + 1:
+            runs.append((start, prev + 1))
+            start = i
+        prev = i
+    runs.append((start, prev + 1))
+    return runs
