@@ -1,14 +1,13 @@
-"""``when:`` conditions: parsed and checked at load, compiled to closures over :class:`Facts`.
+"""``when:`` conditions: parsed and checked at load into :mod:`gateway.policy.predicates`.
 
 A mapping of conditions means *all of them*; ``all``, ``any`` and ``not``
-combine. Each compiled :class:`Condition` answers ``None`` when it holds, or
-a short sentence saying why it does not (the first failing part), which is
-what the decision trace shows. Evaluation is pure: facts in, answer out.
+combine. :class:`ConditionParser` records a problem for every unknown name,
+bad operator or invalid value, and otherwise returns the compiled
+:class:`~gateway.policy.predicates.Condition`.
 """
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,25 +15,22 @@ from typing import Any
 
 from gateway.levels import LEVEL_NAMES, Level
 from gateway.policy.model import Facts
+from gateway.policy.predicates import (
+    ALWAYS,
+    ORDER_OPS,
+    Condition,
+    all_of,
+    any_of,
+    compare,
+    entities_check,
+    negate,
+)
 from gateway.policy.problems import suggest
 from gateway.policy.read import Reader, describe
 from gateway.policy.source import Node
 from gateway.targets import Prices
 
-Check = Callable[[Facts], str | None]
-
 ENDPOINTS = ("chat", "completions", "embeddings")
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    text: str
-    check: Check
-    #: true for an omitted or empty ``when`` (the rule always matches)
-    always: bool = False
-
-
-ALWAYS = Condition("always", lambda _facts: None, always=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +44,8 @@ class Vocabulary:
     expected_completion_tokens: int
 
 
-_ORDER_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "lt": operator.lt,
-    "lte": operator.le,
-    "gt": operator.gt,
-    "gte": operator.ge,
-}
-_OP_WORDS = {"eq": "=", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _STRING_OPS = ("eq", "ne", "in", "not_in", "matches", "exists")
-_LEVEL_OPS = (*_ORDER_OPS, "in", "not_in")
+_LEVEL_OPS = (*ORDER_OPS, "in", "not_in")
 
 _STRING_FIELDS: dict[str, Callable[[Facts], str | None]] = {
     "task": lambda f: f.task,
@@ -90,112 +77,6 @@ CONDITION_KEYS = (
 )
 
 
-def _fmt(value: Any) -> str:
-    if type(value) is str:
-        return value
-    if isinstance(value, Level):
-        return value.label
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list | tuple | frozenset):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    return str(value)
-
-
-def _all(parts: list[Condition]) -> Condition:
-    if not parts:
-        return ALWAYS
-    if len(parts) == 1:
-        return parts[0]
-    checks = tuple(p.check for p in parts)
-
-    def check(facts: Facts) -> str | None:
-        for part in checks:
-            why = part(facts)
-            if why is not None:
-                return why
-        return None
-
-    return Condition(" and ".join(p.text for p in parts), check)
-
-
-def _any(parts: list[Condition]) -> Condition:
-    checks = tuple(p.check for p in parts)
-
-    def check(facts: Facts) -> str | None:
-        whys = []
-        for part in checks:
-            why = part(facts)
-            if why is None:
-                return None
-            whys.append(why)
-        return "none of: " + "; ".join(whys)
-
-    return Condition("any of (" + "; ".join(p.text for p in parts) + ")", check)
-
-
-def _not(inner: Condition) -> Condition:
-    def check(facts: Facts) -> str | None:
-        return f"{inner.text} holds" if inner.check(facts) is None else None
-
-    return Condition(f"not ({inner.text})", check)
-
-
-def _compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) -> Condition:
-    # the words are built once here, not per request
-    shown = _fmt(expected)
-    text = f"{label} {_fmt_op(op)} {shown}"
-    wanted = f"{_fmt_op(op)} {shown}"
-    if op in ("in", "not_in"):
-        members = frozenset(expected)
-        want = op == "in"
-
-        def check_in(facts: Facts) -> str | None:
-            actual = get(facts)
-            if (actual in members) is want:
-                return None
-            return f"{label} is {_fmt(actual) if actual is not None else 'not set'}, not {wanted}"
-
-        return Condition(text, check_in)
-    if op == "matches":
-        pattern: re.Pattern[str] = expected
-
-        def check_match(facts: Facts) -> str | None:
-            actual = get(facts)
-            if actual is not None and pattern.search(actual) is not None:
-                return None
-            shown = repr(actual) if actual is not None else "not set"
-            return f"{label} {shown} does not match /{pattern.pattern}/"
-
-        return Condition(f"{label} matches /{pattern.pattern}/", check_match)
-    if op == "exists":
-        want_exists = bool(expected)
-
-        def check_exists(facts: Facts) -> str | None:
-            if (get(facts) is not None) is want_exists:
-                return None
-            return f"{label} is {'not set' if want_exists else 'set'}"
-
-        return Condition(f"{label} {'is set' if want_exists else 'is not set'}", check_exists)
-    fn = _ORDER_OPS[op]
-
-    def check_order(facts: Facts) -> str | None:
-        actual = get(facts)
-        if actual is None:
-            return None if op == "ne" else f"{label} is not known"
-        if fn(actual, expected):
-            return None
-        if op == "eq":
-            return f"{label} is {_fmt(actual)}, not {shown}"
-        return f"{label} is {_fmt(actual)}, not {wanted}"
-
-    return Condition(text, check_order)
-
-
-def _fmt_op(op: str) -> str:
-    return _OP_WORDS.get(op, op.replace("_", " "))
-
-
 class ConditionParser:
     def __init__(self, reader: Reader, vocab: Vocabulary) -> None:
         self.r = reader
@@ -220,7 +101,7 @@ class ConditionParser:
                 ok = False
             else:
                 parts.append(part)
-        return _all(parts) if ok else None
+        return all_of(parts) if ok else None
 
     def field(self, key: str, node: Node, line: int, parent: Node) -> Condition | None:
         if key in ("all", "any"):
@@ -234,10 +115,10 @@ class ConditionParser:
             if any(p is None for p in parts):
                 return None
             conds = [p for p in parts if p is not None]
-            return _all(conds) if key == "all" else _any(conds)
+            return all_of(conds) if key == "all" else any_of(conds)
         if key == "not":
             inner = self.parse(node)
-            return _not(inner) if inner is not None else None
+            return negate(inner) if inner is not None else None
         if key == "sensitivity":
             return self.level_field(node)
         if key == "entities":
@@ -253,7 +134,7 @@ class ConditionParser:
             if value is None:
                 return None
             get = _BOOL_FIELDS[key]
-            return _compare(key, get, "eq", value)
+            return compare(key, get, "eq", value)
         prefix, dot, name = key.partition(".")
         if dot and name and prefix in ("metadata", "header"):
             if prefix == "header":
@@ -313,13 +194,13 @@ class ConditionParser:
                 part = self._regex(label, get, arg)
             elif op == "exists":
                 flag = self.r.boolean(arg, f"'{label}.exists'")
-                part = _compare(label, get, "exists", flag) if flag is not None else None
+                part = compare(label, get, "exists", flag) if flag is not None else None
             else:
                 part = self._one_op(label, get, op, arg, value)
             ok = ok and part is not None
             if part is not None:
                 parts.append(part)
-        return _all(parts) if ok else None
+        return all_of(parts) if ok else None
 
     def _regex(self, label: str, get: Callable[[Facts], Any], node: Node) -> Condition | None:
         text = self.r.string(node, f"'{label}.matches'")
@@ -334,7 +215,7 @@ class ConditionParser:
                 "fix the pattern (Python re syntax; quote it in YAML)",
             )
             return None
-        return _compare(label, get, "matches", pattern)
+        return compare(label, get, "matches", pattern)
 
     def _known_string(self, label: str, node: Node) -> str | None:
         vocab = {
@@ -372,14 +253,14 @@ class ConditionParser:
                 )
                 return None
             v = value(node)
-            return _compare(label, get, "eq", v) if v is not None else None
-        ops = self._ops(node, label, tuple(_ORDER_OPS))
+            return compare(label, get, "eq", v) if v is not None else None
+        ops = self._ops(node, label, tuple(ORDER_OPS))
         if ops is None:
             return None
         return self._combine_ops(label, get, ops, value)
 
     def estimated_cost(self, node: Node) -> Condition | None:
-        entries = self._ops(node, "estimated_cost", ("target", *_ORDER_OPS))
+        entries = self._ops(node, "estimated_cost", ("target", *ORDER_OPS))
         if entries is None:
             return None
         if "target" not in entries:
@@ -418,7 +299,7 @@ class ConditionParser:
     def entities(self, node: Node) -> Condition | None:
         if not node.is_mapping:
             names = self._entity_names(node)
-            return self._entity_op("any", names) if names is not None else None
+            return entities_check("any", names) if names is not None else None
         ops = self._ops(node, "entities", ("any", "all", "none"))
         if ops is None:
             return None
@@ -427,8 +308,8 @@ class ConditionParser:
             names = self._entity_names(arg)
             if names is None:
                 return None
-            parts.append(self._entity_op(op, names))
-        return _all(parts)
+            parts.append(entities_check(op, names))
+        return all_of(parts)
 
     def _entity_names(self, node: Node) -> frozenset[str] | None:
         names = self.r.names(node, "entities")
@@ -444,27 +325,6 @@ class ConditionParser:
                 )
                 ok = False
         return frozenset(names) if ok else None
-
-    @staticmethod
-    def _entity_op(op: str, names: frozenset[str]) -> Condition:
-        shown = _fmt(sorted(names))
-
-        def check(facts: Facts) -> str | None:
-            found = set(facts.sensitivity.entities)
-            hit = names & found
-            if op == "any" and hit:
-                return None
-            if op == "all" and hit == names:
-                return None
-            if op == "none" and not hit:
-                return None
-            if op == "none":
-                return f"entities {_fmt(sorted(hit))} were found"
-            return f"entities found {_fmt(sorted(found))}, not {op} of {shown}"
-
-        return Condition(f"entities {op} of {shown}", check)
-
-    # --- shared shapes ---------------------------------------------------------
 
     def _scalar_or_list(
         self, node: Node, label: str, get: Callable[[Facts], Any], value: Callable[[Node], Any]
@@ -488,9 +348,9 @@ class ConditionParser:
             values = [value(item) for item in items]
             if any(v is None for v in values):
                 return None
-            return _compare(label, get, op, tuple(values))
+            return compare(label, get, op, tuple(values))
         v = value(arg)
-        return _compare(label, get, op, v) if v is not None else None
+        return compare(label, get, op, v) if v is not None else None
 
     def _combine_ops(
         self,
@@ -502,15 +362,13 @@ class ConditionParser:
         parts = [self._one_op(label, get, op, arg, value) for op, arg in ops.items()]
         if any(p is None for p in parts):
             return None
-        return _all([p for p in parts if p is not None])
+        return all_of([p for p in parts if p is not None])
 
 
 __all__ = [
-    "ALWAYS",
     "CONDITION_KEYS",
     "ENDPOINTS",
     "LEVEL_NAMES",
-    "Condition",
     "ConditionParser",
     "Vocabulary",
 ]

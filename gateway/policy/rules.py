@@ -12,8 +12,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.policy.conditions import Condition, ConditionParser
+from gateway.policy.conditions import ConditionParser
 from gateway.policy.model import Action, CacheMode, CacheSpec, RuleLimits
+from gateway.policy.predicates import Condition
 from gateway.policy.problems import suggest
 from gateway.policy.read import Reader, describe
 from gateway.policy.source import Node
