@@ -30,13 +30,11 @@ from gateway.errors import (
     is_retryable,
 )
 from gateway.providers.base import Endpoint, UpstreamCall
-from gateway.providers.litellm_adapter import (
+from gateway.providers.litellm_adapter import LiteLLMProvider, load_litellm, map_error
+from gateway.providers.litellm_request import (
     ALLOWED_FIELDS,
     STEERING_FIELDS,
-    LiteLLMProvider,
     build_kwargs,
-    load_litellm,
-    map_error,
     model_name,
 )
 from gateway.providers.litellm_wire import shape_response
