@@ -185,29 +185,6 @@ def _median_us(fn: Callable[[], object], rounds: int = 5, calls: int = 300) -> f
     return min(medians)
 
 
-#: the speed budgets hold on a machine where this reference takes REFERENCE_US
-REFERENCE_US = 12.0
-
-
-def _budget_us(budget: float) -> float:
-    """``budget`` scaled by how much slower than the reference machine this one runs now.
-
-    Shared CI machines are often loaded; a fixed number would fail there for
-    reasons unrelated to the code, while a 3x regression still fails.
-    """
-    reference = _median_us(lambda: sum(range(1000)), calls=100)
-    return budget * max(1.0, reference / REFERENCE_US)
-
-
-def test_4kb_prompt_in_under_60_microseconds(
-    classifier: KeywordClassifier, eval_set: list[dict[str, Any]]
-) -> None:
-    body = "\n\n".join(item["text"] for item in eval_set)[:3900]
-    item = TaskInput(f"Here is what I collected:\n\n{body}\n\nWhat do you make of it?")
-    assert 4000 <= len(item.last_user.encode()) <= 4400
-    assert _median_us(lambda: classifier.classify(item)) <= _budget_us(60.0)
-
-
 # --- request bodies -----------------------------------------------------------
 
 

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -111,40 +108,6 @@ def test_cjk_costs_more_per_character_than_english() -> None:
 
 def test_lone_surrogates_do_not_raise() -> None:
     assert estimate_tokens("abc\ud800def") >= 1
-
-
-def _median_us(fn: Callable[[], object], rounds: int = 5, calls: int = 300) -> float:
-    """Best of a few rounds' medians: robust to a busy machine."""
-    medians = []
-    for _ in range(rounds):
-        samples = []
-        for _ in range(calls):
-            start = time.perf_counter_ns()
-            fn()
-            samples.append(time.perf_counter_ns() - start)
-        medians.append(statistics.median(samples) / 1000)
-    return min(medians)
-
-
-#: the speed budgets hold on a machine where this reference takes REFERENCE_US
-REFERENCE_US = 12.0
-
-
-def _budget_us(budget: float) -> float:
-    """``budget`` scaled by how much slower than the reference machine this one runs now.
-
-    Shared CI machines are often loaded; a fixed number would fail there for
-    reasons unrelated to the code, while a 3x regression still fails.
-    """
-    reference = _median_us(lambda: sum(range(1000)), calls=100)
-    return budget * max(1.0, reference / REFERENCE_US)
-
-
-@pytest.mark.parametrize("name", ["en_prose", "py_code", "zh"])
-def test_4kb_in_under_40_microseconds(name: str) -> None:
-    text = SAMPLES[name] * (4096 // len(SAMPLES[name].encode()) + 1)
-    text = text.encode()[:4096].decode("utf-8", "ignore")
-    assert _median_us(lambda: estimate_tokens(text)) <= _budget_us(40.0)
 
 
 # --- whole requests ---------------------------------------------------------
