@@ -24,7 +24,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway import response_cache
 from gateway.accounting import Accountant
@@ -65,6 +65,16 @@ class Reply:
     #: SSE bytes, ready for the wire, for a streamed answer
     events: AsyncIterator[bytes] | None = None
     status: int = 200
+
+
+class _Decided(NamedTuple):
+    who: KeyRecord | None
+    parsed: ParsedRequest
+    policy: CompiledPolicy
+    builder: FactsBuilder
+    facts: Facts
+    rule_set: str
+    decision: Decision
 
 
 @dataclass(slots=True)
@@ -129,13 +139,8 @@ class Pipeline:
         self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
     ) -> tuple[Facts, Decision]:
         """Facts and decision for a request, calling nothing upstream."""
-        who = await self.auth.authenticate(headers.get("authorization"))
-        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
-        snapshot = self._policy.current
-        policy: CompiledPolicy = snapshot.policy
-        self._resolve_alias(policy, parsed, endpoint)
-        facts = await self._facts(snapshot.facts, parsed, headers, who, "explain")
-        return facts, policy.decide(facts, policy.rule_set_for(_team(who), _key_policy(who)))
+        decided = await self._decide(endpoint, raw, headers, None)
+        return decided.facts, decided.decision
 
     async def drain(self) -> None:
         """Wait for background accounting to finish (shutdown)."""
@@ -147,20 +152,9 @@ class Pipeline:
     async def _handle(
         self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
     ) -> Reply:
-        # authenticate first: an unknown caller learns nothing about its request
-        who = await self.auth.authenticate(headers.get("authorization"))
-        if who is not None:
-            ex.key_id, ex.team = who.key_id, who.team
-        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
-        ex.alias, ex.stream = parsed.model, parsed.stream
-        # one snapshot per request: a reload mid-request cannot mix two policies
-        snapshot = self._policy.current
-        policy: CompiledPolicy = snapshot.policy
-        builder: FactsBuilder = snapshot.facts
-        self._resolve_alias(policy, parsed, endpoint)
-        facts = await self._facts(builder, parsed, headers, who, ex.request_id)
-        rule_set = policy.rule_set_for(_team(who), _key_policy(who))
-        decision = policy.decide(facts, rule_set)
+        decided = await self._decide(endpoint, raw, headers, ex)
+        who, parsed, facts, decision = decided.who, decided.parsed, decided.facts, decided.decision
+        policy, builder, rule_set = decided.policy, decided.builder, decided.rule_set
         self._observe_decision(ex, facts, decision)
         if self._settings.log_redacted_samples and facts.draw < self._settings.log_sample_rate:
             ex.sample = Redaction(builder.scanner, builder.scanner.entities).excerpt(
@@ -200,6 +194,34 @@ class Pipeline:
         if parsed.stream:
             return self._stream_reply(ex, work, served)
         return await self._whole_reply(ex, work, served)
+
+    async def _decide(
+        self,
+        endpoint: Endpoint,
+        raw: bytes,
+        headers: Mapping[str, str],
+        ex: Exchange | None,
+    ) -> _Decided:
+        """Authenticate, parse, compute the facts and decide (pure), recording
+        what is known so far on ``ex`` so that even an early error is logged
+        with it."""
+        # authenticate first: an unknown caller learns nothing about its request
+        who = await self.auth.authenticate(headers.get("authorization"))
+        if ex is not None and who is not None:
+            ex.key_id, ex.team = who.key_id, who.team
+        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
+        if ex is not None:
+            ex.alias, ex.stream = parsed.model, parsed.stream
+        # one snapshot per request: a reload mid-request cannot mix two policies
+        snapshot = self._policy.current
+        policy, builder = snapshot.policy, snapshot.facts
+        self._resolve_alias(policy, parsed, endpoint)
+        request_id = ex.request_id if ex is not None else "explain"
+        facts = await self._facts(builder, parsed, headers, who, request_id)
+        rule_set = policy.rule_set_for(_team(who), _key_policy(who))
+        return _Decided(
+            who, parsed, policy, builder, facts, rule_set, policy.decide(facts, rule_set)
+        )
 
     def _resolve_alias(
         self, policy: CompiledPolicy, parsed: ParsedRequest, endpoint: Endpoint
@@ -300,7 +322,8 @@ class Pipeline:
         self._spawn(self._settle(work, spend, usage))
         if work.parsed.stream:
             events = relay(
-                [list(entry.chunks)],
+                list(entry.chunks),
+                None,
                 include_usage=work.parsed.include_usage,
                 restorer=self._restorer(work),
                 capture=False,
@@ -333,7 +356,6 @@ class Pipeline:
 
     def _stream_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
         assert served.events is not None
-        upstream = _prepend(served.first_events, served.events)
         self._metrics.active_streams.inc()
         ex.upstream_s = served.first_byte_at - served.started
 
@@ -341,7 +363,8 @@ class Pipeline:
             ex.first_token_s = time.perf_counter() - ex.started
 
         events = relay(
-            upstream,
+            served.first_events,
+            served.events,
             include_usage=work.parsed.include_usage,
             restorer=self._restorer(work),
             capture=work.cache_write is not None,
@@ -411,20 +434,6 @@ class Pipeline:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background accounting failed", exc_info=task.exception())
-
-
-async def _prepend(
-    first: list[bytes] | None, rest: AsyncIterator[list[bytes]]
-) -> AsyncIterator[list[bytes]]:
-    try:
-        if first is not None:
-            yield first
-        async for event in rest:
-            yield event
-    finally:
-        closer = getattr(rest, "aclose", None)
-        if closer is not None:
-            await closer()
 
 
 def _team(who: KeyRecord | None) -> str | None:

@@ -17,7 +17,7 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,8 @@ def is_usage_only(event: dict[str, Any]) -> bool:
 
 
 async def relay(
-    batches: Iterable[list[bytes]] | AsyncIterator[list[bytes]],
+    first: list[bytes] | None,
+    rest: AsyncIterator[list[bytes]] | None,
     *,
     include_usage: bool,
     restorer: Restorer | None,
@@ -84,31 +85,41 @@ async def relay(
     on_done: Callable[[StreamResult], Awaitable[None] | None],
     on_first: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield the SSE bytes of each batch of upstream events (one write per batch)."""
+    """Yield the SSE bytes of ``first`` and then of each batch of ``rest`` (one
+    write per batch); ``rest`` is closed when the relay ends, however it ends."""
     usage: Usage | None = None
     captured: list[bytes] | None = [] if capture else None
     error: GatewayError | None = None
     sent_any = False
+
+    def render(batch: list[bytes]) -> bytes | None:
+        nonlocal usage, sent_any
+        out: list[bytes] = []
+        for payload in batch:
+            if captured is not None:
+                captured.append(payload)
+            if _USAGE in payload or restorer is not None:
+                sent, found = _transform(payload, include_usage, restorer)
+                if found is not None:
+                    usage = found
+                if sent is None:
+                    continue
+                payload = sent
+            out.append(b"data: " + payload + b"\n\n")
+        if not out:
+            return None
+        if not sent_any and on_first is not None:
+            on_first()
+        sent_any = True
+        return out[0] if len(out) == 1 else b"".join(out)
+
     try:
-        async for batch in _aiter(batches):
-            out: list[bytes] = []
-            for payload in batch:
-                if captured is not None:
-                    captured.append(payload)
-                if _USAGE in payload or restorer is not None:
-                    sent, found = _transform(payload, include_usage, restorer)
-                    if found is not None:
-                        usage = found
-                    if sent is None:
-                        continue
-                    payload = sent
-                out.append(b"data: " + payload + b"\n\n")
-            if not out:
-                continue
-            if not sent_any and on_first is not None:
-                on_first()
-            sent_any = True
-            yield out[0] if len(out) == 1 else b"".join(out)
+        if first is not None and (chunk := render(first)) is not None:
+            yield chunk
+        if rest is not None:
+            async for batch in rest:
+                if (chunk := render(batch)) is not None:
+                    yield chunk
         if restorer is not None:
             for tail in _flush_all(restorer):
                 yield sse(tail)
@@ -126,20 +137,9 @@ async def relay(
         done = on_done(result)
         if done is not None:
             await done
-        closer = getattr(batches, "aclose", None)
+        closer = getattr(rest, "aclose", None)
         if closer is not None:
             await closer()
-
-
-async def _aiter(
-    batches: Iterable[list[bytes]] | AsyncIterator[list[bytes]],
-) -> AsyncIterator[list[bytes]]:
-    if isinstance(batches, AsyncIterator):
-        async for batch in batches:
-            yield batch
-    else:
-        for batch in batches:
-            yield batch
 
 
 def _transform(
