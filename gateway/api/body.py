@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
-from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
 from gateway.errors import InvalidRequest, PayloadTooLarge
@@ -18,35 +17,31 @@ class ClientGone(Exception):
     """The client disconnected before its answer was ready."""
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise ClientGone from None
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def check_json_content_type(request: Request) -> None:
-    content_type = request.headers.get("content-type")
-    if (
-        content_type
-        and "json" not in content_type.lower()
-        and "text/plain" not in content_type.lower()
-    ):
+async def read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+    """The whole JSON body, refusing a non-JSON content type (400) and anything
+    past ``limit`` bytes (413) as soon as it is declared or read."""
+    content_type = headers.get("content-type", "").lower()
+    if content_type and "json" not in content_type and "text/plain" not in content_type:
         raise InvalidRequest(
             f"Unsupported content type {content_type!r}; send application/json.",
             code="unsupported_content_type",
         )
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:

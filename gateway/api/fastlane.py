@@ -18,8 +18,8 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.body import ClientGone, until_disconnect
-from gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge
+from gateway.api.body import ClientGone, read_body, until_disconnect
+from gateway.errors import GatewayError
 from gateway.exchange import request_id_from
 from gateway.pipeline import Reply
 from gateway.providers.base import Endpoint
@@ -50,7 +50,7 @@ class OpenAILane:
         services: Services = scope["app"].state.services
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            raw = await _read_body(receive, headers, services.settings.max_body_bytes)
+            raw = await read_body(receive, headers, services.settings.max_body_bytes)
         except GatewayError as error:
             await _send_error(send, error, headers)
             return
@@ -94,31 +94,6 @@ async def _serve(
         if closer is not None:
             await closer()
     await send({"type": "http.response.body", "body": b""})
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    content_type = headers.get("content-type", "").lower()
-    if content_type and "json" not in content_type and "text/plain" not in content_type:
-        raise InvalidRequest(
-            f"Unsupported content type {content_type!r}; send application/json.",
-            code="unsupported_content_type",
-        )
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _send_error(send: Send, error: GatewayError, headers: dict[str, str]) -> None:

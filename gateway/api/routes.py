@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.body import check_json_content_type, read_body
+from gateway.api.body import read_body
 from gateway.api.render import json_response
 from gateway.errors import (
     AuthenticationFailed,
@@ -65,8 +65,7 @@ def policy_loaded_at(request: Request) -> float:
 
 async def explain(request: Request) -> Response:
     services = services_of(request)
-    check_json_content_type(request)
-    raw = await read_body(request, services.settings.max_body_bytes)
+    raw = await read_body(request.receive, request.headers, services.settings.max_body_bytes)
     facts, decision = await services.pipeline.decide_only(Endpoint.CHAT, raw, request.headers)
     return json_response(explanation(facts, decision))
 
