@@ -71,6 +71,16 @@ def command(port: int, *args: str, timeout_s: float = 1.0) -> str:
     return reply.decode("utf-8", "replace")
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server process, killing it if it does not exit in 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 class RedisServer:
     """One ``redis-server`` process without persistence, on a fixed free port.
 
@@ -142,14 +152,8 @@ class RedisServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        if process is not None:
+            stop_process(process)
 
     def close(self) -> None:
         self.stop()

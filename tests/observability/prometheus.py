@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.servers import stop_process
 from tests.upstream import free_port
 
 
@@ -129,11 +130,5 @@ class Prometheus:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        if process is not None:
+            stop_process(process)
