@@ -9,13 +9,13 @@ unknown models or teams can never create new series.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.errors import FAILURE_REASONS
 from gateway.levels import LEVEL_NAMES
+from gateway.series import Counter, Gauge, Histogram
 
 OTHER = "other"
 NONE = "none"
@@ -54,29 +54,6 @@ ENDPOINTS = frozenset({"chat", "completions", "embeddings"})
 KINDS = frozenset({"open", "proprietary", NONE})
 
 
-M = TypeVar("M", Counter, Gauge, Histogram)
-
-
-class Family(Generic[M]):
-    """A labelled metric whose children are looked up once per label tuple.
-
-    prometheus_client's ``labels()`` validates and locks on every call; the
-    gateway calls it ~15 times per request with label values from bounded sets,
-    so the children are kept in a dict (bounded by those same sets)."""
-
-    __slots__ = ("_children", "metric")
-
-    def __init__(self, metric: M) -> None:
-        self.metric: M = metric
-        self._children: dict[tuple[str, ...], M] = {}
-
-    def labels(self, *values: str) -> M:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self.metric.labels(*values)
-        return child
-
-
 class Metrics:
     """All gateway metrics, registered on a registry of their own."""
 
@@ -90,201 +67,153 @@ class Metrics:
         self._tasks: frozenset[str] = frozenset()
         self._teams: set[str] = set()
 
-        self.requests = Family(
-            Counter(
-                "gateway_requests_total",
-                "Requests answered, by endpoint, alias, rule, target, target kind, outcome and cache result.",
-                ["endpoint", "alias", "rule", "target", "kind", "outcome", "cache"],
-                registry=r,
-            )
+        self.requests = Counter(
+            "gateway_requests_total",
+            "Requests answered, by endpoint, alias, rule, target, target kind, outcome and cache result.",
+            ["endpoint", "alias", "rule", "target", "kind", "outcome", "cache"],
+            registry=r,
         )
-        self.request_duration = Family(
-            Histogram(
-                "gateway_request_duration_seconds",
-                "Total time from request received to response finished (last byte for streams).",
-                ["endpoint", "kind"],
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            )
+        self.request_duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Total time from request received to response finished (last byte for streams).",
+            ["endpoint", "kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.ttft = Family(
-            Histogram(
-                "gateway_time_to_first_token_seconds",
-                "Time from request received to the first streamed chunk sent.",
-                ["target", "kind"],
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            )
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds",
+            "Time from request received to the first streamed chunk sent.",
+            ["target", "kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.upstream_duration = Family(
-            Histogram(
-                "gateway_upstream_duration_seconds",
-                "Time spent waiting on the upstream that answered.",
-                ["target", "kind"],
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            )
+        self.upstream_duration = Histogram(
+            "gateway_upstream_duration_seconds",
+            "Time spent waiting on the upstream that answered.",
+            ["target", "kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.overhead = Family(
-            Histogram(
-                "gateway_overhead_seconds",
-                "The gateway's own time: total minus upstream time.",
-                ["endpoint"],
-                buckets=OVERHEAD_BUCKETS,
-                registry=r,
-            )
+        self.overhead = Histogram(
+            "gateway_overhead_seconds",
+            "The gateway's own time: total minus upstream time.",
+            ["endpoint"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
         )
-        self.tokens = Family(
-            Counter(
-                "gateway_tokens_total",
-                "Tokens counted from upstream usage, by direction (prompt|completion).",
-                ["team", "target", "kind", "direction"],
-                registry=r,
-            )
+        self.tokens = Counter(
+            "gateway_tokens_total",
+            "Tokens counted from upstream usage, by direction (prompt|completion).",
+            ["team", "target", "kind", "direction"],
+            registry=r,
         )
-        self.cost = Family(
-            Counter(
-                "gateway_cost_usd_total",
-                "Spend in USD from actual usage.",
-                ["team", "target", "kind"],
-                registry=r,
-            )
+        self.cost = Counter(
+            "gateway_cost_usd_total",
+            "Spend in USD from actual usage.",
+            ["team", "target", "kind"],
+            registry=r,
         )
-        self.baseline_cost = Family(
-            Counter(
-                "gateway_baseline_cost_usd_total",
-                "What the same usage would have cost on the rule's baseline target.",
-                ["team"],
-                registry=r,
-            )
+        self.baseline_cost = Counter(
+            "gateway_baseline_cost_usd_total",
+            "What the same usage would have cost on the rule's baseline target.",
+            ["team"],
+            registry=r,
         )
-        self.savings = Family(
-            Counter(
-                "gateway_savings_usd_total",
-                "Baseline cost minus actual cost.",
-                ["team"],
-                registry=r,
-            )
+        self.savings = Counter(
+            "gateway_savings_usd_total",
+            "Baseline cost minus actual cost.",
+            ["team"],
+            registry=r,
         )
-        self.cache = Family(
-            Counter(
-                "gateway_cache_requests_total",
-                "Cache lookups by result (hit|miss|bypass).",
-                ["result"],
-                registry=r,
-            )
+        self.cache = Counter(
+            "gateway_cache_requests_total",
+            "Cache lookups by result (hit|miss|bypass).",
+            ["result"],
+            registry=r,
         )
-        self.fallbacks = Family(
-            Counter(
-                "gateway_fallbacks_total",
-                "Moves from a failed target to the next one, by failed target and reason.",
-                ["target", "reason"],
-                registry=r,
-            )
+        self.fallbacks = Counter(
+            "gateway_fallbacks_total",
+            "Moves from a failed target to the next one, by failed target and reason.",
+            ["target", "reason"],
+            registry=r,
         )
-        self.retries = Family(
-            Counter(
-                "gateway_retries_total",
-                "Retries on the same target, by reason.",
-                ["target", "reason"],
-                registry=r,
-            )
+        self.retries = Counter(
+            "gateway_retries_total",
+            "Retries on the same target, by reason.",
+            ["target", "reason"],
+            registry=r,
         )
-        self.decisions = Family(
-            Counter(
-                "gateway_decisions_total",
-                "Policy decisions by rule and action (route|deny|redact).",
-                ["rule", "action"],
-                registry=r,
-            )
+        self.decisions = Counter(
+            "gateway_decisions_total",
+            "Policy decisions by rule and action (route|deny|redact).",
+            ["rule", "action"],
+            registry=r,
         )
-        self.sensitive_requests = Family(
-            Counter(
-                "gateway_sensitive_requests_total",
-                "Requests by detected sensitivity level and where they went (open|proprietary|denied|none).",
-                ["level", "destination"],
-                registry=r,
-            )
+        self.sensitive_requests = Counter(
+            "gateway_sensitive_requests_total",
+            "Requests by detected sensitivity level and where they went (open|proprietary|denied|none).",
+            ["level", "destination"],
+            registry=r,
         )
-        self.entities = Family(
-            Counter(
-                "gateway_sensitive_entities_total",
-                "Detected entities by type (names only, never values).",
-                ["entity"],
-                registry=r,
-            )
+        self.entities = Counter(
+            "gateway_sensitive_entities_total",
+            "Detected entities by type (names only, never values).",
+            ["entity"],
+            registry=r,
         )
-        self.redactions = Family(
-            Counter(
-                "gateway_redactions_total",
-                "Entities replaced by placeholders before a request left, by entity type.",
-                ["entity"],
-                registry=r,
-            )
+        self.redactions = Counter(
+            "gateway_redactions_total",
+            "Entities replaced by placeholders before a request left, by entity type.",
+            ["entity"],
+            registry=r,
         )
-        self.tasks = Family(
-            Counter(
-                "gateway_tasks_total",
-                "Requests by task label.",
-                ["task"],
-                registry=r,
-            )
+        self.tasks = Counter(
+            "gateway_tasks_total",
+            "Requests by task label.",
+            ["task"],
+            registry=r,
         )
-        self.upstream_errors = Family(
-            Counter(
-                "gateway_upstream_errors_total",
-                "Upstream failures by target and kind of error.",
-                ["target", "reason"],
-                registry=r,
-            )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors_total",
+            "Upstream failures by target and kind of error.",
+            ["target", "reason"],
+            registry=r,
         )
-        self.circuit_state = Family(
-            Gauge(
-                "gateway_circuit_state",
-                "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
-                ["target"],
-                registry=r,
-            )
+        self.circuit_state = Gauge(
+            "gateway_circuit_state",
+            "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
+            ["target"],
+            registry=r,
         )
-        self.target_up = Family(
-            Gauge(
-                "gateway_target_available",
-                "1 when a target is configured and its circuit is not open.",
-                ["target", "kind", "max_sensitivity"],
-                registry=r,
-            )
+        self.target_up = Gauge(
+            "gateway_target_available",
+            "1 when a target is configured and its circuit is not open.",
+            ["target", "kind", "max_sensitivity"],
+            registry=r,
         )
-        self.rate_limited = Family(
-            Counter(
-                "gateway_rate_limited_total",
-                "Requests refused by a gateway limit, by scope (key|team) and limit (rpm|tpm|streams|budget).",
-                ["scope", "limit"],
-                registry=r,
-            )
+        self.rate_limited = Counter(
+            "gateway_rate_limited_total",
+            "Requests refused by a gateway limit, by scope (key|team) and limit (rpm|tpm|streams|budget).",
+            ["scope", "limit"],
+            registry=r,
         )
-        self.budget_remaining = Family(
-            Gauge(
-                "gateway_budget_remaining_usd",
-                "Remaining budget per team in the current period.",
-                ["team"],
-                registry=r,
-            )
+        self.budget_remaining = Gauge(
+            "gateway_budget_remaining_usd",
+            "Remaining budget per team in the current period.",
+            ["team"],
+            registry=r,
         )
-        self.budget_limit = Family(
-            Gauge(
-                "gateway_budget_limit_usd",
-                "Budget per team in the current period.",
-                ["team"],
-                registry=r,
-            )
+        self.budget_limit = Gauge(
+            "gateway_budget_limit_usd",
+            "Budget per team in the current period.",
+            ["team"],
+            registry=r,
         )
-        self.policy_reloads = Family(
-            Counter(
-                "gateway_policy_reloads_total",
-                "Policy loads and reloads by result (success|failure).",
-                ["result"],
-                registry=r,
-            )
+        self.policy_reloads = Counter(
+            "gateway_policy_reloads_total",
+            "Policy loads and reloads by result (success|failure).",
+            ["result"],
+            registry=r,
         )
         self.policy_info = Gauge(
             "gateway_policy_loaded_timestamp_seconds",
@@ -296,21 +225,17 @@ class Metrics:
             "Streams open to clients now.",
             registry=r,
         )
-        self.state_errors = Family(
-            Counter(
-                "gateway_state_errors_total",
-                "Failed shared-state (Redis) operations by operation.",
-                ["operation"],
-                registry=r,
-            )
+        self.state_errors = Counter(
+            "gateway_state_errors_total",
+            "Failed shared-state (Redis) operations by operation.",
+            ["operation"],
+            registry=r,
         )
-        self.state_up = Family(
-            Gauge(
-                "gateway_state_backend_up",
-                "1 when the shared-state backend (Redis, or memory) answers.",
-                ["backend"],
-                registry=r,
-            )
+        self.state_up = Gauge(
+            "gateway_state_backend_up",
+            "1 when the shared-state backend (Redis, or memory) answers.",
+            ["backend"],
+            registry=r,
         )
 
     # -- bounded label sets -------------------------------------------------
