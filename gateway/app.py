@@ -21,8 +21,9 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway")
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """The ASGI app. Without ``services`` they are built (and closed) by the lifespan."""
+def create_app(settings: Settings, services: Services | None = None) -> OpenAILane:
+    """The ASGI app: the OpenAI lane in front of the FastAPI app (``.app``).
+    Without ``services`` they are built (and closed) by the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +56,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # Plain Starlette routes: every handler takes the Request and parses the
     # body itself, so FastAPI's per-request dependency solving would be pure cost.
     add = app.add_route
-    for path in ENDPOINTS:  # POST is served by the OpenAI lane, in front of the app
+    for path in ENDPOINTS:  # POST is served by the OpenAI lane, in front of this app
         add(
             path,
             routes.post_only,
@@ -73,5 +74,4 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_exception_handler(Exception, on_unexpected)
     app.add_middleware(GatewayHeaders)
-    app.add_middleware(OpenAILane)  # added last: outermost but for the 500 handler
-    return app
+    return OpenAILane(app)

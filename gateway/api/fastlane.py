@@ -1,35 +1,43 @@
 """The OpenAI endpoints as a pure ASGI lane in front of the FastAPI app.
 
 ``POST /v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``
-carry nearly all traffic. Here they skip Starlette's per-request machinery
-(Request and Response objects, route matching, the exception middleware's
-send wrapper, and StreamingResponse's task group per stream), which costs
-more than the whole bare proxy does (see README, Benchmarks). Everything else,
-including wrong methods on these paths, goes to the FastAPI app.
+carry nearly all traffic. Here they skip FastAPI and Starlette entirely
+(FastAPI's per-request telemetry check, the middleware stack and its send
+wrappers, Request and Response objects, route matching, and
+StreamingResponse's task group per stream), which together cost more than the
+whole bare proxy does (see README, Benchmarks). Everything else, including
+wrong methods on these paths and the lifespan, goes to the FastAPI app.
 
 Contract, as for every route: read the body (413 past the limit), call the
-pipeline once, render its reply or its error in OpenAI's shape. After the body
-is read, one watcher task waits for the client to disconnect and then cancels
-the work, which cancels the upstream request or stream.
+pipeline once, render its reply or its error in OpenAI's shape; a bug is
+logged and answered with OpenAI's 500, without details. A client that
+disconnects cancels the work, which cancels the upstream request or stream
+(see :func:`gateway.api.body.until_disconnect`).
 """
 
 from __future__ import annotations
 
+import logging
+
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.applications import Starlette
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.body import ClientGone, read_body, until_disconnect
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InternalError
 from gateway.exchange import request_id_from
 from gateway.pipeline import Reply
 from gateway.providers.base import Endpoint
 from gateway.services import Services
+
+log = logging.getLogger("gateway.api")
 
 ENDPOINTS = {
     "/v1/chat/completions": Endpoint.CHAT,
     "/v1/completions": Endpoint.COMPLETIONS,
     "/v1/embeddings": Endpoint.EMBEDDINGS,
 }
+ENDPOINT_PATHS = {endpoint: path for path, endpoint in ENDPOINTS.items()}
 _JSON = (b"content-type", b"application/json")
 _SSE = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -39,15 +47,21 @@ _SSE = [
 
 
 class OpenAILane:
-    def __init__(self, app: ASGIApp) -> None:
+    """The ASGI app the server runs: the lane, then ``app`` for everything else."""
+
+    def __init__(self, app: Starlette) -> None:
         self.app = app
+        self._services: Services | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
         if endpoint is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        services: Services = scope["app"].state.services
+        services = self._services
+        if services is None:
+            # set by the app's lifespan (or by create_app), once
+            services = self._services = self.app.state.services
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             raw = await read_body(receive, headers, services.settings.max_body_bytes)
@@ -69,6 +83,12 @@ async def _serve(
         reply: Reply = await services.pipeline.handle(endpoint, raw, headers)
     except GatewayError as error:
         await _send_error(send, error, headers)
+        return
+    except Exception as exc:  # a bug: logged with its traceback, no details sent
+        log.error("unhandled error on POST %s", ENDPOINT_PATHS[endpoint], exc_info=exc)
+        await _send_error(
+            send, InternalError("The gateway had an internal error; it has been logged."), headers
+        )
         return
     response_headers = [
         (k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()

@@ -194,3 +194,22 @@ def test_any_bytes_get_a_400_never_a_500(gateway: GatewayServer, raw: bytes) -> 
     assert response.status_code in (200, 400, 404), response.text
     if response.status_code != 200:
         assert_openai_error(response, response.status_code)
+
+
+def test_a_bug_is_an_openai_500_without_details(
+    gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault injected where the pipeline starts: the client gets OpenAI's 500,
+    never the exception's text; the log gets the traceback."""
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("internal detail sk-secret-0123456789")
+
+    assert gateway.services is not None
+    monkeypatch.setattr(gateway.services.pipeline, "handle", broken)
+    with caplog.at_level("ERROR", logger="gateway.api"):
+        response = post(gateway, "/v1/chat/completions", json={"model": "echo", "messages": USER})
+    error = assert_openai_error(response, 500)
+    assert error["type"] == "api_error"
+    assert "sk-secret" not in response.text and "internal detail" not in response.text
+    assert any("sk-secret" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
