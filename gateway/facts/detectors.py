@@ -373,3 +373,29 @@ def _in_url_authority(text: str, start: int) -> bool:
     head = text[max(0, start - 80) : start]
     k = head.rfind("://")
     return k >= 0 and not any(ch.isspace() for ch in head[k:])
+
+
+# --- the detectors in parts, by the probe view each part reads -------------------
+
+Detect = Callable[[Probe], Iterator[Finding]]
+
+#: parts that try nothing unless :attr:`Probe.starts` has a run
+ON_STARTS: tuple[tuple[str, Detect], ...] = (
+    ("payment_card", payment_card),
+    ("us_ssn", us_ssn),
+    ("ca_sin", ca_sin),
+    ("es_dni", _dni),
+    ("in_aadhaar", in_aadhaar),
+    ("ip_address", _ipv4_not_version),
+    ("phone", phone),
+)
+#: parts that try nothing unless :attr:`Probe.lettered` has a run
+ON_LETTERED: tuple[tuple[str, Detect], ...] = (
+    ("iban", iban),
+    ("uk_nino", uk_nino),
+    ("es_dni", _nie),
+)
+#: parts that try nothing unless :attr:`Probe.runs` has a run (every date has digits)
+ON_RUNS: tuple[tuple[str, Detect], ...] = (("date_of_birth", date_of_birth),)
+#: parts that try nothing unless their character is in the text
+ON_CHAR: tuple[tuple[str, str, Detect], ...] = (("@", "email", email), (":", "ip_address", _ipv6))

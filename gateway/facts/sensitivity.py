@@ -42,6 +42,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from gateway.facts import detectors as d
+from gateway.facts.credentials import assignments, letters_and_digits, password, url_passwords
 from gateway.facts.probe import Finding, Probe
 
 __all__ = ["BUILTIN_ENTITIES", "SECRET_ENTITIES", "Detector", "Finding", "Scanner"]
@@ -103,17 +104,6 @@ def _secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
     return found
 
 
-def _occurrences(text: str, needle: str) -> Iterator[int]:
-    i = text.find(needle)
-    while i >= 0:
-        yield i
-        i = text.find(needle, i + 1)
-
-
-def _letters_and_digits(value: str) -> bool:
-    return any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value)
-
-
 def _jwt_valid(token: str) -> bool:
     header = token.split(".", 1)[0]
     try:
@@ -170,7 +160,7 @@ _SECRET_RULES: tuple[_SecretRule, ...] = (
         "openai_key",
         (("sk-", "-"),),
         re.compile(r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-        lambda s: _letters_and_digits(s[3:]),
+        lambda s: letters_and_digits(s[3:]),
     ),
     _SecretRule(
         "stripe_key",
@@ -190,95 +180,6 @@ def _by_anchor() -> dict[str, tuple[tuple[str, int, _SecretRule], ...]]:
 
 
 _BY_ANCHOR: Mapping[str, tuple[tuple[str, int, _SecretRule], ...]] = MappingProxyType(_by_anchor())
-
-# --- credentials in assignments -------------------------------------------------
-
-#: lower-case needles that start a credential key name; the full key is checked below
-_KEY_NEEDLES = ("pass", "pwd", "secret", "key", "token")
-_KEY_NAME = re.compile(
-    r"(?:[a-z0-9]+[_\-.])*"
-    r"(?P<kind>password|passwd|passphrase|pwd|pass|secret|secret[_\-]?key|"
-    r"api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|"
-    r"(?:access|auth|api|bearer|refresh|client)?[_\-]?token|client[_\-]?secret)"
-)
-_ASSIGN = re.compile(
-    r"[\"']?\s*(?P<op>:=|=>|=|:)\s*"
-    r"(?:(?P<q>[\"'])(?P<qv>[^\"'\r\n]{1,200})(?P=q)|(?P<v>[^\s\"'`,;&)}\]]{1,200}))"
-)
-_PASSWORD_KINDS = frozenset({"password", "passwd", "passphrase", "pwd", "pass"})
-_NOT_VALUES = frozenset(
-    {"none", "null", "nil", "true", "false", "undefined", "string", "str", "required",
-     "optional", "password", "secret", "token", "redacted", "hidden", "empty", "bool", "int"}
-)  # fmt: skip
-_REFERENCE = re.compile(
-    r"[$%{<\[/]|(?:os|env|process|self|this|config|settings|request|args)\.|getenv|\("
-)
-_IDENT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
-
-
-def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
-    if value.lower() in _NOT_VALUES or len(set(value)) == 1:
-        return False
-    if _REFERENCE.match(value) or "(" in value:
-        return False
-    if kind in _PASSWORD_KINDS:
-        if len(value) < 4:
-            return False
-        return quoted or op != ":" or not value.isalpha()
-    return len(value) >= 8 and _letters_and_digits(value)
-
-
-def _assignments(probe: Probe) -> Iterator[Finding]:
-    lower = probe.lower
-    needles = [n for n in _KEY_NEEDLES if n in lower]
-    if not needles:
-        return
-    text = probe.text
-    ends: set[int] = set()
-    for needle in needles:
-        for i in _occurrences(lower, needle):
-            end = i + len(needle)
-            while end < len(lower) and lower[end] in _IDENT:
-                end += 1
-            start = i
-            while start > 0 and lower[start - 1] in _IDENT:
-                start -= 1
-            if end in ends:  # the same key found through another needle
-                continue
-            ends.add(end)
-            name = _KEY_NAME.fullmatch(lower, start, end)
-            if name is None:
-                continue
-            m = _ASSIGN.match(text, end)
-            if m is None:
-                continue
-            quoted = m.group("qv") is not None
-            group = "qv" if quoted else "v"
-            value = m.group(group)
-            if _credential_value_ok(name.group("kind"), value, quoted, m.group("op")):
-                yield Finding("password", m.start(group), m.end(group))
-
-
-_URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]{1,64}:(?P<pw>[^\s/@]{1,128})@")
-
-
-def _url_passwords(probe: Probe) -> Iterator[Finding]:
-    text = probe.text
-    if "://" not in text or "@" not in text:
-        return
-    for i in _occurrences(text, "://"):
-        start = i
-        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "+.-"):
-            start -= 1
-        m = _URL_CREDENTIAL.match(text, start)
-        if m is not None and not m.group("pw").startswith("["):
-            yield Finding("password", m.start("pw"), m.end("pw"))
-
-
-def password(probe: Probe) -> Iterator[Finding]:
-    yield from _assignments(probe)
-    yield from _url_passwords(probe)
-
 
 #: the other built-in detectors, most specific first
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
@@ -338,12 +239,38 @@ class Scanner:
         never hides one of these). Of overlapping findings the longer wins; on an
         exact tie, the more specific type (secrets, then checksummed ids, then
         the rest; built-ins before custom and plug-in types).
+
+        A built-in detector runs only when the probe view it reads first is
+        not empty (digit runs, the runs a number can start with, runs after a
+        capital, ``@``, ``:``), so ordinary prose runs few of them. The
+        findings are exactly :meth:`find_all_detectors`'s.
+        """
+        probe = Probe(text)
+        found = _secrets(probe, entities)
+        for name, detect in _applicable(probe):
+            if entities is None or name in entities:
+                found.extend(detect(probe))
+        return self._finish(text, entities, found)
+
+    def find_all_detectors(
+        self, text: str, entities: frozenset[str] | None = None
+    ) -> list[Finding]:
+        """:meth:`find` running every built-in detector, whatever the text.
+
+        The reference the prefiltered :meth:`find` is tested against; the
+        request path uses :meth:`find`.
         """
         probe = Probe(text)
         found = _secrets(probe, entities)
         for name, detect in _BUILTINS:
             if entities is None or name in entities:
                 found.extend(detect(probe))
+        return self._finish(text, entities, found)
+
+    def _finish(
+        self, text: str, entities: frozenset[str] | None, found: list[Finding]
+    ) -> list[Finding]:
+        """Add the custom and plug-in findings to the built-ins'; resolve overlaps."""
         for name, pattern in self._custom:
             if entities is None or name in entities:
                 found.extend(
@@ -365,8 +292,31 @@ class Scanner:
         """The entity types :meth:`find` reports in any of ``texts``."""
         types: set[str] = set()
         for text in texts:
-            types.update(f.entity for f in self.find(text))
+            for f in self.find(text):
+                types.add(f.entity)
         return frozenset(types)
+
+
+def _applicable(probe: Probe) -> list[tuple[str, BuiltinFn]]:
+    """The parts of the built-in detectors that may find something in ``probe``.
+
+    A part is left out only when the view it reads first is empty, so that it
+    would find nothing (:meth:`Scanner.find_all_detectors` is the reference).
+    """
+    text = probe.text
+    parts: list[tuple[str, BuiltinFn]] = [("password", assignments)]
+    if "://" in text:
+        parts.append(("password", url_passwords))
+    for char, name, detect in d.ON_CHAR:
+        if char in text:
+            parts.append((name, detect))
+    if probe.runs:
+        parts.extend(d.ON_RUNS)
+        if probe.starts:
+            parts.extend(d.ON_STARTS)
+        if probe.lettered:
+            parts.extend(d.ON_LETTERED)
+    return parts
 
 
 def _resolve(found: list[Finding]) -> list[Finding]:
