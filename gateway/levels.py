@@ -13,7 +13,9 @@ class Level(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        # a tuple lookup: Enum's own ``name`` is a Python-level descriptor, and
+        # labels are read several times per request
+        return LEVEL_NAMES[self]
 
     @classmethod
     def parse(cls, value: str) -> Level:
@@ -25,4 +27,6 @@ class Level(IntEnum):
             raise ValueError(f"unknown sensitivity level {value!r}; use one of: {names}") from None
 
 
-LEVEL_NAMES: tuple[str, ...] = tuple(level.label for level in Level)
+#: the labels, indexed by level
+LEVEL_NAMES: tuple[str, ...] = tuple(level.name.lower() for level in sorted(Level))
+assert all(LEVEL_NAMES[level] == level.name.lower() for level in Level)

@@ -54,6 +54,9 @@ logger = logging.getLogger("gateway.state")
 
 T = TypeVar("T")
 
+#: teams whose spend key names are kept for the day (see MemorySpendLedger)
+_MAX_CACHED_TEAMS = 1024
+
 
 class MemoryKV:
     """A small key-value store with clock-driven expiry, standing in for Redis.
@@ -255,6 +258,8 @@ class MemorySpendLedger:
         self._kv = kv
         self._clock = clock
         self._reservation_ttl_s = reservation_ttl_s
+        self._keys: dict[str, list[tuple[str, str, int]]] = {}
+        self._keys_day = -1
 
     def _spend(self, team: str, period: Period, now: float) -> dict[str, int]:
         name = names.spend(team, period, accounting.period_start(period, now))
@@ -273,18 +278,44 @@ class MemorySpendLedger:
     async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
         now = self._clock()
         increments = accounting.spend_increments(spend)
-        for period in Period:
-            start = accounting.period_start(period, now)
-            fields = self._spend(spend.team, period, now)
+        kv = self._kv
+        for name, index_name, ttl in self._record_keys(spend.team, now):
+            fields = kv.typed(name, dict)
+            if fields is None:
+                fields = {}
             for field, value in increments.items():
                 fields[field] = fields.get(field, 0) + value
-            ttl = accounting.spend_ttl_s(period)
-            self._kv.put(names.spend(spend.team, period, start), fields, ttl)
-            index = self._kv.typed(names.spend_teams(period, start), set) or set()
+            kv.put(name, fields, ttl)
+            index = kv.typed(index_name, set)
+            if index is None:
+                index = set()
             index.add(spend.team)
-            self._kv.put(names.spend_teams(period, start), index, ttl)
+            kv.put(index_name, index, ttl)
         if reserved_usd > 0:
             self._release(spend.team, accounting.to_micros(reserved_usd), now)
+
+    def _record_keys(self, team: str, now: float) -> list[tuple[str, str, int]]:
+        """Per period: the team's spend hash, the period's team index, their TTL.
+        Cached for the current day (names are formatted once per team and day)."""
+        day = int(now // 86_400)
+        if day != self._keys_day:
+            self._keys_day = day
+            self._keys.clear()
+        keys = self._keys.get(team)
+        if keys is None:
+            keys = []
+            for period in Period:
+                start = accounting.period_start(period, now)
+                keys.append(
+                    (
+                        names.spend(team, period, start),
+                        names.spend_teams(period, start),
+                        accounting.spend_ttl_s(period),
+                    )
+                )
+            if len(self._keys) < _MAX_CACHED_TEAMS:
+                self._keys[team] = keys
+        return keys
 
     async def team_spend(self, team: str, period: Period) -> float:
         fields = self._spend(team, period, self._clock())
