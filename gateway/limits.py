@@ -11,7 +11,8 @@ one Lua script, so replicas share the count without drift). A refusal is 429
 with ``Retry-After`` and OpenAI's ``x-ratelimit-*`` headers. Budgets are
 per team: a request reserves its estimated cost before it leaves and settles
 the actual cost after, so concurrent requests never overspend by more than
-one request's cost.
+one request's cost. The remaining budget a policy can route on is read at most
+once a second per team and replica (``_SPENT_TTL_S``).
 
 When the backend is unavailable the configured fail mode applies: ``open``
 admits (and counts the failure), ``closed`` answers 503.
@@ -19,6 +20,7 @@ admits (and counts the failure), ``closed`` answers 503.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,12 +35,17 @@ from gateway.state.base import (
     KeyLimits,
     KeyRecord,
     LimitDecision,
+    Period,
     StateUnavailable,
     TeamRecord,
 )
 from gateway.state.factory import StateBackends
 
 _TEAM_TTL_S = 5.0
+#: how old the remaining-budget fact a policy routes on may be. Enforcement
+#: does not use it: each request reserves its cost atomically in the ledger.
+_SPENT_TTL_S = 1.0
+_MAX_TEAMS = 10_000
 
 
 @dataclass(slots=True)
@@ -68,6 +75,8 @@ class Limits:
         self._fail_mode = fail_mode
         self._clock = clock
         self._teams: dict[str, tuple[float, TeamRecord | None]] = {}
+        #: (team, period) -> (when read, spent USD): the budget *fact* (for routing)
+        self._spent: dict[tuple[str, Period], tuple[float, float]] = {}
 
     async def team(self, name: str | None) -> TeamRecord | None:
         if name is None:
@@ -95,11 +104,19 @@ class Limits:
         budget = await self.budget_of(who)
         if who is None or budget is None:
             return None, None
-        try:
-            spent = await self._state.ledger.team_spend(who.team, budget.period)
-        except StateUnavailable:
-            self._metrics.state_errors.labels("ledger").inc()
-            return budget.usd, None
+        now = self._clock()
+        seen = self._spent.get((who.team, budget.period))
+        if seen is not None and now - seen[0] < _SPENT_TTL_S:
+            spent = seen[1]
+        else:
+            try:
+                spent = await self._state.ledger.team_spend(who.team, budget.period)
+            except StateUnavailable:
+                self._metrics.state_errors.labels("ledger").inc()
+                return budget.usd, None
+            if len(self._spent) >= _MAX_TEAMS:
+                self._spent.clear()
+            self._spent[(who.team, budget.period)] = (now, spent)
         remaining = max(0.0, budget.usd - spent)
         team = self._metrics.team(who.team)
         self._metrics.budget_remaining.labels(team).set(remaining)
@@ -110,36 +127,20 @@ class Limits:
         self, who: KeyRecord | None, decision: Decision, facts: Facts, *, stream: bool
     ) -> tuple[Admission, dict[str, str]]:
         """Count the request against every scope that has limits; reserve budget.
-        Returns what to release later and the ``x-ratelimit-*`` headers."""
+        Returns what to release later and the ``x-ratelimit-*`` headers.
+
+        Counting and the budget reservation are independent round trips, so
+        they run together (one round trip of latency). A refusal by either
+        gives back whatever the other took (stream slots, the reservation)."""
         admission = Admission()
         headers: dict[str, str] = {}
         tokens = facts.prompt_tokens + (facts.max_tokens or 0)
         try:
-            for scope, limits, label in await self._scopes(who, decision):
-                if limits.rpm is not None or limits.tpm is not None:
-                    verdict = await self._admit_one(scope, limits, tokens)
-                    if not verdict.allowed:
-                        await self.release(admission)
-                        self._metrics.rate_limited.labels(label, verdict.limit or "rpm").inc()
-                        raise RateLimited(
-                            f"Rate limit reached for {label} on {_describe(verdict)}. "
-                            f"Try again in {verdict.retry_after_s:.1f}s.",
-                            retry_after_s=verdict.retry_after_s,
-                            headers=_ratelimit_headers(verdict),
-                        )
-                    if verdict.limit_tokens is not None:
-                        admission.token_scopes.append((scope, tokens))
-                    headers.update(_ratelimit_headers(verdict))
-                if stream and limits.max_streams is not None:
-                    if not await self._open_stream(scope, limits.max_streams):
-                        await self.release(admission)
-                        self._metrics.rate_limited.labels(label, "streams").inc()
-                        raise RateLimited(
-                            f"Too many concurrent streams for {label} (limit {limits.max_streams}).",
-                            retry_after_s=1.0,
-                        )
-                    admission.stream_scopes.append(scope)
-            await self._reserve(who, decision, admission)
+            try:
+                await self._take(who, decision, admission, headers, tokens, stream)
+            except (RateLimited, BudgetExceeded):
+                await self.release(admission)
+                raise
         except StateUnavailable:
             self._metrics.state_errors.labels("limits").inc()
             if self._fail_mode is FailMode.CLOSED:
@@ -149,6 +150,64 @@ class Limits:
                     code="limits_unavailable",
                 ) from None
         return admission, headers
+
+    async def _take(
+        self,
+        who: KeyRecord | None,
+        decision: Decision,
+        admission: Admission,
+        headers: dict[str, str],
+        tokens: int,
+        stream: bool,
+    ) -> None:
+        scopes = await self._scopes(who, decision)
+        budget = await self.budget_of(who)
+        if who is None or budget is None:
+            await self._count(scopes, tokens, stream, admission, headers)
+        elif not scopes:
+            await self._reserve(who, budget, decision, admission)
+        else:
+            # both finish before anything is given back (see admit)
+            outcomes = await asyncio.gather(
+                self._count(scopes, tokens, stream, admission, headers),
+                self._reserve(who, budget, decision, admission),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:  # a rate limit is reported before the budget
+                if isinstance(outcome, BaseException):
+                    raise outcome
+
+    async def _count(
+        self,
+        scopes: list[tuple[str, KeyLimits, str]],
+        tokens: int,
+        stream: bool,
+        admission: Admission,
+        headers: dict[str, str],
+    ) -> None:
+        """Admit the request in each scope in turn (a refusal stops there)."""
+        for scope, limits, label in scopes:
+            if limits.rpm is not None or limits.tpm is not None:
+                verdict = await self._admit_one(scope, limits, tokens)
+                if not verdict.allowed:
+                    self._metrics.rate_limited.labels(label, verdict.limit or "rpm").inc()
+                    raise RateLimited(
+                        f"Rate limit reached for {label} on {_describe(verdict)}. "
+                        f"Try again in {verdict.retry_after_s:.1f}s.",
+                        retry_after_s=verdict.retry_after_s,
+                        headers=_ratelimit_headers(verdict),
+                    )
+                if verdict.limit_tokens is not None:
+                    admission.token_scopes.append((scope, tokens))
+                headers.update(_ratelimit_headers(verdict))
+            if stream and limits.max_streams is not None:
+                if not await self._open_stream(scope, limits.max_streams):
+                    self._metrics.rate_limited.labels(label, "streams").inc()
+                    raise RateLimited(
+                        f"Too many concurrent streams for {label} (limit {limits.max_streams}).",
+                        retry_after_s=1.0,
+                    )
+                admission.stream_scopes.append(scope)
 
     async def settle(self, admission: Admission, usage: Usage | None) -> None:
         """Correct token counts with the actual usage."""
@@ -210,14 +269,10 @@ class Limits:
         return await self._state.limiter.open_stream(scope, max_streams)
 
     async def _reserve(
-        self, who: KeyRecord | None, decision: Decision, admission: Admission
+        self, who: KeyRecord, budget: Budget, decision: Decision, admission: Admission
     ) -> None:
-        budget = await self.budget_of(who)
-        if who is None or budget is None:
-            return
         estimate = max(decision.estimated_cost_usd.values(), default=0.0)
         if not await self._state.ledger.reserve(who.team, budget, estimate):
-            await self.release(admission)
             self._metrics.rate_limited.labels("team", "budget").inc()
             raise BudgetExceeded(
                 f"Team '{who.team}' has used its budget of ${budget.usd:.2f} for this "

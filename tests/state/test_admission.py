@@ -1,0 +1,84 @@
+"""Limits.admit: counting and the budget reservation run together; a refusal by
+either gives back what the other took (stream slots, the reservation)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import BudgetExceeded, RateLimited
+from gateway.levels import Level
+from gateway.limits import Limits
+from gateway.metrics import Metrics
+from gateway.policy.model import Action, Decision, Facts, Sensitivity
+from gateway.settings import FailMode
+from gateway.state.base import Budget, KeyLimits, KeyRecord, Period, SpendRecord, TeamRecord
+from tests.state.conftest import Backend
+
+BUDGET = Budget(usd=1.0, period=Period.MONTH)
+
+
+def facts() -> Facts:
+    return Facts(
+        endpoint="chat",
+        alias="auto",
+        sensitivity=Sensitivity(Level.PUBLIC),
+        task="chat",
+        prompt_tokens=10,
+        max_tokens=10,
+    )
+
+
+def decision(cost_usd: float) -> Decision:
+    return Decision(
+        rule="r", action=Action.ROUTE, targets=("t",), estimated_cost_usd={"t": cost_usd}
+    )
+
+
+async def setup(backend: Backend, limits: KeyLimits) -> tuple[Limits, KeyRecord]:
+    state = backend.state
+    await state.keys.set_team(TeamRecord("team-a", budget=BUDGET))
+    who = KeyRecord("key-a", "team-a", limits=limits, budget=BUDGET)
+    return Limits(state, Metrics(), fail_mode=FailMode.OPEN, clock=backend.clock), who
+
+
+async def reserved(backend: Backend) -> bool:
+    """Whether any budget is held: a reservation of the whole budget succeeds
+    only when nothing is reserved or spent."""
+    ledger = backend.state.ledger
+    taken = await ledger.reserve("team-a", BUDGET, BUDGET.usd)
+    if taken:
+        await ledger.release("team-a", BUDGET, BUDGET.usd)
+    return not taken
+
+
+async def test_budget_refusal_gives_back_the_stream_slot(backend: Backend) -> None:
+    limits, who = await setup(backend, KeyLimits(rpm=100, max_streams=1))
+    with pytest.raises(BudgetExceeded):
+        await limits.admit(who, decision(cost_usd=5.0), facts(), stream=True)
+    # the only slot is free again: a stream within budget is admitted
+    admission, headers = await limits.admit(who, decision(cost_usd=0.1), facts(), stream=True)
+    assert admission.stream_scopes == ["key:key-a"]
+    assert headers["x-ratelimit-limit-requests"] == "100"
+    await limits.release(admission)
+
+
+async def test_rate_refusal_gives_back_the_reservation(backend: Backend) -> None:
+    limits, who = await setup(backend, KeyLimits(rpm=1))
+    first, _ = await limits.admit(who, decision(cost_usd=0.1), facts(), stream=False)
+    assert first.reserved_usd == pytest.approx(0.1)
+    await limits.release(first)
+    assert not await reserved(backend)
+    with pytest.raises(RateLimited):
+        await limits.admit(who, decision(cost_usd=0.1), facts(), stream=False)
+    assert not await reserved(backend)
+
+
+async def test_admitted_request_holds_its_reservation_until_settled(backend: Backend) -> None:
+    limits, who = await setup(backend, KeyLimits(rpm=100, tpm=10_000))
+    admission, _ = await limits.admit(who, decision(cost_usd=0.2), facts(), stream=False)
+    assert admission.token_scopes == [("key:key-a", 20)]
+    assert await reserved(backend)
+    await backend.state.ledger.record(
+        SpendRecord("key-a", "team-a", "t", 0.2, 0.2, 10, 10), reserved_usd=admission.reserved_usd
+    )
+    assert await limits.budget_status(who) == (1.0, pytest.approx(0.8))
