@@ -87,7 +87,8 @@ def render(results: dict[str, Any]) -> str:
         out.append(
             f"| {_mode(mode)} | {g['p50_ms'] - b['p50_ms']:+.2f} | {g['p99_ms'] - b['p99_ms']:+.2f} |"
         )
-    out += _logging(results) + _memory(results) + _cache(results) + _profile(results)
+    out += _logging(results) + _memory(results) + _cache(results) + _limits(results)
+    out += _profile(results)
     return "\n".join(out) + "\n"
 
 
@@ -162,6 +163,38 @@ def _cache(results: dict[str, Any]) -> list[str]:
             out.append(
                 f"| {backend} | {path} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
             )
+    return out
+
+
+def _limits(results: dict[str, Any]) -> list[str]:
+    limits = results.get("limits") or {}
+    if not limits:
+        return []
+    out = [
+        "",
+        "## Limits, budget and spend with Redis (concurrency 1, non-streaming, uncached)",
+        "",
+    ]
+    if "skipped" in limits:
+        return [*out, f"skipped: {limits['skipped']}"]
+    added = limits["added_p50_ms"]
+    out += [
+        "Two keys in a fresh Redis database: `limited` (rpm, tpm and a team budget, never"
+        " reached) and `plain` (none); the same request alternately, cell by cell; best"
+        " cell of each. Target: ≤ 0.3 ms added at p50.",
+        "",
+        "| key | req/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in ("plain", "limited"):
+        r = limits[name]
+        out.append(f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.2f} |")
+    out += [
+        "",
+        f"Added by limits + budget + spend: **{added:+.3f} ms** p50 (best cells);"
+        f" median over rounds {limits['added_median_of_rounds_ms']:+.3f} ms;"
+        f" target ≤ 0.3 ms: {'met' if added <= 0.3 else '**missed**'}.",
+    ]
     return out
 
 

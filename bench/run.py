@@ -32,7 +32,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from load import generator_name, run_load  # noqa: E402
 from procs import Child, free_port, start, wait_http, wait_port  # noqa: E402
 from pyspy import py_spy, start_record, summarise  # noqa: E402
 from report import render  # noqa: E402
+from state_rows import LIMITED, cache_rows, create_key, limits_rows, probe  # noqa: E402
 
 PROMPT = "Hello! Could you tell me a fun fact about octopuses?"
 CONCURRENCY = (1, 10, 50)
@@ -203,6 +203,7 @@ class Bench:
         *,
         warmup: bool = True,
         server: Child | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """One cell; with ``server``, also its CPU milliseconds per request."""
         target = url + "/v1/chat/completions"
@@ -213,6 +214,7 @@ class Bench:
                 connections=connections,
                 duration_s=self.plan.warmup_s,
                 cpus=self.pins.side,
+                headers=headers,
             )
         cpu_before = server.cpu_s() if server is not None else 0.0
         result = run_load(
@@ -221,6 +223,7 @@ class Bench:
             connections=connections,
             duration_s=self.plan.duration_s,
             cpus=self.pins.side,
+            headers=headers,
         )
         row = result.to_dict()
         if server is not None and result.requests:
@@ -236,18 +239,6 @@ class Bench:
             stop_after=count,
             cpus=self.pins.side,
         )
-
-
-def probe(url: str, payload: bytes) -> dict[str, str]:
-    """One request; its status must be 200. Returns the response headers."""
-    request = urllib.request.Request(
-        url + "/v1/chat/completions", data=payload, headers={"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{url} answered {response.status}")
-        return {k.lower(): v for k, v in response.headers.items()}
 
 
 def main() -> int:
@@ -343,17 +334,29 @@ def _run(bench: Bench, results: dict[str, Any], out: Path) -> None:
     results["startup"]["gateway-memory"] = fresh_s
     results["memory"] = _memory(bench, fresh, fresh_url)
     print(f"memory: {results['memory']}", flush=True)
-    results["cache"] = {"memory": _cache(bench, fresh_url)}
+    results["cache"] = {"memory": cache_rows(bench, fresh_url, body(temperature=0), body())}
     fresh.stop()
 
     redis_url = bench.redis()
     if redis_url is None:
         results["cache"]["redis"] = {"skipped": "redis-server is not installed"}
+        results["limits"] = {"skipped": "redis-server is not installed"}
     else:
         rgw, rgw_url, rgw_s = bench.gateway("gateway-redis", upstream, redis_url=redis_url)
         results["startup"]["gateway-redis"] = rgw_s
-        results["cache"]["redis"] = _cache(bench, rgw_url)
+        results["cache"]["redis"] = cache_rows(bench, rgw_url, body(temperature=0), body())
         rgw.stop()
+        # keys in a database of their own: the gateway above stays in open mode
+        keys_url = redis_url.rsplit("/", 1)[0] + "/1"
+        keys = {
+            "plain": create_key(bench.python, keys_url, "plain"),
+            "limited": create_key(bench.python, keys_url, "limited", *LIMITED),
+        }
+        lgw, lgw_url, _ = bench.gateway("gateway-limits", upstream, redis_url=keys_url)
+        rounds = 3 if plan.mode == "quick" else 5
+        results["limits"] = limits_rows(bench, lgw_url, lgw, keys, body(), rounds)
+        lgw.stop()
+        print(f"limits: added p50 {results['limits']['added_p50_ms']:.3f} ms", flush=True)
     print(f"cache: {json.dumps(results['cache'])}", flush=True)
 
 
@@ -388,21 +391,6 @@ def _memory(bench: Bench, gw: Child, url: str) -> dict[str, Any]:
         "requests_b": plan.memory_b,
         "rss_b_mb": rss_b,
         "ratio": rss_b / rss_a,
-    }
-
-
-def _cache(bench: Bench, url: str) -> dict[str, Any]:
-    hit_body = body(temperature=0)
-    probe(url, hit_body)  # fills the cache (the store happens after the answer)
-    time.sleep(0.2)
-    cache = probe(url, hit_body).get("x-gateway-cache")
-    if cache != "hit":
-        raise RuntimeError(
-            f"expected a cache hit on the repeated temperature-0 request, got {cache}"
-        )
-    return {
-        "hit": bench.measure(url, hit_body, 1),
-        "uncached": bench.measure(url, body(), 1),
     }
 
 
