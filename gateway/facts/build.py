@@ -31,11 +31,13 @@ from gateway.facts.texts import iter_texts
 from gateway.facts.tokens import estimate_request_tokens
 from gateway.levels import LEVEL_NAMES, Level
 from gateway.policy.compiled import CompiledPolicy
-from gateway.policy.model import EMPTY, EMPTY_FLOATS, Facts, Sensitivity
+from gateway.policy.model import EMPTY, EMPTY_FLOATS, Facts
 
 CLASSIFICATION_HEADER = "x-data-classification"
 TASK_HEADER = "x-gateway-task"
 
+#: shared by every request without entities (read-only, so sharing is safe)
+_NO_LEVELS: Mapping[str, Level] = MappingProxyType({})
 #: credentials are never facts: no policy needs them, and facts are logged
 _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"}
@@ -68,20 +70,26 @@ class FactsBuilder:
         target_latency_ms: Mapping[str, float] = EMPTY_FLOATS,
         draw: float = 0.0,
     ) -> Facts:
-        lowered = {k.lower(): v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
+        lowered = {
+            name: v for k, v in headers.items() if (name := k.lower()) not in _SECRET_HEADERS
+        }
         declared = self._declared(lowered.get(CLASSIFICATION_HEADER))
         policy = self.policy
         found = self.scanner.entity_types(iter_texts(body))
         sensitivity = policy.sensitivity(found, declared, team, key_id)
-        levels = {e: policy.entity_level(e) for e in sensitivity.entities}
-        if declared is not None and sensitivity.level < max(levels.values(), default=Level.PUBLIC):
-            # declassified by a permitted team or key: nothing counts above the declared level
-            levels = {e: min(level, sensitivity.level) for e, level in levels.items()}
+        if sensitivity.entities:
+            levels = {e: policy.entity_level(e) for e in sensitivity.entities}
+            if declared is not None and sensitivity.level < max(levels.values()):
+                # declassified by a permitted team or key: nothing counts above the declared level
+                levels = {e: min(level, sensitivity.level) for e, level in levels.items()}
+            entity_levels: Mapping[str, Level] = MappingProxyType(levels)
+        else:
+            entity_levels = _NO_LEVELS
         task = self._task(lowered.get(TASK_HEADER), body)
         return Facts(
             endpoint=endpoint,
             alias=_text(body.get("model")),
-            sensitivity=Sensitivity(sensitivity.level, sensitivity.entities),
+            sensitivity=sensitivity,
             task=task,
             prompt_tokens=estimate_request_tokens(body),
             stream=body.get("stream") is True,
@@ -95,7 +103,7 @@ class FactsBuilder:
             budget_remaining_usd=budget_remaining_usd,
             target_latency_ms=target_latency_ms,
             draw=draw,
-            entity_levels=MappingProxyType(levels),
+            entity_levels=entity_levels,
             declared_level=declared,
         )
 

@@ -1,9 +1,9 @@
 """The text a detector scans, with the views several detectors share.
 
-A :class:`Probe` computes each view (lower-cased text, digit runs, the runs a
-number can start with, the runs after a capital letter, a character's
-positions) at most once, so a scan over all detectors pays for each only once.
-Detectors report :class:`Finding` spans.
+A :class:`Probe` computes each view (the marks a detector starts from,
+lower-cased text, digit runs, the runs a number can start with, the runs after
+a capital letter, a character's positions) at most once, so a scan over all
+detectors pays for each only once. Detectors report :class:`Finding` spans.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ _DIGITS = "0123456789"
 _FIND_LOOP_MIN = 256
 _DIGIT_RUN = re.compile(r"[0-9]+")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: the characters some detector starts from: digits (numbers, dates), ``@``
+#: (emails, URL credentials), ``:`` (IPv6, URLs) and the anchors of the secrets'
+#: prefixes. Most prose has none of them, or only a few.
+MARKS = "0123456789@:-_JKSz"
+_NOT_MARKS = bytes(b for b in range(256) if chr(b) not in MARKS)
+_MARK_SYMBOLS = b"@:-_JKSz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +37,33 @@ class Finding:
 class Probe:
     """One text plus views several detectors share, each computed at most once."""
 
-    __slots__ = ("_lettered", "_lower", "_positions", "_runs", "_starts", "text")
+    __slots__ = ("_lettered", "_lower", "_marks", "_positions", "_runs", "_starts", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._marks: bytes | None = None
         self._lower: str | None = None
         self._runs: list[tuple[int, int]] | None = None
         self._starts: list[tuple[int, int]] | None = None
         self._lettered: list[tuple[int, int]] | None = None
         self._positions: dict[str, list[int]] = {}
+
+    @property
+    def marks(self) -> bytes:
+        """The text's :data:`MARKS` characters, in order, as ASCII bytes.
+
+        One ``bytes.translate`` (every byte of a UTF-8 multi-byte character is
+        >= 0x80, so none is a mark): the cheap test of which views can be empty.
+        """
+        if self._marks is None:
+            data = self.text.encode("utf-8", "surrogatepass")
+            self._marks = data.translate(None, _NOT_MARKS)
+        return self._marks
+
+    @property
+    def has_digits(self) -> bool:
+        """Whether the text has an ASCII digit, read from :attr:`marks`."""
+        return bool(self.marks.translate(None, _MARK_SYMBOLS))
 
     @property
     def lower(self) -> str:

@@ -31,19 +31,16 @@ Secrets and the checks that keep false positives down:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
 from gateway.facts import detectors as d
-from gateway.facts.credentials import assignments, letters_and_digits, password, url_passwords
+from gateway.facts.credentials import assignments, password, url_passwords
 from gateway.facts.probe import Finding, Probe
+from gateway.facts.secrets import SECRET_RULES, secrets, secrets_everywhere
 
 __all__ = ["BUILTIN_ENTITIES", "SECRET_ENTITIES", "Detector", "Finding", "Scanner"]
 
@@ -58,128 +55,6 @@ class Detector(Protocol):
 
 BuiltinFn = Callable[[Probe], Iterator[Finding]]
 
-
-@dataclass(frozen=True, slots=True)
-class _SecretRule:
-    """A secret with known prefixes: ``pattern`` is tried where a prefix occurs.
-
-    Each prefix comes with an anchor, one of its rarer characters: prefixes are
-    looked for only at their anchor's occurrences (one memchr pass per anchor
-    character, shared by all rules), far cheaper than a substring search of the
-    whole text per prefix. ``bounded``: the match may not start inside a word.
-    """
-
-    entity: str
-    prefixes: tuple[tuple[str, str], ...]
-    pattern: re.Pattern[str]
-    valid: Callable[[str], bool] | None = None
-    bounded: bool = True
-
-
-def _secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
-    text = probe.text
-    candidates: list[tuple[int, _SecretRule]] = []
-    for anchor, entries in _BY_ANCHOR.items():
-        if anchor not in text:
-            continue
-        positions = probe.positions(anchor)
-        for prefix, offset, rule in entries:
-            if entities is None or rule.entity in entities:
-                candidates.extend(
-                    (i - offset, rule)
-                    for i in positions
-                    if i >= offset and text.startswith(prefix, i - offset)
-                )
-    found: list[Finding] = []
-    ends: dict[str, int] = {}
-    for start, rule in sorted(candidates, key=lambda c: c[0]):
-        if start < ends.get(rule.entity, 0):
-            continue
-        if rule.bounded and start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
-            continue
-        m = rule.pattern.match(text, start)
-        if m is not None and (rule.valid is None or rule.valid(m.group())):
-            ends[rule.entity] = m.end()
-            found.append(Finding(rule.entity, start, m.end()))
-    return found
-
-
-def _jwt_valid(token: str) -> bool:
-    header = token.split(".", 1)[0]
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
-    except (binascii.Error, ValueError):
-        return False
-    return isinstance(decoded, dict) and "alg" in decoded
-
-
-_TAIL = r"(?![A-Za-z0-9_\-])"
-_SECRET_RULES: tuple[_SecretRule, ...] = (
-    _SecretRule(
-        "private_key",
-        (("-----BEGIN", "-"),),
-        re.compile(
-            r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"
-            r"(?:[\s\S]*?-----END \1-----"
-            # no END line (a truncated paste): its base64 lines, JSON-escaped or not
-            r"|(?:(?:\r?\n|\\n)+[A-Za-z0-9+/=]{8,}(?![^\r\n\\]))*)"
-        ),
-        bounded=False,
-    ),
-    _SecretRule(
-        "jwt",
-        (("eyJ", "J"),),
-        re.compile(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*"),
-        _jwt_valid,
-    ),
-    _SecretRule(
-        "aws_access_key",
-        (("AKIA", "K"), ("ASIA", "S")),
-        re.compile(r"A[KS]IA[A-Z0-9]{16}" + _TAIL),
-    ),
-    _SecretRule(
-        "github_token",
-        (*((f"gh{c}_", "_") for c in "pousr"), ("github_pat_", "_")),
-        re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})" + _TAIL),
-    ),
-    _SecretRule(
-        "gitlab_token",
-        (("glpat-", "-"), ("gldt-", "-"), ("glrt-", "-"), ("glptt-", "-")),
-        re.compile(r"gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_\-]{20,}"),
-    ),
-    _SecretRule(
-        "slack_token",
-        (*((f"xox{c}-", "-") for c in "abeprs"), ("https://hooks.slack.com/", ":")),
-        re.compile(
-            r"(?:xox[abeprs]-[A-Za-z0-9\-]{10,}"
-            r"|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,})"
-        ),
-    ),
-    _SecretRule("anthropic_key", (("sk-ant-", "-"),), re.compile(r"sk-ant-[A-Za-z0-9_\-]{20,}")),
-    _SecretRule(
-        "openai_key",
-        (("sk-", "-"),),
-        re.compile(r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-        lambda s: letters_and_digits(s[3:]),
-    ),
-    _SecretRule(
-        "stripe_key",
-        (("sk_", "_"), ("rk_", "_")),
-        re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}" + _TAIL),
-    ),
-    _SecretRule("google_api_key", (("AIza", "z"),), re.compile(r"AIza[A-Za-z0-9_\-]{35}" + _TAIL)),
-)
-
-
-def _by_anchor() -> dict[str, tuple[tuple[str, int, _SecretRule], ...]]:
-    table: dict[str, list[tuple[str, int, _SecretRule]]] = {}
-    for rule in _SECRET_RULES:
-        for prefix, anchor in rule.prefixes:
-            table.setdefault(anchor, []).append((prefix, prefix.index(anchor), rule))
-    return {anchor: tuple(entries) for anchor, entries in table.items()}
-
-
-_BY_ANCHOR: Mapping[str, tuple[tuple[str, int, _SecretRule], ...]] = MappingProxyType(_by_anchor())
 
 #: the other built-in detectors, most specific first
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
@@ -197,7 +72,7 @@ _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("phone", d.phone),
 )
 
-_SECRET_NAMES = tuple(rule.entity for rule in _SECRET_RULES)
+_SECRET_NAMES = tuple(rule.entity for rule in SECRET_RULES)
 BUILTIN_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS}
 SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {"password"}
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
@@ -246,7 +121,11 @@ class Scanner:
         findings are exactly :meth:`find_all_detectors`'s.
         """
         probe = Probe(text)
-        found = _secrets(probe, entities)
+        if not probe.marks:
+            # no digits, '@', ':' or secret anchors: only a credential assignment can be here
+            found = list(assignments(probe)) if entities is None or "password" in entities else []
+            return self._finish(text, entities, found)
+        found = secrets(probe, entities)
         for name, detect in _applicable(probe):
             if entities is None or name in entities:
                 found.extend(detect(probe))
@@ -261,7 +140,7 @@ class Scanner:
         request path uses :meth:`find`.
         """
         probe = Probe(text)
-        found = _secrets(probe, entities)
+        found = secrets_everywhere(probe, entities)
         for name, detect in _BUILTINS:
             if entities is None or name in entities:
                 found.extend(detect(probe))
@@ -303,14 +182,14 @@ def _applicable(probe: Probe) -> list[tuple[str, BuiltinFn]]:
     A part is left out only when the view it reads first is empty, so that it
     would find nothing (:meth:`Scanner.find_all_detectors` is the reference).
     """
-    text = probe.text
+    marks = probe.marks
     parts: list[tuple[str, BuiltinFn]] = [("password", assignments)]
-    if "://" in text:
+    if b":" in marks and "://" in probe.text:
         parts.append(("password", url_passwords))
     for char, name, detect in d.ON_CHAR:
-        if char in text:
+        if char in marks:
             parts.append((name, detect))
-    if probe.runs:
+    if probe.has_digits:
         parts.extend(d.ON_RUNS)
         if probe.starts:
             parts.extend(d.ON_STARTS)

@@ -68,7 +68,8 @@ _MATH_OPS = b"=^+*/%"
 #: characters common in code and rare in prose
 _CODE_CHARS = b"{};=<>_[]`$"
 _CODE_MARKERS = (b"```", b"Traceback (most recent", b"Error:", b"Exception", b"def ", b";\n")
-_SQL = (b"SELECT ", b" FROM ")
+_SQL_SELECT = b"SELECT "
+_SQL_FROM = b" FROM "
 #: non-ASCII punctuation that separates words
 _WIDE_SEPARATORS = (
     "¿",
@@ -204,24 +205,29 @@ class KeywordClassifier:
             scores[_CODE] += scores[_TRANSLATION]
             scores[_TRANSLATION] = 0.0
         _shapes(text, scores)
-        best = max(range(len(TASKS)), key=lambda i: (scores[i], -i))
-        return TASKS[best] if scores[best] >= MIN_SCORE else DEFAULT_TASK
+        del scores[_LANGUAGE_SLOT]
+        top = max(scores)
+        # index() finds the first label with the top score: ties go to the earlier one
+        return TASKS[scores.index(top)] if top >= MIN_SCORE else DEFAULT_TASK
 
     def _score(self, lower: str, scores: list[float], factor: float) -> None:
-        if not lower.isascii():
+        ascii_only = lower.isascii()
+        if not ascii_only:
             for mark in _WIDE_SEPARATORS:
                 lower = lower.replace(mark, " ")
         raw = lower.encode("utf-8", "surrogatepass")
         tokens = raw.translate(_SEPARATORS).split()
-        joined = b" " + b" ".join(tokens) + b" "
+        joined = b""  # the words re-joined by single spaces, built for the first phrase key
         words, phrases = self._words, self._phrases
         for key in self._keys.intersection(tokens):
             for index, weight in words.get(key, ()):
                 scores[index] += weight * factor
             for phrase, index, weight in phrases.get(key, ()):
+                if not joined:
+                    joined = b" " + b" ".join(tokens) + b" "
                 if phrase in joined:
                     scores[index] += weight * factor
-        if raw.translate(None, _NOT_CJK_LEADS):
+        if not ascii_only and raw.translate(None, _NOT_CJK_LEADS):
             for label, weight, needles in CJK:
                 if any(needle in lower for needle in needles):
                     scores[TASKS.index(label)] += weight * factor
@@ -233,11 +239,14 @@ def _shapes(text: str, scores: list[float]) -> None:
     size = len(window) or 1
     code_chars = size - len(window.translate(None, _CODE_CHARS))
     latex = b"\\frac" in window or b"\\int" in window or b"\\lim" in window
-    code = (
-        any(marker in window for marker in _CODE_MARKERS)
-        or all(keyword in window for keyword in _SQL)
-        or (not latex and code_chars >= 4 and code_chars / size > 0.04)
+    code = (not latex and code_chars >= 4 and code_chars / size > 0.04) or (
+        _SQL_SELECT in window and _SQL_FROM in window
     )
+    if not code:
+        for marker in _CODE_MARKERS:
+            if marker in window:
+                code = True
+                break
     if code:
         scores[_CODE] += 3.0
     instruction = window[: _HEAD + _TAIL]
@@ -358,14 +367,16 @@ def task_input(body: Mapping[str, Any]) -> TaskInput:
         last_user = ""
         system: list[str] = []
         for message in messages:
-            if not isinstance(message, Mapping):
+            # dict first: the JSON parser's type, checked without the ABC machinery
+            if type(message) is not dict and not isinstance(message, Mapping):
                 continue
             role = message.get("role")
             if role == "user":
                 last_user = _content_text(message.get("content"))
             elif role in ("system", "developer"):
                 system.append(_content_text(message.get("content")))
-        return TaskInput(last_user, "\n".join(s for s in system if s), has_tools)
+        joined = "\n".join([s for s in system if s]) if system else ""
+        return TaskInput(last_user, joined, has_tools)
     prompt = body.get("prompt")
     if isinstance(prompt, list):
         prompt = "\n".join(p for p in prompt if isinstance(p, str))

@@ -32,13 +32,23 @@ def iter_texts(body: Mapping[str, Any]) -> Iterator[str]:
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in messages:
-            if isinstance(message, Mapping):
-                yield from _message_texts(message)
+            # dict first: the JSON parser's type, checked without the ABC machinery
+            if type(message) is dict or isinstance(message, Mapping):
+                content = message.get("content")
+                if type(content) is str:  # the common case, without a nested generator
+                    yield content
+                    if len(message) > 2 or "role" not in message:
+                        # anything besides role and content may hold text
+                        yield from _other_message_texts(message)
+                else:
+                    yield from _message_texts(message)
     prediction = body.get("prediction")
-    if isinstance(prediction, Mapping):
+    if prediction is not None and isinstance(prediction, Mapping):
         yield from _content_texts(prediction.get("content"))
     for key in ("prompt", "suffix", "input"):
-        yield from _prompt_texts(body.get(key))
+        prompt = body.get(key)
+        if prompt is not None:
+            yield from _prompt_texts(prompt)
 
 
 def rewrite_texts(body: dict[str, Any], fn: Rewrite) -> dict[str, Any]:
@@ -66,6 +76,11 @@ def rewrite_texts(body: dict[str, Any], fn: Rewrite) -> dict[str, Any]:
 
 def _message_texts(message: Mapping[str, Any]) -> Iterator[str]:
     yield from _content_texts(message.get("content"))
+    yield from _other_message_texts(message)
+
+
+def _other_message_texts(message: Mapping[str, Any]) -> Iterator[str]:
+    """The texts of a message besides its content."""
     refusal = message.get("refusal")
     if isinstance(refusal, str):
         yield refusal

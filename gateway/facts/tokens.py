@@ -96,6 +96,8 @@ def _weighted_sum(data: bytes) -> int:
     mod 65521``, computed in C: map every byte to its weight with one
     ``translate``, then add the sums of chunks small enough never to wrap.
     """
+    if len(data) <= _CHUNK:
+        return zlib.adler32(data.translate(_WEIGHTS), 0) & 0xFFFF
     weights = memoryview(data.translate(_WEIGHTS))
     return sum(
         zlib.adler32(weights[start : start + _CHUNK], 0) & 0xFFFF
@@ -163,15 +165,21 @@ def _tool_call_tokens(calls: Any) -> int:
 
 
 def _message_tokens(message: Any) -> int:
-    if not isinstance(message, Mapping):
+    # dict first: the JSON parser's type, checked without the ABC machinery
+    if type(message) is not dict and not isinstance(message, Mapping):
         return MESSAGE_OVERHEAD
-    total = MESSAGE_OVERHEAD + _content_tokens(message.get("content"))
+    content = message.get("content")
+    total = MESSAGE_OVERHEAD + (
+        estimate_tokens(content) if type(content) is str else _content_tokens(content)
+    )
     name = message.get("name")
     if isinstance(name, str):
         total += estimate_tokens(name)
-    total += _tool_call_tokens(message.get("tool_calls"))
+    calls = message.get("tool_calls")
+    if calls is not None:
+        total += _tool_call_tokens(calls)
     function_call = message.get("function_call")
-    if isinstance(function_call, Mapping):
+    if function_call is not None and isinstance(function_call, Mapping):
         total += _tool_call_tokens([{"function": function_call}])
     return total
 
@@ -207,7 +215,7 @@ def estimate_request_tokens(body: Mapping[str, Any]) -> int:
     """
     total = 0
     messages = body.get("messages")
-    if isinstance(messages, Sequence) and not isinstance(messages, str):
+    if type(messages) is list or (isinstance(messages, Sequence) and not isinstance(messages, str)):
         total += REPLY_PRIMING
         for message in messages:
             total += _message_tokens(message)
@@ -215,6 +223,8 @@ def estimate_request_tokens(body: Mapping[str, Any]) -> int:
         definitions = body.get(key)
         if definitions:
             total += _json_tokens(definitions)
-    total += _prompt_tokens(body.get("prompt"))
-    total += _prompt_tokens(body.get("input"))
+    for key in ("prompt", "input"):
+        prompt = body.get(key)
+        if prompt is not None:
+            total += _prompt_tokens(prompt)
     return total

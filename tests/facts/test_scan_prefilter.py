@@ -62,9 +62,20 @@ def _cut(fragment: str, start: int, length: int) -> str:
     return fragment[start : start + length]
 
 
+def _redigit(fragment: str, digits: str) -> str:
+    """The fragment with its digits replaced (``digits`` is the new 0-9): same shape,
+    other numbers, often only a few distinct digits."""
+    return fragment.translate(str.maketrans("0123456789", digits))
+
+
+#: a replacement for 0-9 drawn from a few digits (a number of 0s and 1s is still a number)
+new_digits = st.sets(st.sampled_from("0123456789"), min_size=1, max_size=4).flatmap(
+    lambda few: st.text(alphabet=sorted(few), min_size=10, max_size=10)
+)
 pieces = st.one_of(
     st.sampled_from(FRAGMENTS),
     st.builds(_cut, st.sampled_from(FRAGMENTS), st.integers(0, 30), st.integers(1, 30)),
+    st.builds(_redigit, st.sampled_from(FRAGMENTS), new_digits),
     st.sampled_from(WORDS),
     st.sampled_from(SEPARATORS),
     st.text(alphabet="0123456789", min_size=1, max_size=20),
@@ -87,6 +98,15 @@ def test_prefiltered_find_equals_every_detector_for_some_entities(
 ) -> None:
     assert CUSTOM.find(text, entities) == CUSTOM.find_all_detectors(text, entities)
     assert CUSTOM.find(text) == CUSTOM.find_all_detectors(text)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(FRAGMENTS), new_digits, st.sampled_from(WORDS), st.sampled_from(SEPARATORS))
+def test_prefiltered_find_equals_every_detector_on_one_fragment(
+    fragment: str, digits: str, word: str, separator: str
+) -> None:
+    text = f"{word} {_redigit(fragment, digits)}{separator}"
+    assert SCANNER.find(text) == SCANNER.find_all_detectors(text)
 
 
 @given(st.text(max_size=200))
