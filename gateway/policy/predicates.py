@@ -1,9 +1,11 @@
 """Compiled conditions: closures over :class:`Facts` and the ways to combine them.
 
-Each :class:`Condition` answers ``None`` when it holds, or a short sentence
-saying why it does not (the first failing part), which is what the decision
-trace shows. Its words are built once, when the condition is built, not per
-request. Evaluation is pure: facts in, answer out.
+Each :class:`Condition` has two closures that agree: ``test`` answers whether
+it holds (the per-request path; it builds no words), and ``check`` answers
+``None`` when it holds, or a short sentence saying why it does not (the first
+failing part), which is what the decision trace shows, built only when the
+trace is read. Fixed words are built once, when the condition is built.
+Evaluation is pure: facts in, answer out.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from gateway.levels import Level
 from gateway.policy.model import Facts
 
 Check = Callable[[Facts], str | None]
+Test = Callable[[Facts], bool]
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
     text: str
+    #: ``None`` when the condition holds, else why not (for the trace)
     check: Check
+    #: whether the condition holds; always ``check(facts) is None``, without the words
+    test: Test
     #: true for an omitted or empty ``when`` (the rule always matches)
     always: bool = False
 
 
-ALWAYS = Condition("always", lambda _facts: None, always=True)
+ALWAYS = Condition("always", lambda _facts: None, lambda _facts: True, always=True)
 
 ORDER_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,
@@ -61,6 +67,7 @@ def all_of(parts: list[Condition]) -> Condition:
     if len(parts) == 1:
         return parts[0]
     checks = tuple(p.check for p in parts)
+    tests = tuple(p.test for p in parts)
 
     def check(facts: Facts) -> str | None:
         for part in checks:
@@ -69,7 +76,14 @@ def all_of(parts: list[Condition]) -> Condition:
                 return why
         return None
 
-    return Condition(" and ".join(p.text for p in parts), check)
+    # a plain loop: all() over a generator costs a generator per request
+    def test(facts: Facts) -> bool:
+        for part in tests:  # noqa: SIM110
+            if not part(facts):
+                return False
+        return True
+
+    return Condition(" and ".join(p.text for p in parts), check, test)
 
 
 def any_of(parts: list[Condition]) -> Condition:
@@ -85,7 +99,15 @@ def any_of(parts: list[Condition]) -> Condition:
             whys.append(why)
         return "none of: " + "; ".join(whys)
 
-    return Condition("any of (" + "; ".join(p.text for p in parts) + ")", check)
+    tests = tuple(p.test for p in parts)
+
+    def test(facts: Facts) -> bool:
+        for part in tests:  # noqa: SIM110 (no generator per request)
+            if part(facts):
+                return True
+        return False
+
+    return Condition("any of (" + "; ".join(p.text for p in parts) + ")", check, test)
 
 
 def negate(inner: Condition) -> Condition:
@@ -94,7 +116,12 @@ def negate(inner: Condition) -> Condition:
     def check(facts: Facts) -> str | None:
         return f"{inner.text} holds" if inner.check(facts) is None else None
 
-    return Condition(f"not ({inner.text})", check)
+    inner_test = inner.test
+
+    def test(facts: Facts) -> bool:
+        return not inner_test(facts)
+
+    return Condition(f"not ({inner.text})", check, test)
 
 
 def compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) -> Condition:
@@ -117,7 +144,10 @@ def compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) -> 
                 return None
             return f"{label} is {show(actual) if actual is not None else 'not set'}, not {wanted}"
 
-        return Condition(text, check_in)
+        def test_in(facts: Facts) -> bool:
+            return (get(facts) in members) is want
+
+        return Condition(text, check_in, test_in)
     if op == "matches":
         pattern: re.Pattern[str] = expected
 
@@ -128,7 +158,11 @@ def compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) -> 
             shown = repr(actual) if actual is not None else "not set"
             return f"{label} {shown} does not match /{pattern.pattern}/"
 
-        return Condition(f"{label} matches /{pattern.pattern}/", check_match)
+        def test_match(facts: Facts) -> bool:
+            actual = get(facts)
+            return actual is not None and pattern.search(actual) is not None
+
+        return Condition(f"{label} matches /{pattern.pattern}/", check_match, test_match)
     if op == "exists":
         want_exists = bool(expected)
 
@@ -137,7 +171,12 @@ def compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) -> 
                 return None
             return f"{label} is {'not set' if want_exists else 'set'}"
 
-        return Condition(f"{label} {'is set' if want_exists else 'is not set'}", check_exists)
+        def test_exists(facts: Facts) -> bool:
+            return (get(facts) is not None) is want_exists
+
+        return Condition(
+            f"{label} {'is set' if want_exists else 'is not set'}", check_exists, test_exists
+        )
     fn = ORDER_OPS[op]
 
     def check_order(facts: Facts) -> str | None:
@@ -150,7 +189,15 @@ def compare(label: str, get: Callable[[Facts], Any], op: str, expected: Any) -> 
             return f"{label} is {show(actual)}, not {shown}"
         return f"{label} is {show(actual)}, not {wanted}"
 
-    return Condition(text, check_order)
+    unknown_holds = op == "ne"
+
+    def test_order(facts: Facts) -> bool:
+        actual = get(facts)
+        if actual is None:
+            return unknown_holds
+        return fn(actual, expected)
+
+    return Condition(text, check_order, test_order)
 
 
 def _fmt_op(op: str) -> str:
@@ -174,4 +221,13 @@ def entities_check(op: str, names: frozenset[str]) -> Condition:
             return f"entities {show(sorted(hit))} were found"
         return f"entities found {show(sorted(found))}, not {op} of {shown}"
 
-    return Condition(f"entities {op} of {shown}", check)
+    test: Test
+    if op == "any":
+        test = lambda facts: not names.isdisjoint(facts.sensitivity.entities)  # noqa: E731
+    elif op == "all":
+        test = lambda facts: names.issubset(facts.sensitivity.entities)  # noqa: E731
+    elif op == "none":
+        test = lambda facts: names.isdisjoint(facts.sensitivity.entities)  # noqa: E731
+    else:
+        raise ValueError(f"unknown entities operator {op!r}")
+    return Condition(f"entities {op} of {shown}", check, test)

@@ -150,7 +150,7 @@ class RuleParser:
         when = self.conditions.parse(entries.get("when"))
         rule = Rule(
             name=name,
-            when=when or Condition("invalid", lambda _f: "invalid"),
+            when=when or Condition("invalid", lambda _f: "invalid", lambda _f: False),
             action=Action.ROUTE,
             file=node.file,
             line=node.line,
