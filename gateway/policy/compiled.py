@@ -6,6 +6,10 @@ match wins) and returns a :class:`Decision` with a trace. It reads nothing but
 its arguments and the compiled policy: no I/O, no clock, no randomness
 (``weighted`` uses ``facts.draw``).
 
+What does not depend on the request is prepared when the policy is built
+(:mod:`gateway.policy.plan`), and the trace's words are built only when it is
+read (:mod:`gateway.policy.trace`).
+
 Sensitivity (invariant 1): the level of the data that leaves is the highest
 level among the entities *not* redacted by the rule, the declared level, and
 any part of ``facts.sensitivity.level`` those two do not explain. A target is
@@ -29,12 +33,15 @@ from gateway.policy.model import (
     Facts,
     RedactSpec,
     Sensitivity,
-    TraceStep,
 )
+from gateway.policy.plan import Plan, Step, plan
 from gateway.policy.problems import Problem
 from gateway.policy.rules import Rule, RuleSet
 from gateway.policy.strategies import order
+from gateway.policy.trace import Trace
 from gateway.targets import Target
+
+_NOTHING: frozenset[str] = frozenset()
 
 ALL_ENDPOINTS = ("chat", "completions", "embeddings")
 
@@ -74,6 +81,12 @@ class CompiledPolicy:
     expected_completion_tokens: int = 256
     #: level of a request in which nothing was found
     default_level: Level = Level.PUBLIC
+    #: what ``decide`` prepares from the fields above (built in ``__post_init__``)
+    _plan: Plan = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        aliases = {name: alias.targets for name, alias in self.aliases.items()}
+        object.__setattr__(self, "_plan", plan(self.rule_sets, self.targets, aliases))
 
     # --- who uses which rules ---------------------------------------------------
 
@@ -133,29 +146,27 @@ class CompiledPolicy:
         return names
 
     def decide(self, facts: Facts, rule_set: str = "default") -> Decision:
-        """Evaluate ``rule_set`` on ``facts``: first matching rule wins. Pure."""
-        rules = self.rule_sets[rule_set].rules
-        trace: list[TraceStep] = []
-        for rule in rules:
-            why = rule.when.check(facts)
-            if why is None and rule.use_alias:
-                alias = self.aliases.get(facts.alias)
-                if alias is None or not alias.targets:
-                    why = f"model '{facts.alias}' names no targets of its own"
-            if why is not None:
-                trace.append(TraceStep(rule.name, False, why))
-                continue
-            trace.append(TraceStep(rule.name, True, rule.when.text))
-            return self._apply(rule, facts, tuple(trace))
+        """Evaluate ``rule_set`` on ``facts``: first matching rule wins. Pure.
+
+        The decision's trace is built from the facts when it is first read.
+        """
+        rules, steps = self._plan.rule_sets[rule_set]
+        routable = self._plan.routable
+        considered = 0
+        for step in steps:
+            considered += 1
+            if step.test(facts) and (not step.use_alias or facts.alias in routable):
+                return self._apply(step, facts, Trace(rules, considered, True, facts, routable))
         return Decision(
             rule="<none>",
             action=Action.DENY,
             level=facts.sensitivity.level,
             deny_message=f"no rule of rule set '{rule_set}' matched this request",
-            trace=tuple(trace),
+            trace=Trace(rules, considered, False, facts, routable),
         )
 
-    def _apply(self, rule: Rule, facts: Facts, trace: tuple[TraceStep, ...]) -> Decision:
+    def _apply(self, step: Step, facts: Facts, trace: Trace) -> Decision:
+        rule = step.rule
         if rule.action is Action.DENY:
             return Decision(
                 rule=rule.name,
@@ -164,20 +175,17 @@ class CompiledPolicy:
                 deny_message=rule.deny_message or f"denied by rule '{rule.name}'",
                 trace=trace,
             )
-        redact = self._redaction(rule, facts)
-        level = self.leaving_level(facts, redact.entities if redact is not None else frozenset())
-        names = self.aliases[facts.alias].targets if rule.use_alias else rule.targets
-        named = [self.targets[n] for n in names]
-        eligible = [t for t in named if t.may_receive(level)]
-        excluded = tuple(t.name for t in named if not t.may_receive(level))
-        cache = rule.cache or self.default_cache
-        if not eligible:
-            limits = ", ".join(f"{t.name} (max {t.max_sensitivity.label})" for t in named)
+        redact = self._redaction(rule, facts) if rule.redact is not None else None
+        level = self.leaving_level(facts, redact.entities if redact is not None else _NOTHING)
+        choices = self._plan.aliases[facts.alias] if step.use_alias else step.choices
+        choice = choices[level]
+        if not choice.eligible:
+            limits = ", ".join(f"{t.name} (max {t.max_sensitivity.label})" for t in choice.named)
             return Decision(
                 rule=rule.name,
                 action=Action.DENY,
                 level=level,
-                excluded=excluded,
+                excluded=choice.excluded,
                 deny_message=(
                     f"rule '{rule.name}': no target may receive {level.label} data "
                     f"(its targets: {limits}); refusing rather than sending it"
@@ -187,16 +195,20 @@ class CompiledPolicy:
         completion = (
             facts.max_tokens if facts.max_tokens is not None else self.expected_completion_tokens
         )
-        costs = {t.name: t.prices.cost(facts.prompt_tokens, completion) for t in eligible}
-        ranked = order(rule.strategy, eligible, facts, costs)
+        prompt = facts.prompt_tokens
+        costs = {t.name: t.prices.cost(prompt, completion) for t in choice.eligible}
+        if step.fixed_order:
+            targets = choice.ordered
+        else:
+            targets = tuple(t.name for t in order(rule.strategy, choice.eligible, facts, costs))
         return Decision(
             rule=rule.name,
             action=Action.ROUTE,
-            targets=tuple(t.name for t in ranked),
+            targets=targets,
             level=level,
-            excluded=excluded,
+            excluded=choice.excluded,
             redact=redact,
-            cache=cache,
+            cache=rule.cache or self.default_cache,
             limits=rule.limits,
             baseline=rule.baseline or self.default_baseline,
             estimated_cost_usd=MappingProxyType(costs),
@@ -214,6 +226,9 @@ class CompiledPolicy:
     def leaving_level(self, facts: Facts, redacted: frozenset[str]) -> Level:
         """The level of what is sent once ``redacted`` entity types are replaced."""
         declared = facts.declared_level if facts.declared_level is not None else Level.PUBLIC
+        if not facts.sensitivity.entities:
+            # nothing found, nothing redacted: what was detected or declared leaves
+            return max(declared, self.default_level, facts.sensitivity.level)
         levels = {
             e: facts.entity_levels.get(e, self.entity_level(e)) for e in facts.sensitivity.entities
         }

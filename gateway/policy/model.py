@@ -7,7 +7,7 @@ decision: limits, cache, targets in order, fallbacks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -100,7 +100,7 @@ class RuleLimits:
 
 
 class TraceStep(NamedTuple):
-    """One rule considered by ``decide`` (a tuple: ~10 are built per request)."""
+    """One rule considered by ``decide`` (built only when a trace is read)."""
 
     rule: str
     matched: bool
@@ -125,4 +125,6 @@ class Decision:
     baseline: str | None = None
     #: estimated cost in USD per eligible target
     estimated_cost_usd: Mapping[str, float] = field(default_factory=lambda: EMPTY_FLOATS)
-    trace: tuple[TraceStep, ...] = ()
+    #: the rules considered, in order (``decide`` gives a
+    #: :class:`~gateway.policy.trace.Trace`, which builds its steps when read)
+    trace: Sequence[TraceStep] = ()

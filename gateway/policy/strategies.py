@@ -40,8 +40,16 @@ def order(
         latency = facts.target_latency_ms
         known = sorted((t for t in ranked if t.name in latency), key=lambda t: latency[t.name])
         ranked = known + [t for t in ranked if t.name not in latency]
-    available = [t for t in ranked if t.unavailable_reason is None]
-    return available + [t for t in ranked if t.unavailable_reason is not None]
+    return available_first(ranked)
+
+
+def available_first(targets: Sequence[Target]) -> list[Target]:
+    """``targets`` with the unavailable ones moved last, otherwise in their order.
+
+    This is the whole of ``ordered``, which needs no facts: its order is known at load.
+    """
+    available = [t for t in targets if t.unavailable_reason is None]
+    return available + [t for t in targets if t.unavailable_reason is not None]
 
 
 def _weighted(targets: list[Target], draw: float) -> list[Target]:
