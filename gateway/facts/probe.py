@@ -23,6 +23,7 @@ _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MARKS = "0123456789@:-_JKSz"
 _NOT_MARKS = bytes(b for b in range(256) if chr(b) not in MARKS)
 _MARK_SYMBOLS = b"@:-_JKSz"
+_DIGIT_MASK = bytes(ord("#") if chr(b) in _DIGITS else ord(" ") for b in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,37 +88,43 @@ class Probe:
         separator and another digit ("in 2023 we") can be none of them: this skips most runs
         in prose before any regex runs.
         """
-        if self._starts is None:
-            text = self.text
-            n = len(text)
-            starts: list[tuple[int, int]] = []
-            for start, end in self.runs:
-                if (end - start >= 8 or (start and text[start - 1] == "+")) or (
-                    end + 1 < n
-                    and text[end] in " -./)"
-                    and (
-                        text[end + 1] in _DIGITS
-                        or (end + 2 < n and text[end + 1] == " " and text[end + 2] in _DIGITS)
-                    )
-                ):
-                    starts.append((start, end))
+        starts = self._starts
+        if starts is None:
+            starts, self._lettered = self._sort_runs()
             self._starts = starts
-        return self._starts
+        return starts
 
     @property
     def lettered(self) -> list[tuple[int, int]]:
         """Digit runs right after a capital letter (and maybe a space): IBAN, NINO, NIE."""
-        if self._lettered is None:
-            text = self.text
-            lettered: list[tuple[int, int]] = []
-            for start, end in self.runs:
-                if start and (
-                    text[start - 1] in _UPPER
-                    or (start > 1 and text[start - 1] == " " and text[start - 2] in _UPPER)
-                ):
-                    lettered.append((start, end))
+        lettered = self._lettered
+        if lettered is None:
+            self._starts, lettered = self._sort_runs()
             self._lettered = lettered
-        return self._lettered
+        return lettered
+
+    def _sort_runs(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """:attr:`starts` and :attr:`lettered`, in one pass over the runs."""
+        text = self.text
+        n = len(text)
+        starts: list[tuple[int, int]] = []
+        lettered: list[tuple[int, int]] = []
+        for run in self.runs:
+            start, end = run
+            if start:
+                before = text[start - 1]
+                if before in _UPPER or (start > 1 and before == " " and text[start - 2] in _UPPER):
+                    lettered.append(run)
+            if (end - start >= 8 or (start and text[start - 1] == "+")) or (
+                end + 1 < n
+                and text[end] in " -./)"
+                and (
+                    text[end + 1] in _DIGITS
+                    or (end + 2 < n and text[end + 1] == " " and text[end + 2] in _DIGITS)
+                )
+            ):
+                starts.append(run)
+        return starts, lettered
 
     def positions(self, char: str) -> list[int]:
         """Every index of ``char`` in the text (``str.find`` is a memchr for one character)."""
@@ -147,6 +154,8 @@ def lower_aligned(text: str) -> str:
 def _digit_runs(text: str) -> list[tuple[int, int]]:
     # str.find is a memchr per digit: far cheaper than a regex scan on prose,
     # which has few digits. Digit-heavy text switches to the linear regex pass.
+    if text.isascii():
+        return _ascii_digit_runs(text)
     positions: list[int] = []
     cap = max(_FIND_LOOP_MIN, len(text) // 32)
     for digit in _DIGITS:
@@ -167,4 +176,25 @@ def _digit_runs(text: str) -> list[tuple[int, int]]:
             start = i
         prev = i
     runs.append((start, prev + 1))
+    return runs
+
+
+def _ascii_digit_runs(text: str) -> list[tuple[int, int]]:
+    """:func:`_digit_runs` of an ASCII text (byte offsets are character offsets).
+
+    One ``bytes.translate`` maps digits to ``#`` and everything else to a
+    space; then two memchr calls per run find where it starts and ends.
+    """
+    mask = text.encode("ascii").translate(_DIGIT_MASK)
+    if mask.count(b"#") > max(_FIND_LOOP_MIN, len(text) // 32):
+        return [m.span() for m in _DIGIT_RUN.finditer(text)]
+    runs: list[tuple[int, int]] = []
+    start = mask.find(b"#")
+    while start >= 0:
+        end = mask.find(b" ", start)
+        if end < 0:
+            runs.append((start, len(mask)))
+            break
+        runs.append((start, end))
+        start = mask.find(b"#", end)
     return runs

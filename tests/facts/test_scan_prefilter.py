@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.facts.probe import Probe
 from gateway.facts.sensitivity import BUILTIN_ENTITIES, Scanner
 
 SCANNER = Scanner()
@@ -120,3 +122,8 @@ def test_fragments_are_found_by_both_paths() -> None:
     fast = {f.entity for f in SCANNER.find(text)}
     assert fast == {f.entity for f in SCANNER.find_all_detectors(text)}
     assert fast == BUILTIN_ENTITIES
+
+
+@given(st.one_of(texts, st.text(max_size=300), st.text(alphabet="0123456789 x", max_size=3000)))
+def test_digit_runs_are_the_maximal_ascii_digit_runs(text: str) -> None:
+    assert Probe(text).runs == [m.span() for m in re.finditer(r"[0-9]+", text)]
