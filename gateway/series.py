@@ -78,6 +78,8 @@ class _Labelled(Generic[C]):
     """A metric family: name, help, label names, and one child per label tuple."""
 
     _type = ""
+    #: dropped from the name given, to name the family
+    _suffix = ""
 
     def __init__(
         self,
@@ -86,7 +88,7 @@ class _Labelled(Generic[C]):
         labelnames: Sequence[str] = (),
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self._name = name
+        self._name = name.removesuffix(self._suffix) if self._suffix else name
         self._documentation = documentation
         self._labelnames = tuple(labelnames)
         self._children: dict[tuple[str, ...], C] = {}
@@ -128,16 +130,10 @@ class _Labelled(Generic[C]):
 
 
 class Counter(_Labelled[CounterChild]):
-    _type = "counter"
+    """Named ``x_total`` or ``x``: the family is ``x``, as in prometheus_client."""
 
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str] = (),
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        super().__init__(name.removesuffix("_total"), documentation, labelnames, registry)
+    _type = "counter"
+    _suffix = "_total"
 
     def _new_child(self) -> CounterChild:
         return CounterChild()
