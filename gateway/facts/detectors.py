@@ -397,8 +397,9 @@ ON_LETTERED: tuple[tuple[str, Detect], ...] = (
 )
 #: parts that try nothing unless :attr:`Probe.runs` has a run (every date has digits)
 ON_RUNS: tuple[tuple[str, Detect], ...] = (("date_of_birth", date_of_birth),)
-#: parts that try nothing unless their character (one of the probe's marks) is in the text
-ON_CHAR: tuple[tuple[bytes, str, Detect], ...] = (
-    (b"@", "email", email),
-    (b":", "ip_address", _ipv6),
+#: parts that try nothing unless their character (one of the probe's marks, as
+#: a byte value: ``int in bytes`` is a memchr) is in the text
+ON_CHAR: tuple[tuple[int, str, Detect], ...] = (
+    (ord("@"), "email", email),
+    (ord(":"), "ip_address", _ipv6),
 )

@@ -176,6 +176,9 @@ class Scanner:
         return frozenset(types)
 
 
+_COLON = ord(":")
+
+
 def _applicable(probe: Probe) -> list[tuple[str, BuiltinFn]]:
     """The parts of the built-in detectors that may find something in ``probe``.
 
@@ -184,7 +187,7 @@ def _applicable(probe: Probe) -> list[tuple[str, BuiltinFn]]:
     """
     marks = probe.marks
     parts: list[tuple[str, BuiltinFn]] = [("password", assignments)]
-    if b":" in marks and "://" in probe.text:
+    if _COLON in marks and "://" in probe.text:
         parts.append(("password", url_passwords))
     for char, name, detect in d.ON_CHAR:
         if char in marks:
