@@ -75,8 +75,8 @@ class Limits:
         self._fail_mode = fail_mode
         self._clock = clock
         self._teams: dict[str, tuple[float, TeamRecord | None]] = {}
-        #: (team, period) -> (when read, spent USD): the budget *fact* (for routing)
-        self._spent: dict[tuple[str, Period], tuple[float, float]] = {}
+        #: (team, period) -> (when read, spent USD, budget USD): the budget *fact*
+        self._spent: dict[tuple[str, Period], tuple[float, float, float]] = {}
 
     async def team(self, name: str | None) -> TeamRecord | None:
         if name is None:
@@ -106,7 +106,7 @@ class Limits:
             return None, None
         now = self._clock()
         seen = self._spent.get((who.team, budget.period))
-        if seen is not None and now - seen[0] < _SPENT_TTL_S:
+        if seen is not None and now - seen[0] < _SPENT_TTL_S and seen[2] == budget.usd:
             spent = seen[1]
         else:
             try:
@@ -116,12 +116,24 @@ class Limits:
                 return budget.usd, None
             if len(self._spent) >= _MAX_TEAMS:
                 self._spent.clear()
-            self._spent[(who.team, budget.period)] = (now, spent)
+            self._spent[(who.team, budget.period)] = (now, spent, budget.usd)
         remaining = max(0.0, budget.usd - spent)
         team = self._metrics.team(who.team)
         self._metrics.budget_remaining.labels(team).set(remaining)
         self._metrics.budget_limit.labels(team).set(budget.usd)
         return budget.usd, remaining
+
+    def spent(self, team: str, cost_usd: float) -> None:
+        """This replica just recorded ``cost_usd`` for ``team``: its remaining-budget
+        fact and gauge follow at once (other replicas' spend at the next read)."""
+        for period in Period:
+            seen = self._spent.get((team, period))
+            if seen is not None:
+                at, spent, budget_usd = seen
+                spent += cost_usd
+                self._spent[(team, period)] = (at, spent, budget_usd)
+                remaining = max(0.0, budget_usd - spent)
+                self._metrics.budget_remaining.labels(self._metrics.team(team)).set(remaining)
 
     async def admit(
         self, who: KeyRecord | None, decision: Decision, facts: Facts, *, stream: bool

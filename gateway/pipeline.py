@@ -398,6 +398,8 @@ class Pipeline:
     async def _settle(self, work: _Work, spend: SpendRecord, usage: Usage | None) -> None:
         """After the answer: spend to the ledger, token counts corrected, slots released."""
         await self.accountant.record(spend, work.admission)
+        if spend.cost_usd:
+            self.limits.spent(spend.team, spend.cost_usd)
         await self.limits.settle(work.admission, usage)
         await self.limits.release(work.admission)
 

@@ -82,3 +82,16 @@ async def test_admitted_request_holds_its_reservation_until_settled(backend: Bac
         SpendRecord("key-a", "team-a", "t", 0.2, 0.2, 10, 10), reserved_usd=admission.reserved_usd
     )
     assert await limits.budget_status(who) == (1.0, pytest.approx(0.8))
+
+
+async def test_budget_fact_follows_this_replicas_spend_at_once(backend: Backend) -> None:
+    limits, who = await setup(backend, KeyLimits())
+    assert await limits.budget_status(who) == (1.0, pytest.approx(1.0))
+    await backend.state.ledger.record(SpendRecord("key-a", "team-a", "t", 0.25, 0.25, 10, 10))
+    limits.spent("team-a", 0.25)
+    # within the fact's lifetime: no read of the ledger, the local spend is counted
+    assert await limits.budget_status(who) == (1.0, pytest.approx(0.75))
+    # another replica's spend shows once the fact is read again
+    await backend.state.ledger.record(SpendRecord("key-b", "team-a", "t", 0.5, 0.5, 10, 10))
+    backend.clock.advance(1.5)
+    assert await limits.budget_status(who) == (1.0, pytest.approx(0.25))
