@@ -147,7 +147,9 @@ def secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
         if byte not in marks:
             continue
         for i in probe.positions(anchor):
-            near = after.get(text[i + 1 : i + 2], ()) + before.get(text[i - 1 : i], ())
+            near = after.get(text[i + 1 : i + 2], ()) if after else ()
+            if before:
+                near += before.get(text[i - 1 : i], ())
             for prefix, offset, rule in near:
                 start = i - offset
                 if (
