@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from gateway.api.coalesce import CoalescingHttpToolsProtocol
 from gateway.app import create_app
 from gateway.policy.problems import PolicyError
 from gateway.services import build_services
@@ -84,7 +85,8 @@ async def _serve(settings: Settings, loop_name: str) -> int:
         host=settings.host,
         port=settings.port,
         loop="none",
-        http="httptools",
+        # httptools, writing each response's head with its first body bytes
+        http=CoalescingHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         log_level=settings.log_level.lower(),

@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 import yaml
 
+from gateway.api.coalesce import CoalescingHttpToolsProtocol
 from gateway.app import create_app
 from gateway.services import Services, build_services
 from gateway.settings import Settings
@@ -64,7 +65,7 @@ class GatewayServer:
             host="127.0.0.1",
             port=self.settings.port,
             loop="none",
-            http="httptools",
+            http=CoalescingHttpToolsProtocol,
             lifespan="on",
             access_log=False,
             log_level="warning",
