@@ -80,6 +80,12 @@ async def _serve(settings: Settings, loop_name: str) -> int:
     # map) lives as long as the process: keep it out of every GC pass.
     gc.collect()
     gc.freeze()
+    # A request's objects are freed by reference counting; the young-generation
+    # collections the default threshold (700) triggers every request or two mostly
+    # walk the live objects of requests in flight. 10x fewer of them: about 4 % of
+    # the gateway's instructions per request (callgrind), no growth in RSS
+    # (bench/run.py, memory rows).
+    gc.set_threshold(7_000, 10, 10)
     config = uvicorn.Config(
         app,
         host=settings.host,
