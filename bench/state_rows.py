@@ -19,24 +19,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from procs import Child
 
+if TYPE_CHECKING:
+    from run import Bench
+
 LIMITED = ["--rpm", "100000000", "--tpm", "100000000000", "--budget-usd", "100000000"]
-
-
-class Measures(Protocol):
-    def measure(
-        self,
-        url: str,
-        payload: bytes,
-        connections: int,
-        *,
-        warmup: bool = True,
-        server: Child | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]: ...
 
 
 def probe(url: str, payload: bytes, headers: dict[str, str] | None = None) -> dict[str, str]:
@@ -53,7 +43,7 @@ def probe(url: str, payload: bytes, headers: dict[str, str] | None = None) -> di
         return {k.lower(): v for k, v in response.headers.items()}
 
 
-def cache_rows(bench: Measures, url: str, hit_body: bytes, plain_body: bytes) -> dict[str, Any]:
+def cache_rows(bench: Bench, url: str, hit_body: bytes, plain_body: bytes) -> dict[str, Any]:
     probe(url, hit_body)  # fills the cache (the store happens after the answer)
     time.sleep(0.2)
     cache = probe(url, hit_body).get("x-gateway-cache")
@@ -82,7 +72,7 @@ def create_key(python: str, redis_url: str, team: str, *extra: str) -> str:
 
 
 def limits_rows(
-    bench: Measures, url: str, server: Child, keys: dict[str, str], payload: bytes, rounds: int
+    bench: Bench, url: str, server: Child, keys: dict[str, str], payload: bytes, rounds: int
 ) -> dict[str, Any]:
     auth = {name: {"authorization": f"Bearer {key}"} for name, key in keys.items()}
     for name in keys:

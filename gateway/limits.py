@@ -117,11 +117,14 @@ class Limits:
             if len(self._spent) >= _MAX_TEAMS:
                 self._spent.clear()
             self._spent[(who.team, budget.period)] = (now, spent, budget.usd)
-        remaining = max(0.0, budget.usd - spent)
-        team = self._metrics.team(who.team)
-        self._metrics.budget_remaining.labels(team).set(remaining)
-        self._metrics.budget_limit.labels(team).set(budget.usd)
-        return budget.usd, remaining
+        self._metrics.budget_limit.labels(self._metrics.team(who.team)).set(budget.usd)
+        return budget.usd, self._remaining(who.team, budget.usd, spent)
+
+    def _remaining(self, team: str, budget_usd: float, spent: float) -> float:
+        """The remaining budget, published on its gauge."""
+        remaining = max(0.0, budget_usd - spent)
+        self._metrics.budget_remaining.labels(self._metrics.team(team)).set(remaining)
+        return remaining
 
     def spent(self, team: str, cost_usd: float) -> None:
         """This replica just recorded ``cost_usd`` for ``team``: its remaining-budget
@@ -132,8 +135,7 @@ class Limits:
                 at, spent, budget_usd = seen
                 spent += cost_usd
                 self._spent[(team, period)] = (at, spent, budget_usd)
-                remaining = max(0.0, budget_usd - spent)
-                self._metrics.budget_remaining.labels(self._metrics.team(team)).set(remaining)
+                self._remaining(team, budget_usd, spent)
 
     async def admit(
         self, who: KeyRecord | None, decision: Decision, facts: Facts, *, stream: bool

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Generic, TypeVar
@@ -74,7 +75,7 @@ class HistogramChild:
 C = TypeVar("C", CounterChild, GaugeChild, HistogramChild)
 
 
-class _Labelled(Generic[C]):
+class _Labelled(ABC, Generic[C]):
     """A metric family: name, help, label names, and one child per label tuple."""
 
     _type = ""
@@ -98,8 +99,9 @@ class _Labelled(Generic[C]):
         if registry is not None:
             registry.register(self)
 
+    @abstractmethod
     def _new_child(self) -> C:
-        raise NotImplementedError
+        """A series at zero."""
 
     def labels(self, *values: str) -> C:
         child = self._children.get(values)
@@ -125,8 +127,9 @@ class _Labelled(Generic[C]):
             self._samples(metric, dict(zip(self._labelnames, values, strict=True)), child)
         yield metric
 
+    @abstractmethod
     def _samples(self, metric: Metric, labels: dict[str, str], child: C) -> None:
-        raise NotImplementedError
+        """Add ``child``'s samples, labelled ``labels``, to ``metric``."""
 
 
 class Counter(_Labelled[CounterChild]):

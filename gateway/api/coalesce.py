@@ -61,7 +61,7 @@ class _HeadHoldingTransport:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """Pass as uvicorn's ``http`` setting (see :func:`gateway.server.uvicorn_config`)."""
+    """Pass as uvicorn's ``http`` setting (as :mod:`gateway.server` does)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         held = _HeadHoldingTransport(cast(asyncio.Transport, transport), self.loop)
