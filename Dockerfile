@@ -19,12 +19,12 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY gateway ./gateway
 # A wheel first, then an install of that wheel only: the venv gets the runtime
 # dependencies of pyproject.toml and none of the dev extras.
 RUN pip wheel --no-deps --wheel-dir /wheels . \
-    && pip install /wheels/*.whl
+    && pip install -c constraints.txt /wheels/*.whl
 
 
 FROM ${PYTHON_IMAGE} AS runtime
