@@ -6,9 +6,20 @@ is what the same usage would have cost on the rule's ``baseline`` target;
 savings are baseline minus actual. A cache hit costs nothing and saves the
 whole baseline. When an upstream reports no usage, the prompt estimate is
 used and the completion counts as zero.
+
+Spend reaches the ledger in batches: :meth:`Accountant.add` sums a finished
+request into its team's batch for the day, and :meth:`Accountant.flush`
+(driven by :class:`gateway.bookkeeping.Bookkeeper`) writes each batch with one
+atomic update. A batch the ledger could not take (Redis down) is kept, summed
+with what follows, and written when it answers again; a process that dies
+loses at most one flush interval of spend.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
 
 from gateway.exchange import Exchange
 from gateway.limits import Admission
@@ -16,7 +27,8 @@ from gateway.metrics import Metrics
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Decision
 from gateway.providers.base import Usage
-from gateway.state.base import KeyRecord, SpendRecord, StateUnavailable
+from gateway.state import accounting
+from gateway.state.base import KeyRecord, SpendBatch, SpendRecord, StateUnavailable
 from gateway.state.factory import StateBackends
 from gateway.targets import Target
 
@@ -24,9 +36,17 @@ ANONYMOUS = "anonymous"
 
 
 class Accountant:
-    def __init__(self, state: StateBackends, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        state: StateBackends,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._state = state
         self._metrics = metrics
+        self._clock = clock
+        #: (team, day) -> what its requests spent since the last flush
+        self._batches: dict[tuple[str, int], SpendBatch] = {}
 
     def charge(
         self,
@@ -73,11 +93,41 @@ class Accountant:
             completion_tokens=usage.completion_tokens,
         )
 
-    async def record(self, spend: SpendRecord, admission: Admission) -> None:
-        """Write the spend to the ledger, settling the request's budget reservation."""
+    def add(self, spend: SpendRecord, admission: Admission) -> None:
+        """Sum a finished request's spend, and the reservation it held, into
+        its team's batch (written at the next :meth:`flush`)."""
+        now = self._clock()
+        key = (spend.team, int(now // 86_400))
+        batch = self._batches.get(key)
+        if batch is None:
+            batch = self._batches[key] = SpendBatch(spend.team, now)
         reserved = admission.reserved_usd if admission.team else 0.0
-        try:
-            await self._state.ledger.record(spend, reserved_usd=reserved)
-            admission.reserved_usd = 0.0
-        except StateUnavailable:
-            self._metrics.state_errors.labels("ledger").inc()
+        accounting.add_spend(batch, spend, reserved)
+        admission.reserved_usd = 0.0
+
+    async def flush(self) -> bool:
+        """Write every batch; True when one had to be kept for later."""
+        batches, self._batches = self._batches, {}
+        if not batches:
+            return False
+        ledger = self._state.ledger
+        outcomes = await asyncio.gather(
+            *(ledger.record_batch(batch) for batch in batches.values()), return_exceptions=True
+        )
+        kept = False
+        for (key, batch), outcome in zip(batches.items(), outcomes, strict=True):
+            if isinstance(outcome, StateUnavailable):
+                self._metrics.state_errors.labels("ledger").inc()
+                self._keep(key, batch)
+                kept = True
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return kept
+
+    def _keep(self, key: tuple[str, int], batch: SpendBatch) -> None:
+        newer = self._batches.get(key)
+        if newer is not None:
+            for name, value in newer.increments.items():
+                batch.increments[name] = batch.increments.get(name, 0) + value
+            batch.release_micros += newer.release_micros
+        self._batches[key] = batch

@@ -6,13 +6,19 @@ Scopes and where their limits come from:
 * ``team:<name>`` — the team's limits,
 * ``rule:<rule>:<key or team>`` — limits a policy rule sets.
 
-Each scope with limits is admitted atomically by the state backend (Redis:
-one Lua script, so replicas share the count without drift). A refusal is 429
-with ``Retry-After`` and OpenAI's ``x-ratelimit-*`` headers. Budgets are
-per team: a request reserves its estimated cost before it leaves and settles
-the actual cost after, so concurrent requests never overspend by more than
-one request's cost. The remaining budget a policy can route on is read at most
-once a second per team and replica (``_SPENT_TTL_S``).
+Each scope with limits is counted atomically by the state backend (Redis:
+one Lua script, so replicas share the count without drift), through this
+replica's local leases (:mod:`gateway.leases`): a request covered by the
+scope's lease is admitted without a round trip, and no limit is ever passed.
+A refusal is 429 with ``Retry-After`` and OpenAI's ``x-ratelimit-*`` headers.
+Budgets are per team: a request reserves its estimated cost before it leaves
+(from the team's budget lease) and its actual cost is recorded after, so
+concurrent requests never overspend by more than one request's cost. The
+remaining budget a policy can route on is read at most once a second per team
+and replica (``_SPENT_TTL_S``).
+
+After the answer, token corrections are batched (:meth:`Limits.settle`,
+:meth:`Limits.flush`); stream slots are given back at once.
 
 When the backend is unavailable the configured fail mode applies: ``open``
 admits (and counts the failure), ``closed`` answers 503.
@@ -26,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from gateway.leases import BudgetLeases, RateLeases
 from gateway.metrics import Metrics
 from gateway.policy.model import Decision, Facts
 from gateway.providers.base import Usage
@@ -68,12 +75,24 @@ class Limits:
         metrics: Metrics,
         *,
         fail_mode: FailMode,
+        lease_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._state = state
         self._metrics = metrics
         self._fail_mode = fail_mode
         self._clock = clock
+        self._rates = RateLeases(
+            state.limiter,
+            lease_s=lease_s,
+            on_error=self._limits_error,
+            clock=wall_clock,
+            monotonic=clock,
+        )
+        self._budgets = BudgetLeases(
+            state.ledger, lease_s=lease_s, on_error=self._ledger_error, monotonic=clock
+        )
         self._teams: dict[str, tuple[float, TeamRecord | None]] = {}
         #: (team, period) -> (when read, spent USD, budget USD): the budget *fact*
         self._spent: dict[tuple[str, Period], tuple[float, float, float]] = {}
@@ -180,6 +199,10 @@ class Limits:
             await self._count(scopes, tokens, stream, admission, headers)
         elif not scopes:
             await self._reserve(who, budget, decision, admission)
+        elif self._budgets.covers(who.team, budget, _estimate(decision)):
+            # the reservation needs no round trip: no need to run both together
+            await self._count(scopes, tokens, stream, admission, headers)
+            await self._reserve(who, budget, decision, admission)
         else:
             # both finish before anything is given back (see admit)
             outcomes = await asyncio.gather(
@@ -223,37 +246,51 @@ class Limits:
                     )
                 admission.stream_scopes.append(scope)
 
-    async def settle(self, admission: Admission, usage: Usage | None) -> None:
-        """Correct token counts with the actual usage."""
+    def settle(self, admission: Admission, usage: Usage | None) -> None:
+        """Correct token counts with the actual usage (sent at the next :meth:`flush`)."""
         if usage is None or admission.settled:
             return
         admission.settled = True
         for scope, estimated in admission.token_scopes:
             delta = usage.total_tokens - estimated
             if delta:
-                try:
-                    await self._state.limiter.adjust_tokens(scope, delta)
-                except StateUnavailable:
-                    self._metrics.state_errors.labels("limits").inc()
+                self._rates.correct(scope, delta)
 
     async def release(self, admission: Admission) -> None:
         """Give back stream slots and any unused budget reservation (idempotent)."""
         if admission.released:
             return
-        admission.released = True
+        self.release_budget(admission)
         for scope in admission.stream_scopes:
             try:
                 await self._state.limiter.close_stream(scope)
             except StateUnavailable:
-                self._metrics.state_errors.labels("limits").inc()
+                self._limits_error()
+
+    def release_budget(self, admission: Admission) -> None:
+        """:meth:`release` for a request that holds no stream slot (no I/O)."""
+        admission.released = True
         if admission.reserved_usd and admission.team and admission.budget:
-            try:
-                await self._state.ledger.release(
-                    admission.team, admission.budget, admission.reserved_usd
-                )
-            except StateUnavailable:
-                self._metrics.state_errors.labels("ledger").inc()
+            self._budgets.release(admission.team, admission.budget, admission.reserved_usd)
             admission.reserved_usd = 0.0
+
+    async def flush(self) -> bool:
+        """Send batched corrections and give back what idle leases hold; True
+        while leases are still held."""
+        rates = await self._rates.flush()
+        budgets = await self._budgets.flush()
+        return rates or budgets
+
+    async def aclose(self) -> None:
+        """Give every lease back (shutdown)."""
+        await self._rates.aclose()
+        await self._budgets.aclose()
+
+    def _limits_error(self) -> None:
+        self._metrics.state_errors.labels("limits").inc()
+
+    def _ledger_error(self) -> None:
+        self._metrics.state_errors.labels("ledger").inc()
 
     async def _scopes(
         self, who: KeyRecord | None, decision: Decision
@@ -277,7 +314,7 @@ class Limits:
         return scopes
 
     async def _admit_one(self, scope: str, limits: KeyLimits, tokens: int) -> LimitDecision:
-        return await self._state.limiter.admit(scope, limits, tokens)
+        return await self._rates.admit(scope, limits, tokens)
 
     async def _open_stream(self, scope: str, max_streams: int) -> bool:
         return await self._state.limiter.open_stream(scope, max_streams)
@@ -285,14 +322,19 @@ class Limits:
     async def _reserve(
         self, who: KeyRecord, budget: Budget, decision: Decision, admission: Admission
     ) -> None:
-        estimate = max(decision.estimated_cost_usd.values(), default=0.0)
-        if not await self._state.ledger.reserve(who.team, budget, estimate):
+        estimate = _estimate(decision)
+        if not await self._budgets.reserve(who.team, budget, estimate):
             self._metrics.rate_limited.labels("team", "budget").inc()
             raise BudgetExceeded(
                 f"Team '{who.team}' has used its budget of ${budget.usd:.2f} for this "
                 f"{budget.period.value}.",
             )
         admission.team, admission.budget, admission.reserved_usd = who.team, budget, estimate
+
+
+def _estimate(decision: Decision) -> float:
+    """What a request reserves: the highest estimated cost among its targets."""
+    return max(decision.estimated_cost_usd.values(), default=0.0)
 
 
 def _describe(verdict: LimitDecision) -> str:

@@ -13,7 +13,9 @@ and nothing reaches an upstream before every check passed):
 7. the response cache (scoped per team; an entry is served only where its
    target could have received this request's data);
 8. the router: targets in order, retries, fallbacks;
-9. spend, cache write, metrics and the log line once the answer is complete.
+9. spend, cache write, metrics and the log line once the answer is complete
+   (spend and token corrections are summed and written in batches by one
+   worker, :class:`gateway.bookkeeping.Bookkeeper`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, NamedTuple
 from gateway import response_cache
 from gateway.accounting import Accountant
 from gateway.auth import Authenticator
+from gateway.bookkeeping import Bookkeeper
 from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, PolicyDenied
 from gateway.exchange import Exchange, finish, request_id_from
 from gateway.facts.build import FactsBuilder
@@ -114,8 +117,11 @@ class Pipeline:
         self._metrics = metrics
         self._decision_log = decision_log
         self.auth = Authenticator(state.keys, metrics)
-        self.limits = Limits(state, metrics, fail_mode=settings.limits_fail_mode)
+        self.limits = Limits(
+            state, metrics, fail_mode=settings.limits_fail_mode, lease_s=settings.limits_lease_s
+        )
         self.accountant = Accountant(state, metrics)
+        self.bookkeeper = Bookkeeper([self.accountant.flush, self.limits.flush])
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points -------------------------------------------------------
@@ -143,9 +149,12 @@ class Pipeline:
         return decided.facts, decided.decision
 
     async def drain(self) -> None:
-        """Wait for background accounting to finish (shutdown)."""
+        """Finish background work, write the last bookkeeping and give every
+        lease back (shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.bookkeeper.aclose()
+        await self.limits.aclose()
 
     # -- the steps ------------------------------------------------------------
 
@@ -319,7 +328,7 @@ class Pipeline:
         ex.target, ex.kind, ex.attempts = target.name, target.kind.value, 0
         usage = Usage(entry.prompt_tokens, entry.completion_tokens)
         spend = self.accountant.charge(ex, work.decision, work.policy, None, work.who, usage)
-        self._spawn(self._settle(work, spend, usage))
+        self._book(work, spend, usage)
         if work.parsed.stream:
             events = relay(
                 list(entry.chunks),
@@ -348,7 +357,7 @@ class Pipeline:
         spend = self.accountant.charge(
             ex, work.decision, work.policy, served.target, work.who, usage
         )
-        self._spawn(self._settle(work, spend, usage))
+        self._book(work, spend, usage)
         if work.cache_write is not None:
             self._spawn(self._cache_store(work, served.target, usage, body=raw))
         finish(ex, self._metrics)
@@ -381,27 +390,28 @@ class Pipeline:
             ex.upstream_s = time.perf_counter() - ex.started - (served.started - ex.started)
             if result.error is not None:
                 ex.outcome, ex.status = "stream_error", 200
-            usage = result.usage
-            self._spawn(self._settle_stream(ex, work, served.target, usage, result))
-            return
+            usage, target = result.usage, served.target
+            spend = self.accountant.charge(ex, work.decision, work.policy, target, work.who, usage)
+            self._book(work, spend, usage)
+            if result.events is not None and work.cache_write is not None:
+                chunks = tuple(result.events)
+                self._spawn(self._cache_store(work, target, usage, chunks=chunks))
         finish(ex, self._metrics)
 
-    async def _settle_stream(
-        self, ex: Exchange, work: _Work, target: Target, usage: Usage | None, result: StreamResult
-    ) -> None:
-        spend = self.accountant.charge(ex, work.decision, work.policy, target, work.who, usage)
-        await self._settle(work, spend, usage)
-        if result.events is not None and work.cache_write is not None:
-            await self._cache_store(work, target, usage, chunks=tuple(result.events))
-        finish(ex, self._metrics)
-
-    async def _settle(self, work: _Work, spend: SpendRecord, usage: Usage | None) -> None:
-        """After the answer: spend to the ledger, token counts corrected, slots released."""
-        await self.accountant.record(spend, work.admission)
+    def _book(self, work: _Work, spend: SpendRecord, usage: Usage | None) -> None:
+        """After the answer: spend and token corrections go to the next
+        bookkeeping flush, an unused reservation back to its lease, stream
+        slots back at once (the client's next stream may need one)."""
+        admission = work.admission
+        self.accountant.add(spend, admission)
         if spend.cost_usd:
             self.limits.spent(spend.team, spend.cost_usd)
-        await self.limits.settle(work.admission, usage)
-        await self.limits.release(work.admission)
+        self.limits.settle(admission, usage)
+        if admission.stream_scopes:
+            self._spawn(self.limits.release(admission))
+        else:
+            self.limits.release_budget(admission)
+        self.bookkeeper.poke()
 
     async def _cache_store(
         self,

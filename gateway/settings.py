@@ -35,6 +35,10 @@ class Settings:
     redis_timeout_s: float = 0.05
     #: what limits and budgets do when Redis is down: ``open`` admits, ``closed`` refuses
     limits_fail_mode: FailMode = FailMode.OPEN
+    #: seconds of a replica's own traffic it may admit from a local lease of a
+    #: rate limit or budget without asking Redis (see gateway.leases); 0: every
+    #: request is counted by itself
+    limits_lease_s: float = 1.0
     max_body_bytes: int = 10 * 1024 * 1024
     demo: bool = False
     #: key that may call admin endpoints (``/gateway/spend``)
@@ -64,6 +68,7 @@ class Settings:
             "GATEWAY_REDIS_URL": ("redis_url", str),
             "GATEWAY_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
             "GATEWAY_LIMITS_FAIL_MODE": ("limits_fail_mode", FailMode),
+            "GATEWAY_LIMITS_LEASE_S": ("limits_lease_s", float),
             "GATEWAY_MAX_BODY_BYTES": ("max_body_bytes", int),
             "GATEWAY_DEMO": ("demo", _bool),
             "GATEWAY_ADMIN_KEY": ("admin_key", str),

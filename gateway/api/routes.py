@@ -88,6 +88,7 @@ async def spend(request: Request) -> Response:
         raise InvalidRequest(
             f"Invalid period {raw_period!r}; use 'day' or 'month'.", param="period"
         ) from None
+    await services.pipeline.bookkeeper.flush()  # this replica's latest spend is in it
     report = await services.state.ledger.report(period)
     return json_response(report.to_dict())
 

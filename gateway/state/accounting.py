@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from gateway.state.base import Period, SpendRecord, SpendReport
+from gateway.state.base import Period, SpendBatch, SpendRecord, SpendReport
 
 MICROS = 1_000_000
 RESERVATION_BUCKET_S = 60.0
@@ -72,6 +72,22 @@ def spend_increments(spend: SpendRecord) -> dict[str, int]:
         "k:" + spend.key_id: cost,
         "t:" + spend.target: cost,
     }
+
+
+def add_spend(batch: SpendBatch, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
+    """Sum one request's spend, and the reservation it releases, into ``batch``."""
+    fields = batch.increments
+    for name, value in spend_increments(spend).items():
+        fields[name] = fields.get(name, 0) + value
+    if reserved_usd > 0:
+        batch.release_micros += to_micros(reserved_usd)
+
+
+def batch_of(spend: SpendRecord, reserved_usd: float, now: float) -> SpendBatch:
+    """A batch of one request."""
+    batch = SpendBatch(spend.team, now)
+    add_spend(batch, spend, reserved_usd)
+    return batch
 
 
 def reservation_bucket(now: float) -> int:

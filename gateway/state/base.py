@@ -133,15 +133,46 @@ class LimitDecision:
     reset_tokens_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What one :meth:`RateLimiter.lease` counted.
+
+    ``decision`` is the verdict for the asking request; its ``x-ratelimit-*``
+    figures count the asking request and not the extra units, which the
+    caller holds and may still use. ``requests`` and ``tokens`` are the units
+    counted beyond the asking request for the caller to admit locally later
+    (0 when it asked for none, or when no limit applies to them), all in rate
+    window ``window``.
+    """
+
+    decision: LimitDecision
+    window: int = 0
+    requests: int = 0
+    tokens: int = 0
+
+
 class RateLimiter(Protocol):
-    async def admit(self, scope: str, limits: KeyLimits, tokens: int) -> LimitDecision:
-        """Count one request of ``tokens`` estimated tokens against ``scope``
-        (e.g. ``key:<id>`` or ``team:<name>``) atomically; refuse without
-        counting when a limit would be passed."""
+    async def lease(
+        self,
+        scope: str,
+        limits: KeyLimits,
+        tokens: int,
+        *,
+        requests: int = 1,
+        want_requests: int = 0,
+        want_tokens: int = 0,
+    ) -> Grant:
+        """Count ``requests`` (1, or 0 for a top-up) of ``tokens`` estimated
+        tokens against ``scope`` (e.g. ``key:<id>``) atomically, refusing
+        without counting anything when a limit would be passed. When admitted,
+        also count up to ``want_requests`` and ``want_tokens`` more, each at
+        most :data:`~gateway.state.window.LEASE_SHARE` of what is left under
+        its limit after the request, and report them in the grant."""
         ...
 
-    async def adjust_tokens(self, scope: str, delta: int) -> None:
-        """Correct the token count once actual usage is known."""
+    async def adjust(self, scope: str, window: int, requests: int, tokens: int) -> None:
+        """Add ``requests`` and ``tokens`` (negative: give back) to what
+        ``scope`` counted in rate window ``window``; counts never go below zero."""
         ...
 
     async def open_stream(self, scope: str, max_streams: int) -> bool:
@@ -192,6 +223,27 @@ class SpendReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What :meth:`SpendLedger.reserve` set aside beyond the request's estimate."""
+
+    extra_usd: float = 0.0
+
+
+@dataclass(slots=True)
+class SpendBatch:
+    """The spend of many requests of one team, summed: what one
+    :meth:`SpendLedger.record_batch` adds to the team's period hashes."""
+
+    team: str
+    #: when the requests finished (picks the day and month they count in)
+    at: float
+    #: field -> integer increment (see :func:`gateway.state.accounting.spend_increments`)
+    increments: dict[str, int] = field(default_factory=dict)
+    #: reservations these requests held, now released (micro-dollars)
+    release_micros: int = 0
+
+
 class SpendLedger(Protocol):
     async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
         """Add actual spend (atomic, all periods at once), releasing the
@@ -200,12 +252,21 @@ class SpendLedger(Protocol):
 
     async def team_spend(self, team: str, period: Period) -> float: ...
 
-    async def reserve(self, team: str, budget: Budget, estimate_usd: float) -> bool:
+    async def record_batch(self, batch: SpendBatch) -> None:
+        """:meth:`record` for many requests of one team at once (one atomic update)."""
+        ...
+
+    async def reserve(
+        self, team: str, budget: Budget, estimate_usd: float, want_usd: float = 0.0
+    ) -> Reservation | None:
         """Atomically set aside ``estimate_usd`` of ``team``'s budget for one
-        request; False (nothing set aside) when spend plus reservations would
-        pass the budget. Every True must be followed by :meth:`record` or
-        :meth:`release` with the same amount, so that concurrent requests on
-        many replicas never overspend by more than one request's cost."""
+        request, plus up to ``want_usd`` more (at most
+        :data:`~gateway.state.window.LEASE_SHARE` of what is left after the
+        request) for the caller to hand out later; None (nothing set aside)
+        when spend plus reservations would pass the budget. Everything set
+        aside must later be released, by :meth:`record` or :meth:`release`,
+        so that concurrent requests on many replicas never overspend by more
+        than one request's cost."""
         ...
 
     async def release(self, team: str, budget: Budget, reserved_usd: float) -> None:

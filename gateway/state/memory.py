@@ -20,10 +20,13 @@ from gateway.state import accounting, names
 from gateway.state.base import (
     Budget,
     CachedResponse,
+    Grant,
     KeyLimits,
     KeyRecord,
     LimitDecision,
     Period,
+    Reservation,
+    SpendBatch,
     SpendRecord,
     SpendReport,
     TeamRecord,
@@ -46,6 +49,8 @@ from gateway.state.window import (
     RATE_WINDOW_TTL_S,
     WindowCounts,
     decide,
+    estimate,
+    extra,
     fits,
     window_of,
 )
@@ -204,27 +209,50 @@ class MemoryRateLimiter:
         counts = self._kv.typed(names.rate_window(scope, index), list)
         return counts if counts is not None and len(counts) == 2 else [0, 0]
 
-    async def admit(self, scope: str, limits: KeyLimits, tokens: int) -> LimitDecision:
-        if limits.rpm is None and limits.tpm is None:
-            return LimitDecision(allowed=True)
+    async def lease(
+        self,
+        scope: str,
+        limits: KeyLimits,
+        tokens: int,
+        *,
+        requests: int = 1,
+        want_requests: int = 0,
+        want_tokens: int = 0,
+    ) -> Grant:
         index, elapsed = window_of(self._clock())
+        if limits.rpm is None and limits.tpm is None:
+            return Grant(LimitDecision(allowed=True), index)
         cur = self._window(scope, index)
         prev = self._window(scope, index - 1)
         counts = WindowCounts(cur[0], cur[1], prev[0], prev[1])
-        admitted = fits(cur[0], prev[0], elapsed, 1, limits.rpm) and fits(
+        admitted = fits(cur[0], prev[0], elapsed, requests, limits.rpm) and fits(
             cur[1], prev[1], elapsed, tokens, limits.tpm
         )
+        extra_r = extra_t = 0
         if admitted:
-            self._kv.put(
-                names.rate_window(scope, index), [cur[0] + 1, cur[1] + tokens], RATE_WINDOW_TTL_S
+            extra_r = extra(
+                limits.rpm, estimate(cur[0], prev[0], elapsed) + requests, want_requests
             )
-        return decide(counts, limits, tokens, elapsed, admitted)
+            extra_t = extra(limits.tpm, estimate(cur[1], prev[1], elapsed) + tokens, want_tokens)
+            self._kv.put(
+                names.rate_window(scope, index),
+                [cur[0] + requests + extra_r, cur[1] + tokens + extra_t],
+                RATE_WINDOW_TTL_S,
+            )
+        verdict = decide(counts, limits, tokens, elapsed, admitted, requests)
+        return Grant(verdict, index, extra_r, extra_t)
 
-    async def adjust_tokens(self, scope: str, delta: int) -> None:
-        index, _ = window_of(self._clock())
-        cur = self._window(scope, index)
+    async def adjust(self, scope: str, window: int, requests: int, tokens: int) -> None:
+        name = names.rate_window(scope, window)
+        counts = self._kv.typed(name, list)
+        if counts is None or len(counts) != 2:
+            if requests <= 0 and tokens <= 0:
+                return
+            counts = [0, 0]
         self._kv.put(
-            names.rate_window(scope, index), [cur[0], max(0, cur[1] + delta)], RATE_WINDOW_TTL_S
+            name,
+            [max(0, counts[0] + requests), max(0, counts[1] + tokens)],
+            RATE_WINDOW_TTL_S,
         )
 
     def _live_slots(self, scope: str) -> dict[str, float]:
@@ -276,23 +304,24 @@ class MemorySpendLedger:
         self._kv.put(names.reservations(team), buckets, self._reservation_ttl_s)
 
     async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
-        now = self._clock()
-        increments = accounting.spend_increments(spend)
+        await self.record_batch(accounting.batch_of(spend, reserved_usd, self._clock()))
+
+    async def record_batch(self, batch: SpendBatch) -> None:
         kv = self._kv
-        for name, index_name, ttl in self._record_keys(spend.team, now):
+        for name, index_name, ttl in self._record_keys(batch.team, batch.at):
             fields = kv.typed(name, dict)
             if fields is None:
                 fields = {}
-            for field, value in increments.items():
+            for field, value in batch.increments.items():
                 fields[field] = fields.get(field, 0) + value
             kv.put(name, fields, ttl)
             index = kv.typed(index_name, set)
             if index is None:
                 index = set()
-            index.add(spend.team)
+            index.add(batch.team)
             kv.put(index_name, index, ttl)
-        if reserved_usd > 0:
-            self._release(spend.team, accounting.to_micros(reserved_usd), now)
+        if batch.release_micros > 0:
+            self._release(batch.team, batch.release_micros, self._clock())
 
     def _record_keys(self, team: str, now: float) -> list[tuple[str, str, int]]:
         """Per period: the team's spend hash, the period's team index, their TTL.
@@ -321,17 +350,22 @@ class MemorySpendLedger:
         fields = self._spend(team, period, self._clock())
         return accounting.from_micros(fields.get(accounting.USD, 0))
 
-    async def reserve(self, team: str, budget: Budget, estimate_usd: float) -> bool:
+    async def reserve(
+        self, team: str, budget: Budget, estimate_usd: float, want_usd: float = 0.0
+    ) -> Reservation | None:
         now = self._clock()
         estimate = accounting.to_micros(estimate_usd)
         spent = self._spend(team, budget.period, now).get(accounting.USD, 0)
         buckets = self._live_reservations(team, now)
-        if spent + sum(buckets.values()) + estimate > accounting.to_micros(budget.usd):
-            return False
+        used_after = spent + sum(buckets.values()) + estimate
+        limit = accounting.to_micros(budget.usd)
+        if used_after > limit:
+            return None
+        more = extra(limit, used_after, accounting.to_micros(want_usd))
         bucket = accounting.reservation_bucket(now)
-        buckets[bucket] = buckets.get(bucket, 0) + estimate
+        buckets[bucket] = buckets.get(bucket, 0) + estimate + more
         self._kv.put(names.reservations(team), buckets, self._reservation_ttl_s)
-        return True
+        return Reservation(accounting.from_micros(more))
 
     async def release(self, team: str, budget: Budget, reserved_usd: float) -> None:
         if reserved_usd > 0:

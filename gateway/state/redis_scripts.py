@@ -39,11 +39,13 @@ end
 """
 
 #: KEYS: current window, previous window.
-#: ARGV: rpm (-1 = none), tpm (-1 = none), tokens, elapsed s, ttl s, window s.
-#: Returns {admitted 0|1, cur requests, cur tokens, prev requests, prev tokens},
-#: counts as they were before this request.
-ADMIT = LuaScript(
-    "admit",
+#: ARGV: rpm (-1 = none), tpm (-1 = none), tokens, elapsed s, ttl s, window s,
+#: requests (1, or 0 for a lease top-up), wanted extra requests, wanted extra
+#: tokens, lease share.
+#: Returns {admitted 0|1, cur requests, cur tokens, prev requests, prev tokens,
+#: extra requests, extra tokens}, counts as they were before this call.
+LEASE = LuaScript(
+    "lease",
     _RESET_WRONG_TYPE
     + """
 local function counts(key)
@@ -51,31 +53,49 @@ local function counts(key)
   local v = redis.call('HMGET', key, 'r', 't')
   return tonumber(v[1]) or 0, tonumber(v[2]) or 0
 end
+-- mirrors gateway.state.window.extra
+local function extra(limit, used_after, want, share)
+  if limit < 0 or want <= 0 then return 0 end
+  local room = math.floor((limit - used_after) * share)
+  if room < 0 then room = 0 end
+  return math.min(want, room)
+end
 local cur_r, cur_t = counts(KEYS[1])
 local prev_r, prev_t = counts(KEYS[2])
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local weight = 1.0 - tonumber(ARGV[4]) / tonumber(ARGV[6])
+local requests, share = tonumber(ARGV[7]), tonumber(ARGV[10])
+local used_r = prev_r * weight + cur_r + requests
+local used_t = prev_t * weight + cur_t + tokens
 local admitted = 1
-if rpm >= 0 and prev_r * weight + cur_r + 1 > rpm then admitted = 0 end
-if tpm >= 0 and prev_t * weight + cur_t + tokens > tpm then admitted = 0 end
+if rpm >= 0 and used_r > rpm then admitted = 0 end
+if tpm >= 0 and used_t > tpm then admitted = 0 end
+local extra_r, extra_t = 0, 0
 if admitted == 1 then
-  redis.call('HSET', KEYS[1], 'r', cur_r + 1, 't', cur_t + tokens)
+  extra_r = extra(rpm, used_r, tonumber(ARGV[8]), share)
+  extra_t = extra(tpm, used_t, tonumber(ARGV[9]), share)
+  redis.call('HSET', KEYS[1], 'r', cur_r + requests + extra_r, 't', cur_t + tokens + extra_t)
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-return {admitted, cur_r, cur_t, prev_r, prev_t}
+return {admitted, cur_r, cur_t, prev_r, prev_t, extra_r, extra_t}
 """,
 )
 
-#: KEYS: current window. ARGV: token delta, ttl s. Tokens never go below zero.
-ADJUST_TOKENS = LuaScript(
-    "adjust_tokens",
+#: KEYS: a window. ARGV: request delta, token delta, ttl s. Counts never go
+#: below zero; giving back to a window that is gone does nothing.
+ADJUST = LuaScript(
+    "adjust",
     _RESET_WRONG_TYPE
     + """
-reset_wrong_type(KEYS[1], 'hash')
-local t = (tonumber(redis.call('HGET', KEYS[1], 't')) or 0) + tonumber(ARGV[1])
+local gone = reset_wrong_type(KEYS[1], 'hash')
+local dr, dt = tonumber(ARGV[1]), tonumber(ARGV[2])
+if gone and dr <= 0 and dt <= 0 then return 0 end
+local r = (tonumber(redis.call('HGET', KEYS[1], 'r')) or 0) + dr
+local t = (tonumber(redis.call('HGET', KEYS[1], 't')) or 0) + dt
+if r < 0 then r = 0 end
 if t < 0 then t = 0 end
-redis.call('HSET', KEYS[1], 't', t)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'r', r, 't', t)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """,
 )
@@ -144,24 +164,35 @@ end
 """
 
 #: KEYS: the team's spend hash for the budget's period, the team's reservations.
-#: ARGV: budget, estimate (micro-dollars), current bucket, oldest live bucket, ttl s.
+#: ARGV: budget, estimate, wanted extra (micro-dollars), lease share, current
+#: bucket, oldest live bucket, ttl s.
+#: Returns -1 when the estimate does not fit (nothing set aside), else the extra
+#: set aside with it (mirrors gateway.state.window.extra).
 RESERVE = LuaScript(
     "reserve",
     _RESET_WRONG_TYPE
     + _RESERVATIONS
     + """
 local outstanding = 0
-for _, item in ipairs(live_buckets(KEYS[2], tonumber(ARGV[4]))) do
+for _, item in ipairs(live_buckets(KEYS[2], tonumber(ARGV[6]))) do
   outstanding = outstanding + item[2]
 end
 local spent = 0
 if redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
   spent = tonumber(redis.call('HGET', KEYS[1], 'usd')) or 0
 end
-if spent + outstanding + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return 0 end
-redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-return 1
+local budget, estimate, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local used_after = spent + outstanding + estimate
+if used_after > budget then return -1 end
+local extra = 0
+if want > 0 then
+  extra = math.floor((budget - used_after) * tonumber(ARGV[4]))
+  if extra < 0 then extra = 0 end
+  if extra > want then extra = want end
+end
+redis.call('HINCRBY', KEYS[2], ARGV[5], string.format('%d', estimate + extra))
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+return extra
 """,
 )
 

@@ -21,10 +21,13 @@ from gateway.state import accounting, names
 from gateway.state.base import (
     Budget,
     CachedResponse,
+    Grant,
     KeyLimits,
     KeyRecord,
     LimitDecision,
     Period,
+    Reservation,
+    SpendBatch,
     SpendRecord,
     SpendReport,
     TeamRecord,
@@ -44,9 +47,9 @@ from gateway.state.keys import (
 )
 from gateway.state.redis_backend import RedisConnection
 from gateway.state.redis_scripts import (
-    ADJUST_TOKENS,
-    ADMIT,
+    ADJUST,
     CLOSE_STREAM,
+    LEASE,
     OPEN_STREAM,
     RECORD,
     RELEASE,
@@ -54,6 +57,7 @@ from gateway.state.redis_scripts import (
 )
 from gateway.state.window import (
     DEFAULT_STREAM_TTL_S,
+    LEASE_SHARE,
     RATE_WINDOW_TTL_S,
     WINDOW_S,
     WindowCounts,
@@ -158,12 +162,21 @@ class RedisRateLimiter:
         self._clock = clock
         self._stream_ttl_s = stream_ttl_s
 
-    async def admit(self, scope: str, limits: KeyLimits, tokens: int) -> LimitDecision:
-        if limits.rpm is None and limits.tpm is None:
-            return LimitDecision(allowed=True)
+    async def lease(
+        self,
+        scope: str,
+        limits: KeyLimits,
+        tokens: int,
+        *,
+        requests: int = 1,
+        want_requests: int = 0,
+        want_tokens: int = 0,
+    ) -> Grant:
         index, elapsed = window_of(self._clock())
-        admitted, cur_r, cur_t, prev_r, prev_t = await self._redis.run(
-            ADMIT,
+        if limits.rpm is None and limits.tpm is None:
+            return Grant(LimitDecision(allowed=True), index)
+        admitted, cur_r, cur_t, prev_r, prev_t, extra_r, extra_t = await self._redis.run(
+            LEASE,
             (names.rate_window(scope, index), names.rate_window(scope, index - 1)),
             (
                 -1 if limits.rpm is None else limits.rpm,
@@ -172,18 +185,23 @@ class RedisRateLimiter:
                 repr(elapsed),
                 _seconds(RATE_WINDOW_TTL_S),
                 repr(WINDOW_S),
+                requests,
+                want_requests,
+                want_tokens,
+                repr(LEASE_SHARE),
             ),
         )
         counts = WindowCounts(int(cur_r), int(cur_t), int(prev_r), int(prev_t))
-        return decide(counts, limits, tokens, elapsed, admitted == 1)
+        verdict = decide(counts, limits, tokens, elapsed, admitted == 1, requests)
+        return Grant(verdict, index, int(extra_r), int(extra_t))
 
-    async def adjust_tokens(self, scope: str, delta: int) -> None:
-        index, _ = window_of(self._clock())
-        await self._redis.run(
-            ADJUST_TOKENS,
-            (names.rate_window(scope, index),),
-            (delta, _seconds(RATE_WINDOW_TTL_S)),
-        )
+    async def adjust(self, scope: str, window: int, requests: int, tokens: int) -> None:
+        if requests or tokens:
+            await self._redis.run(
+                ADJUST,
+                (names.rate_window(scope, window),),
+                (requests, tokens, _seconds(RATE_WINDOW_TTL_S)),
+            )
 
     async def open_stream(self, scope: str, max_streams: int) -> bool:
         now = self._clock()
@@ -220,27 +238,30 @@ class RedisSpendLedger:
         self._reservation_ttl_s = reservation_ttl_s
 
     async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
-        now = self._clock()
+        await self.record_batch(accounting.batch_of(spend, reserved_usd, self._clock()))
+
+    async def record_batch(self, batch: SpendBatch) -> None:
+        now, team = batch.at, batch.team
         day = accounting.period_start(Period.DAY, now)
         month = accounting.period_start(Period.MONTH, now)
         day_ttl = accounting.spend_ttl_s(Period.DAY)
         month_ttl = accounting.spend_ttl_s(Period.MONTH)
         pairs: list[str | int] = []
-        for field, value in accounting.spend_increments(spend).items():
+        for field, value in batch.increments.items():
             pairs += [field, value]
         spend_keys = (
-            names.spend(spend.team, Period.DAY, day),
-            names.spend(spend.team, Period.MONTH, month),
-            names.reservations(spend.team),
+            names.spend(team, Period.DAY, day),
+            names.spend(team, Period.MONTH, month),
+            names.reservations(team),
         )
         index_keys = (names.spend_teams(Period.DAY, day), names.spend_teams(Period.MONTH, month))
         args = (
             day_ttl,
             month_ttl,
-            accounting.to_micros(reserved_usd) if reserved_usd > 0 else 0,
-            accounting.oldest_live_bucket(now, self._reservation_ttl_s),
+            max(0, batch.release_micros),
+            accounting.oldest_live_bucket(self._clock(), self._reservation_ttl_s),
             _seconds(self._reservation_ttl_s),
-            spend.team,
+            team,
             *pairs,
         )
         if not self._redis.cluster:
@@ -253,9 +274,9 @@ class RedisSpendLedger:
             spend_keys,
             args,
             also=(
-                ("SADD", index_keys[0], spend.team),
+                ("SADD", index_keys[0], team),
                 ("EXPIRE", index_keys[0], day_ttl),
-                ("SADD", index_keys[1], spend.team),
+                ("SADD", index_keys[1], team),
                 ("EXPIRE", index_keys[1], month_ttl),
             ),
         )
@@ -265,21 +286,26 @@ class RedisSpendLedger:
         (fields,) = await self._redis.hgetall_many([names.spend(team, period, start)])
         return accounting.from_micros(fields.get(accounting.USD, 0))
 
-    async def reserve(self, team: str, budget: Budget, estimate_usd: float) -> bool:
+    async def reserve(
+        self, team: str, budget: Budget, estimate_usd: float, want_usd: float = 0.0
+    ) -> Reservation | None:
         now = self._clock()
         start = accounting.period_start(budget.period, now)
-        reserved = await self._redis.run(
+        extra = await self._redis.run(
             RESERVE,
             (names.spend(team, budget.period, start), names.reservations(team)),
             (
                 accounting.to_micros(budget.usd),
                 accounting.to_micros(estimate_usd),
+                max(0, accounting.to_micros(want_usd)),
+                repr(LEASE_SHARE),
                 accounting.reservation_bucket(now),
                 accounting.oldest_live_bucket(now, self._reservation_ttl_s),
                 _seconds(self._reservation_ttl_s),
             ),
         )
-        return bool(reserved == 1)
+        extra = int(extra)
+        return None if extra < 0 else Reservation(accounting.from_micros(extra))
 
     async def release(self, team: str, budget: Budget, reserved_usd: float) -> None:
         if reserved_usd <= 0:

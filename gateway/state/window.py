@@ -12,6 +12,12 @@ This is the classic two-bucket approximation: O(1) state per scope, no drift,
 and at most a few percent over a true sliding log when traffic is very uneven
 across the boundary.
 
+A *lease* (see :mod:`gateway.leases`) counts extra units with an admitted
+request, for the replica to admit locally later: at most what it asked for,
+and at most :data:`LEASE_SHARE` of what is left under the limit once the
+request is counted (:func:`extra`), so that leases shrink to nothing near a
+limit and every request there is counted by itself.
+
 The same functions serve both backends: the in-memory limiter calls them
 directly; the Redis limiter repeats :func:`fits` in its Lua script (the one
 atomic check) and uses :func:`decide` on the counts the script returns, so the
@@ -30,6 +36,9 @@ WINDOW_S = 60.0
 RATE_WINDOW_TTL_S = 2 * WINDOW_S + 30
 #: a stream slot not closed within this time is presumed leaked (crashed replica)
 DEFAULT_STREAM_TTL_S = 900.0
+#: a lease takes at most this share of what is left under a limit (a power of
+#: two, so that Lua and Python compute the same product)
+LEASE_SHARE = 0.125
 
 
 def window_of(now: float) -> tuple[int, float]:
@@ -54,6 +63,15 @@ def estimate(cur: float, prev: float, elapsed: float) -> float:
 
 def fits(cur: float, prev: float, elapsed: float, cost: float, limit: int | None) -> bool:
     return limit is None or estimate(cur, prev, elapsed) + cost <= limit
+
+
+def extra(limit: int | None, used_after: float, want: int) -> int:
+    """Units a lease may count beyond the request: at most ``want`` and at most
+    :data:`LEASE_SHARE` of what is left under ``limit`` once the request is
+    counted (``used_after``). Nothing when no limit applies."""
+    if limit is None or want <= 0:
+        return 0
+    return max(0, min(want, math.floor((limit - used_after) * LEASE_SHARE)))
 
 
 def wait_s(cur: float, prev: float, elapsed: float, cost: float, limit: int) -> float:
@@ -82,19 +100,25 @@ def _reset_s(cur_after: float, prev: float, elapsed: float) -> float:
 
 
 def decide(
-    counts: WindowCounts, limits: KeyLimits, tokens: int, elapsed: float, admitted: bool
+    counts: WindowCounts,
+    limits: KeyLimits,
+    tokens: int,
+    elapsed: float,
+    admitted: bool,
+    requests: int = 1,
 ) -> LimitDecision:
     """The decision and its ``x-ratelimit-*`` numbers for counts taken before
-    the request; when ``admitted`` the request itself is counted in them."""
+    the request (of ``requests`` requests: 1, or 0 for a lease top-up); when
+    ``admitted`` the request itself is counted in them."""
     c = counts
     rpm, tpm = limits.rpm, limits.tpm
-    added_r, added_t = (1, tokens) if admitted else (0, 0)
+    added_r, added_t = (requests, tokens) if admitted else (0, 0)
     limit: str | None = None
     waits = [0.0]
     if not admitted:
-        if rpm is not None and not fits(c.cur_requests, c.prev_requests, elapsed, 1, rpm):
+        if rpm is not None and not fits(c.cur_requests, c.prev_requests, elapsed, requests, rpm):
             limit = "rpm"
-            waits.append(wait_s(c.cur_requests, c.prev_requests, elapsed, 1, rpm))
+            waits.append(wait_s(c.cur_requests, c.prev_requests, elapsed, requests, rpm))
         if tpm is not None and not fits(c.cur_tokens, c.prev_tokens, elapsed, tokens, tpm):
             limit = limit or "tpm"
             waits.append(wait_s(c.cur_tokens, c.prev_tokens, elapsed, tokens, tpm))

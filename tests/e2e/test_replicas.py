@@ -1,7 +1,8 @@
 """Three gateway processes on one real Redis behave as one gateway.
 
 * a cache entry written through one replica is a hit on another;
-* the (N+1)th request in a minute is refused whichever replica it hits;
+* the (N+1)th request in a minute is refused whichever replica it hits, also
+  when the replicas admit from local leases (and no leased unit is lost);
 * concurrent spending across replicas never passes a budget by more than one
   request's cost;
 * Redis stopped mid-test and restarted: with the default fail-open mode no
@@ -144,6 +145,39 @@ def test_rate_limit_is_shared_across_replicas(
     assert refused.headers["x-ratelimit-limit-requests"] == "5"
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert refused.json()["error"]["type"] == "rate_limit_exceeded"
+
+
+def test_leased_rate_limit_is_exact_across_replicas(
+    replicas: list[GatewayProcess], keys: dict[str, str]
+) -> None:
+    """A limit high enough for the replicas to admit from local leases: a burst
+    spread over them never passes it, and once their idle leases are given
+    back, exactly the limit was admitted in all."""
+    rpm = 100
+    settings = Settings(redis_url=replicas_redis_url(replicas))
+    key, _ = asyncio.run(create_key(settings, team="leased", rpm=rpm))
+    # stay inside one rate window: across its end the previous window decays
+    while time.time() % 60 > 45:
+        time.sleep(0.5)
+
+    def one(i: int) -> int:
+        return chat(replicas[i % 3], key).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        burst = list(pool.map(one, range(150)))
+    assert set(burst) <= {200, 429}
+    first = burst.count(200)
+    assert first <= rpm
+    time.sleep(1.5)  # leases idle for longer than GATEWAY_LIMITS_LEASE_S go back
+    later = 0
+    for process in itertools.cycle(replicas):
+        status = chat(process, key).status_code
+        if status == 429:
+            break
+        assert status == 200
+        later += 1
+        assert first + later <= rpm
+    assert first + later == rpm
 
 
 def test_concurrent_spend_never_passes_the_budget(

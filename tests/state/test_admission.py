@@ -41,9 +41,11 @@ async def setup(backend: Backend, limits: KeyLimits) -> tuple[Limits, KeyRecord]
     return Limits(state, Metrics(), fail_mode=FailMode.OPEN, clock=backend.clock), who
 
 
-async def reserved(backend: Backend) -> bool:
-    """Whether any budget is held: a reservation of the whole budget succeeds
-    only when nothing is reserved or spent."""
+async def reserved(backend: Backend, limits: Limits) -> bool:
+    """Whether any budget is held once ``limits`` gave its leases back: a
+    reservation of the whole budget succeeds only when nothing is reserved or
+    spent."""
+    await limits.aclose()
     ledger = backend.state.ledger
     taken = await ledger.reserve("team-a", BUDGET, BUDGET.usd)
     if taken:
@@ -67,17 +69,17 @@ async def test_rate_refusal_gives_back_the_reservation(backend: Backend) -> None
     first, _ = await limits.admit(who, decision(cost_usd=0.1), facts(), stream=False)
     assert first.reserved_usd == pytest.approx(0.1)
     await limits.release(first)
-    assert not await reserved(backend)
+    assert not await reserved(backend, limits)
     with pytest.raises(RateLimited):
         await limits.admit(who, decision(cost_usd=0.1), facts(), stream=False)
-    assert not await reserved(backend)
+    assert not await reserved(backend, limits)
 
 
 async def test_admitted_request_holds_its_reservation_until_settled(backend: Backend) -> None:
     limits, who = await setup(backend, KeyLimits(rpm=100, tpm=10_000))
     admission, _ = await limits.admit(who, decision(cost_usd=0.2), facts(), stream=False)
     assert admission.token_scopes == [("key:key-a", 20)]
-    assert await reserved(backend)
+    assert await reserved(backend, limits)
     await backend.state.ledger.record(
         SpendRecord("key-a", "team-a", "t", 0.2, 0.2, 10, 10), reserved_usd=admission.reserved_usd
     )

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from gateway.state import accounting
 from gateway.state.accounting import DEFAULT_RESERVATION_TTL_S
 from gateway.state.base import Budget, Period, SpendRecord
 from tests.state.conftest import Backend
@@ -143,3 +144,37 @@ async def test_corrupt_spend_data_does_not_break_recording(backend: Backend) -> 
     await backend.state.ledger.record(spend(0.25))
     assert await backend.state.ledger.team_spend("research", Period.DAY) == 0.25
     assert await backend.state.ledger.reserve("research", Budget(usd=1.0), 0.5)
+
+
+async def test_reserve_sets_aside_extra_up_to_a_share_of_what_is_left(backend: Backend) -> None:
+    ledger, budget = backend.state.ledger, Budget(usd=1.0)
+    first = await ledger.reserve("research", budget, 0.2, want_usd=0.5)
+    assert first is not None
+    assert first.extra_usd == pytest.approx(0.1)  # an eighth of the 0.8 left
+    second = await ledger.reserve("research", budget, 0.0, want_usd=0.01)
+    assert second is not None and second.extra_usd == pytest.approx(0.01)
+    # all of it is held: 1 - 0.2 - 0.1 - 0.01 is left
+    assert await ledger.reserve("research", budget, 0.70) is None
+    assert await ledger.reserve("research", budget, 0.69) is not None
+
+
+async def test_a_refused_reservation_sets_nothing_aside(backend: Backend) -> None:
+    ledger, budget = backend.state.ledger, Budget(usd=1.0)
+    assert await ledger.reserve("research", budget, 1.5, want_usd=0.5) is None
+    whole = await ledger.reserve("research", budget, 1.0)
+    assert whole is not None and whole.extra_usd == 0.0
+
+
+async def test_record_batch_adds_many_requests_at_once(backend: Backend) -> None:
+    ledger, budget = backend.state.ledger, Budget(usd=10.0, period=Period.DAY)
+    assert await ledger.reserve("research", budget, 0.5)
+    batch = accounting.batch_of(spend(0.1, key_id="k1", target="a"), 0.25, backend.clock())
+    accounting.add_spend(batch, spend(0.2, key_id="k2", target="a", tokens=(1, 1)), 0.25)
+    await ledger.record_batch(batch)
+    assert await ledger.team_spend("research", Period.DAY) == pytest.approx(0.3)
+    report = (await ledger.report(Period.DAY)).to_dict()
+    assert report["by_key"] == {"k1": pytest.approx(0.1), "k2": pytest.approx(0.2)}
+    assert report["by_target"] == {"a": pytest.approx(0.3)}
+    assert report["tokens_by_team"] == {"research": 17}
+    # both reservations were released with the spend: 10 - 0.3 is left
+    assert await ledger.reserve("research", budget, 9.7)

@@ -30,7 +30,7 @@ def operations(state: StateBackends) -> list[Callable[[], Awaitable[object]]]:
         lambda: state.keys.authenticate("gw-" + "x" * 43),
         lambda: state.keys.has_keys(),
         lambda: state.keys.list_teams(),
-        lambda: state.limiter.admit("key:a", KeyLimits(rpm=5), 1),
+        lambda: state.limiter.lease("key:a", KeyLimits(rpm=5), 1),
         lambda: state.limiter.open_stream("key:a", 5),
         lambda: state.ledger.reserve("team", Budget(usd=1.0), 0.1),
         lambda: state.ledger.record(SPEND, 0.1),
