@@ -3,10 +3,13 @@
 Run: ``python bench/state_bench.py [--redis-url URL] [-n N] [--uvloop]``.
 Without ``--redis-url`` it starts a throw-away ``redis-server`` on a free port.
 Prints p50/p99 in milliseconds, one call at a time (latency, not throughput),
-of: ``limiter.admit``; ``ledger.reserve``; ``ledger.record``; the
-admit + reserve + record a budgeted request makes; admit + record (no
-budget); and a ``cache.get`` hit of a 2 KB answer. The in-memory backend is
-measured too, for comparison. Not a test: numbers depend on the machine.
+of: ``limiter.lease`` (one request counted by itself); ``ledger.reserve``;
+``ledger.record``; the lease + reserve + record of a budgeted request counted
+by itself; lease + record (no budget); the same request admitted through this
+replica's leases (``gateway.leases``, what the gateway does: steady traffic is
+admitted without a round trip); and a ``cache.get`` hit of a 2 KB answer. The
+in-memory backend is measured too, for comparison. Not a test: numbers depend
+on the machine.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway.leases import BudgetLeases, RateLeases
 from gateway.state.base import Budget, CachedResponse, KeyLimits, Period, SpendRecord
 from gateway.state.factory import StateBackends, build_state
 from tests.servers import RedisServer
@@ -51,7 +55,7 @@ async def bench(state: StateBackends, n: int) -> None:
     await state.cache.set("bench", ENTRY, 3600)
 
     async def admit() -> object:
-        return await state.limiter.admit("key:bench", LIMITS, 1000)
+        return await state.limiter.lease("key:bench", LIMITS, 1000)
 
     async def reserve() -> object:
         return await state.ledger.reserve("research", BUDGET, 0.01)
@@ -64,16 +68,24 @@ async def bench(state: StateBackends, n: int) -> None:
         await reserve()
         await record()
 
+    rates = RateLeases(state.limiter, lease_s=1.0, on_error=lambda: None)
+    budgets = BudgetLeases(state.ledger, lease_s=1.0, on_error=lambda: None)
+
+    async def leased() -> None:
+        await rates.admit("key:leased", LIMITS, 1000)
+        await budgets.reserve("leased", BUDGET, 0.01)
+
     async def admit_record() -> None:
         await admit()
         await state.ledger.record(SPEND)
 
     cases: list[tuple[str, Callable[[], Awaitable[object]]]] = [
-        ("limiter.admit", admit),
+        ("limiter.lease", admit),
         ("ledger.reserve", reserve),
         ("ledger.record", record),
         ("admit + record", admit_record),
         ("admit + reserve + record", admit_reserve_record),
+        ("leased admit + reserve", leased),
         ("cache.get (2 KB hit)", lambda: state.cache.get("bench")),
     ]
     print(f"\n{state.backend}: {n} sequential calls each")
