@@ -42,10 +42,11 @@ class Bookkeeper:
 
     def poke(self) -> None:
         """There is something to write: make sure the worker runs."""
-        wake = self._wake
-        if wake is None or self._task is None or self._task.done():
+        wake, task = self._wake, self._task
+        loop = asyncio.get_running_loop()
+        if wake is None or task is None or task.done() or task.get_loop() is not loop:
             wake = self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(wake))
+            self._task = loop.create_task(self._run(wake))
         wake.set()
 
     async def flush(self) -> bool:
