@@ -5,9 +5,9 @@ as it is; this provider forwards the body with one ``orjson.dumps`` and reads
 the answer with one ``orjson.loads`` (usage is needed for spend). Streams are
 passed on event by event as they arrive, without re-encoding.
 
-aiohttp is used rather than httpx because it is several times faster per
-request here (see README, "Why aiohttp"). This module is the only one that
-imports it.
+HTTP goes through the gateway's own HTTP/1.1 client (:mod:`.http1`: httptools
+and one asyncio protocol per connection), which costs a fraction of aiohttp's
+client per request (see README, "The upstream HTTP client").
 
 Failure mapping (every one is raised before the first stream event when it
 happens before the first event, so the router can still fall back):
@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from gateway.errors import (
@@ -37,73 +36,76 @@ from gateway.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from gateway.providers.base import UpstreamCall, UpstreamReply
+from gateway.providers.base import Endpoint, UpstreamCall, UpstreamReply
+from gateway.providers.http1 import (
+    BadResponse,
+    Client,
+    ConnectFailed,
+    Disconnected,
+    HTTPClientError,
+    InvalidRequest,
+    Request,
+    RequestTimeout,
+    Response,
+)
 from gateway.targets import Target
 
 log = logging.getLogger("gateway.providers")
 
 _DATA = b"data:"
 _DONE = b"[DONE]"
+_REQUEST_ID = "x-request-id"
+#: how long an error answer's body may take to arrive when streaming
+_ERROR_BODY_S = 5.0
 
 
 class OpenAICompatProvider:
-    """One aiohttp session (connection pool) shared by every OpenAI-compatible target."""
+    """One HTTP client (connection pool) shared by every OpenAI-compatible target."""
 
     def __init__(self, *, pool_size: int = 512) -> None:
         self._pool_size = pool_size
-        self._session: aiohttp.ClientSession | None = None
-        # per target (by identity): URL prefix, headers and timeout, built once
-        self._prepared: dict[int, tuple[Target, str, dict[str, str], aiohttp.ClientTimeout]] = {}
+        self._http: Client | None = None
+        # per target (by identity) and endpoint: the prepared request, built once
+        self._prepared: dict[tuple[int, Endpoint], tuple[Target, Request]] = {}
 
-    def _prepare(
-        self, target: Target, path: str, request_id: str
-    ) -> tuple[str, dict[str, str], aiohttp.ClientTimeout]:
-        entry = self._prepared.get(id(target))
+    def _request(self, target: Target, endpoint: Endpoint) -> Request:
+        entry = self._prepared.get((id(target), endpoint))
         if entry is None or entry[0] is not target:
             if len(self._prepared) > 1024:  # policies were reloaded many times
                 self._prepared.clear()
             base = (target.base_url or "").rstrip("/")
-            entry = (target, base, _headers(target), _timeout(target))
-            self._prepared[id(target)] = entry
-        _, base, headers, timeout = entry
-        return f"{base}/{path}", {**headers, "x-request-id": request_id}, timeout
+            try:
+                entry = (target, Request(f"{base}/{endpoint.value}", _headers(target).items()))
+            except InvalidRequest as exc:
+                raise UpstreamConnectError(f"{target.name} cannot be called: {exc}") from None
+            self._prepared[(id(target), endpoint)] = entry
+        return entry[1]
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._pool_size,
-                limit_per_host=0,
-                ttl_dns_cache=300,
-                keepalive_timeout=30,
-                enable_cleanup_closed=False,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                json_serialize=lambda obj: orjson.dumps(obj).decode(),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+    def _client(self) -> Client:
+        if self._http is None:
+            self._http = Client(limit=self._pool_size)
+        return self._http
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
 
     async def complete(self, call: UpstreamCall) -> UpstreamReply:
         target = call.target
-        url, headers, timeout = self._prepare(target, call.endpoint.value, call.request_id)
+        request = self._request(target, call.endpoint)
         try:
-            async with self._client().post(
-                url, data=orjson.dumps(call.body), headers=headers, timeout=timeout
-            ) as response:
-                if response.status >= 400:
-                    raise await _status_error(response, target)
-                raw = await response.read()
-        except UpstreamError:
-            raise
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            response = await self._client().fetch(
+                request,
+                orjson.dumps(call.body),
+                target.timeouts,
+                ((_REQUEST_ID, call.request_id),),
+            )
+        except HTTPClientError as exc:
             raise _before_body(exc, target) from exc
+        raw = response.body
+        if response.status >= 400:
+            raise _status_error(response, raw, target)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -114,58 +116,70 @@ class OpenAICompatProvider:
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[list[bytes]]:
         target = call.target
-        session = self._client()
-        url, headers, timeout = self._prepare(target, call.endpoint.value, call.request_id)
+        request = self._request(target, call.endpoint)
         try:
-            response = await session.post(
-                url, data=orjson.dumps(call.body), headers=headers, timeout=timeout
+            response = await self._client().stream(
+                request,
+                orjson.dumps(call.body),
+                target.timeouts,
+                ((_REQUEST_ID, call.request_id),),
             )
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except HTTPClientError as exc:
             raise _before_body(exc, target) from exc
         try:
             if response.status >= 400:
-                raise await _status_error(response, target)
-            content_type = response.headers.get("content-type", "")
+                raise _status_error(response, await _error_body(response), target)
+            content_type = response.header(b"content-type") or ""
             if "text/event-stream" not in content_type:
                 raise UpstreamProtocolError(
                     f"{target.name} did not answer with an event stream ({content_type or 'no content-type'})"
                 )
-            async for batch in _event_batches(response.content):
+            async for batch in _event_batches(response):
                 yield batch
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except RequestTimeout as exc:
             raise UpstreamTimeout(f"{target.name} timed out while streaming") from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        except Disconnected as exc:
             raise UpstreamDisconnected(f"{target.name} closed the connection mid-stream") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamDisconnected(
-                f"{target.name} failed mid-stream: {type(exc).__name__}"
-            ) from exc
+        except BadResponse as exc:
+            raise UpstreamProtocolError(f"{target.name} sent a broken stream: {exc}") from exc
         finally:
-            # Closing (not releasing) drops the connection, which is what
+            # Closing an unfinished answer drops its connection, which is what
             # cancels generation upstream when the client went away.
             response.close()
 
 
-def _before_body(exc: BaseException, target: Target) -> UpstreamError:
+def _before_body(exc: HTTPClientError, target: Target) -> UpstreamError:
     """Map a failure that happened before the answer's body was read."""
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, RequestTimeout):
         return UpstreamTimeout(f"{target.name} timed out")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed):
         return UpstreamConnectError(f"could not connect to {target.name}")
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+    if isinstance(exc, Disconnected):
         return UpstreamDisconnected(f"{target.name} closed the connection")
+    if isinstance(exc, BadResponse):
+        return UpstreamProtocolError(f"{target.name} did not answer in HTTP/1.x: {exc}")
     return UpstreamConnectError(f"{target.name} failed: {type(exc).__name__}")
 
 
-async def _event_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes]]:
+async def _error_body(response: Response) -> bytes:
+    """A streamed error answer's body, or nothing when it does not come in time."""
+    try:
+        async with asyncio.timeout(_ERROR_BODY_S):
+            return await response.read()
+    except (TimeoutError, HTTPClientError):
+        return b""
+
+
+async def _event_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[bytes]]:
     """Yield the data of the server-sent events of each network read, together.
 
     Stops at ``[DONE]``. Line ends may be ``\n``, ``\r\n`` or ``\r``;
     multi-line ``data:`` fields are joined with newlines (SSE spec); comments
-    and ``event:``/``id:`` lines are ignored.
+    and ``event:``/``id:`` lines are ignored; a last event without its blank
+    line is still yielded at the end of the stream.
     """
     buffer = b""
-    async for data in content.iter_any():
+    async for data in chunks:
         buffer += data
         if b"\r" in buffer:
             # keep a trailing CR: its LF may come with the next read
@@ -177,9 +191,13 @@ async def _event_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[by
         *blocks, buffer = buffer.split(b"\n\n")
         batch: list[bytes] = []
         for block in blocks:
-            payload = _payload(block)
-            if payload is None:
-                continue
+            if block.startswith(b"data: ") and b"\n" not in block:
+                payload = block[6:]  # the common case: one data line
+            else:
+                found = _payload(block)
+                if found is None:
+                    continue
+                payload = found
             if payload == _DONE:
                 if batch:
                     yield batch
@@ -187,9 +205,9 @@ async def _event_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[by
             batch.append(payload)
         if batch:
             yield batch
-    payload = _payload(buffer.rstrip(b"\r\n"))
-    if payload is not None and payload != _DONE:
-        yield [payload]
+    last = _payload(buffer.rstrip(b"\r\n"))
+    if last is not None and last != _DONE:
+        yield [last]
 
 
 def _payload(block: bytes) -> bytes | None:
@@ -210,24 +228,16 @@ def _headers(target: Target) -> dict[str, str]:
     return headers
 
 
-def _timeout(target: Target) -> aiohttp.ClientTimeout:
-    t = target.timeouts
-    return aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.first_byte)
-
-
-async def _status_error(response: aiohttp.ClientResponse, target: Target) -> UpstreamStatusError:
+def _status_error(response: Response, raw: bytes, target: Target) -> UpstreamStatusError:
     """Turn an upstream error response into OpenAI's error fields.
 
     401/403 mean the *gateway's* credentials were refused: that is not the
     client's fault, so the upstream's message (which may quote part of the
     key) is replaced and the error is retryable on the next target.
     """
-    retry_after = _retry_after(response.headers.get("retry-after"))
-    try:
-        raw = await asyncio.wait_for(response.read(), timeout=5)
-    except (TimeoutError, aiohttp.ClientError):
-        raw = b""
-    message = f"upstream returned HTTP {response.status}"
+    status = response.status
+    retry_after = _retry_after(response.header(b"retry-after"))
+    message = f"upstream returned HTTP {status}"
     error_type = param = code = None
     try:
         data: Any = orjson.loads(raw) if raw else None
@@ -244,13 +254,13 @@ async def _status_error(response: aiohttp.ClientResponse, target: Target) -> Ups
             code = str(raw_code) if isinstance(raw_code, str | int) else None
         elif isinstance(err, str):
             message = err
-    if response.status in (401, 403):
-        message = f"{target.name} refused the gateway's credentials (HTTP {response.status})"
+    if status in (401, 403):
+        message = f"{target.name} refused the gateway's credentials (HTTP {status})"
         error_type = param = code = None
     elif target.api_key and target.api_key in message:
         message = message.replace(target.api_key, "[redacted]")
     return UpstreamStatusError(
-        response.status,
+        status,
         message,
         error_type=error_type,
         param=param,

@@ -4,9 +4,8 @@ bytes are split across network reads and whatever line ends the server uses."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
-import aiohttp
-from aiohttp.base_protocol import BaseProtocol
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,13 +31,15 @@ def serialize(events: list[bytes], newline: bytes, with_noise: bool) -> bytes:
     return out + b"data: [DONE]" + newline + newline + b"data: after-done" + newline + newline
 
 
-async def parse(chunks: list[bytes]) -> list[list[bytes]]:
-    loop = asyncio.get_running_loop()
-    reader = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+async def reads(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    """The body as the HTTP client gives it: one chunk per network read."""
     for chunk in chunks:
-        reader.feed_data(chunk)
-    reader.feed_eof()
-    return [batch async for batch in _event_batches(reader)]
+        await asyncio.sleep(0)
+        yield chunk
+
+
+async def parse(chunks: list[bytes]) -> list[list[bytes]]:
+    return [batch async for batch in _event_batches(reads(chunks))]
 
 
 @settings(max_examples=200, deadline=None)
