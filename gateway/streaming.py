@@ -24,10 +24,11 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError, UpstreamDisconnected
-from gateway.providers.base import Usage
+from gateway.providers.base import FramedBatch, Usage
 
 DONE = b"data: [DONE]\n\n"
 _USAGE = b'"usage"'
+_NOTHING: list[bytes] = []
 
 
 class Restorer:
@@ -95,9 +96,21 @@ async def relay(
     def render(batch: list[bytes]) -> bytes | None:
         nonlocal usage, sent_any
         out: list[bytes] = []
+        if captured is not None:
+            captured.extend(batch)
+        if type(batch) is FramedBatch and restorer is None:
+            # forwarded as it came, up to the first event that mentions usage
+            raw = batch.raw
+            found_at = raw.find(_USAGE)
+            if found_at < 0:
+                out.append(raw)
+                batch = _NOTHING
+            else:
+                cut = raw.rfind(b"\n\n", 0, found_at) + 2  # 1: the first event
+                if cut > 1:
+                    out.append(raw[:cut])
+                    batch = batch[raw.count(b"\n\n", 0, cut) :]
         for payload in batch:
-            if captured is not None:
-                captured.append(payload)
             if _USAGE in payload or restorer is not None:
                 sent, found = _transform(payload, include_usage, restorer)
                 if found is not None:

@@ -77,6 +77,19 @@ class UpstreamReply:
         return self.raw
 
 
+class FramedBatch(list[bytes]):
+    """A batch of stream events (their payloads, as a list) that arrived in
+    canonical framing: ``raw`` is their exact bytes on the wire, each event
+    ``data: <payload>\n\n``, so the relay may forward them without
+    re-framing each one."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, payloads: list[bytes], raw: bytes) -> None:
+        super().__init__(payloads)
+        self.raw = raw
+
+
 class Provider(Protocol):
     """An upstream that answers OpenAI-shaped calls."""
 
@@ -89,7 +102,8 @@ class Provider(Protocol):
         (the text after ``data: ``) of the events that arrived together, in
         order, never empty, without the final ``[DONE]``. Batching lets the
         gateway write what arrived in one network read with one write, instead
-        of one per event. Closing the iterator cancels the upstream."""
+        of one per event; a :class:`FramedBatch` also carries the events'
+        wire bytes. Closing the iterator cancels the upstream."""
         ...
 
     async def aclose(self) -> None:

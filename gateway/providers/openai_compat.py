@@ -36,7 +36,7 @@ from gateway.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from gateway.providers.base import Endpoint, UpstreamCall, UpstreamReply
+from gateway.providers.base import Endpoint, FramedBatch, UpstreamCall, UpstreamReply
 from gateway.providers.http1 import (
     BadResponse,
     Client,
@@ -53,6 +53,9 @@ from gateway.targets import Target
 log = logging.getLogger("gateway.providers")
 
 _DATA = b"data:"
+_DATA_SPACE = b"data: "
+_DONE_LINE = b"data: [DONE]"
+_DONE_BLOCK = b"data: [DONE]\n\n"
 _DONE = b"[DONE]"
 _REQUEST_ID = "x-request-id"
 #: how long an error answer's body may take to arrive when streaming
@@ -188,6 +191,23 @@ async def _event_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[byt
             buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
         if b"\n\n" not in buffer:
             continue
+        end = buffer.rfind(b"\n\n") + 2
+        events = buffer[:end]
+        done_at = events.find(_DONE_BLOCK)
+        if done_at >= 0 and (done_at == 0 or events[done_at - 2 : done_at] == b"\n\n"):
+            events = events[:done_at]  # the stream ends here
+            if not events:
+                return
+            framed = _framed(events)
+            if framed is not None:
+                yield framed
+                return
+        else:
+            framed = _framed(events)
+            if framed is not None:
+                buffer = buffer[end:]
+                yield framed
+                continue
         *blocks, buffer = buffer.split(b"\n\n")
         batch: list[bytes] = []
         for block in blocks:
@@ -208,6 +228,26 @@ async def _event_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[byt
     last = _payload(buffer.rstrip(b"\r\n"))
     if last is not None and last != _DONE:
         yield [last]
+
+
+def _framed(events: bytes) -> FramedBatch | None:
+    """``events`` (whole event blocks) as a :class:`FramedBatch` when every one
+    is a single ``data: `` line and none is ``[DONE]``; else None.
+
+    Checked with a few counts instead of event by event: the blocks are what
+    lies between blank lines, so when the text has exactly two line ends per
+    block, no block holds a line end of its own, and when it starts with
+    ``data: `` and has one ``\n\ndata: `` per boundary, every block does."""
+    blocks = events.count(b"\n\n")
+    if (
+        events.startswith(_DATA_SPACE)
+        and events.count(b"\n") == 2 * blocks
+        and events.count(b"\n\ndata: ") == blocks - 1
+        and _DONE_LINE not in events
+    ):
+        payloads = [block[6:] for block in events[:-2].split(b"\n\n")]
+        return FramedBatch(payloads, events)
+    return None
 
 
 def _payload(block: bytes) -> bytes | None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.providers.base import FramedBatch
 from gateway.providers.openai_compat import _event_batches
 
 payloads = st.lists(
@@ -72,3 +73,38 @@ def test_events_read_together_come_in_one_batch() -> None:
 
 def test_stream_without_done_still_yields_last_event() -> None:
     assert asyncio.run(parse([b"data: a\n\ndata: b"])) == [[b"a"], [b"b"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=payloads,
+    newline=st.sampled_from([b"\n", b"\r\n"]),
+    noise=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
+)
+def test_framed_batches_carry_exactly_their_events_wire_bytes(
+    events: list[bytes], newline: bytes, noise: bool, cuts: list[int]
+) -> None:
+    """A batch marked as canonically framed is forwarded as its ``raw`` bytes:
+    those must be exactly ``data: <payload>\\n\\n`` for each of its events."""
+    raw = serialize(events, newline, noise)
+    points = sorted({c for c in cuts if 0 < c < len(raw)})
+    chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+    for batch in asyncio.run(parse(chunks)):
+        if isinstance(batch, FramedBatch):
+            assert batch.raw == b"".join(b"data: " + p + b"\n\n" for p in batch)
+
+
+def test_canonical_events_come_framed_and_others_do_not() -> None:
+    canonical = b'data: {"a": 1}\n\ndata: {"b": "data: x"}\n\n'
+    (batch,) = asyncio.run(parse([canonical + b"data: [DONE]\n\n"]))
+    assert isinstance(batch, FramedBatch)
+    assert batch == [b'{"a": 1}', b'{"b": "data: x"}'] and batch.raw == canonical
+    for other in (
+        b": keep-alive\n\ndata: {}\n\n",  # a comment
+        b"event: message\ndata: {}\n\n",  # an event name
+        b"data: {}\ndata: {}\n\n",  # a multi-line data field
+        b"data:{}\n\n",  # no space after the colon
+    ):
+        batches = asyncio.run(parse([other]))
+        assert batches and not any(isinstance(b, FramedBatch) for b in batches), other
