@@ -234,20 +234,15 @@ def _framed(events: bytes) -> FramedBatch | None:
     """``events`` (whole event blocks) as a :class:`FramedBatch` when every one
     is a single ``data: `` line and none is ``[DONE]``; else None.
 
-    Checked with a few counts instead of event by event: the blocks are what
-    lies between blank lines, so when the text has exactly two line ends per
-    block, no block holds a line end of its own, and when it starts with
-    ``data: `` and has one ``\n\ndata: `` per boundary, every block does."""
-    blocks = events.count(b"\n\n")
-    if (
-        events.startswith(_DATA_SPACE)
-        and events.count(b"\n") == 2 * blocks
-        and events.count(b"\n\ndata: ") == blocks - 1
-        and _DONE_LINE not in events
-    ):
-        payloads = [block[6:] for block in events[:-2].split(b"\n\n")]
-        return FramedBatch(payloads, events)
-    return None
+    The blocks are what lies between blank lines: when the text has exactly
+    two line ends per block, no block holds a line end of its own."""
+    blocks = events[:-2].split(b"\n\n")
+    if events.count(b"\n") != 2 * len(blocks) or _DONE_LINE in blocks:
+        return None
+    payloads = [block[6:] for block in blocks if block.startswith(_DATA_SPACE)]
+    if len(payloads) != len(blocks):
+        return None
+    return FramedBatch(payloads, events)
 
 
 def _payload(block: bytes) -> bytes | None:
