@@ -146,7 +146,11 @@ async def build_services(settings: Settings) -> Services:
     holder_type = DemoPolicyHolder if settings.demo else PolicyHolder
     holder = holder_type(settings.policies, settings.environ)
     metrics.policy_reloads.labels("success").inc()
-    state = await build_state(settings.redis_url, timeout_s=settings.redis_timeout_s)
+    state = await build_state(
+        settings.redis_url,
+        timeout_s=settings.redis_timeout_s,
+        near_cache_s=settings.cache_near_s,
+    )
     providers = Providers()
     router = Router(providers, metrics)
     decision_log = DecisionLog(settings.decision_log) if settings.decision_log else None

@@ -39,6 +39,10 @@ class Settings:
     #: rate limit or budget without asking Redis (see gateway.leases); 0: every
     #: request is counted by itself
     limits_lease_s: float = 1.0
+    #: with Redis: how long a replica may serve its own copy of a response-cache
+    #: entry it recently read or wrote, without asking Redis (never past the
+    #: entry's own expiry); 0: every cache read goes to Redis
+    cache_near_s: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
     demo: bool = False
     #: key that may call admin endpoints (``/gateway/spend``)
@@ -69,6 +73,7 @@ class Settings:
             "GATEWAY_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
             "GATEWAY_LIMITS_FAIL_MODE": ("limits_fail_mode", FailMode),
             "GATEWAY_LIMITS_LEASE_S": ("limits_lease_s", float),
+            "GATEWAY_CACHE_NEAR_S": ("cache_near_s", float),
             "GATEWAY_MAX_BODY_BYTES": ("max_body_bytes", int),
             "GATEWAY_DEMO": ("demo", _bool),
             "GATEWAY_ADMIN_KEY": ("admin_key", str),

@@ -40,6 +40,7 @@ from gateway.state.memory import (
     MemoryResponseCache,
     MemorySpendLedger,
 )
+from gateway.state.near_cache import NearCache
 from gateway.state.redis_backend import RedisConnection, connect
 from gateway.state.redis_stores import (
     RedisKeyStore,
@@ -92,8 +93,13 @@ async def build_state(
     *,
     timeout_s: float = 0.05,
     clock: Callable[[], float] = time.time,
+    near_cache_s: float = 0.0,
 ) -> StateBackends:
     """The state services for ``redis_url`` (see the module docstring).
+
+    With Redis and ``near_cache_s`` > 0, the response cache is read through a
+    per-replica near-cache (:mod:`gateway.state.near_cache`) whose copies live
+    at most that long.
 
     Does not fail when Redis is down at startup: the services raise
     :class:`StateUnavailable` until it answers. Raises ValueError for a URL
@@ -107,8 +113,9 @@ async def build_state(
             await redis.initialize(CLUSTER_DISCOVERY_TIMEOUT_S)
         except StateUnavailable as exc:
             logger.warning("redis cluster not reachable at startup: %s", exc)
+    shared = RedisResponseCache(redis)
     return StateBackends(
-        cache=RedisResponseCache(redis),
+        cache=NearCache(shared, max_age_s=near_cache_s) if near_cache_s > 0 else shared,
         keys=RedisKeyStore(redis, clock),
         limiter=RedisRateLimiter(redis, clock),
         ledger=RedisSpendLedger(redis, clock),

@@ -170,6 +170,20 @@ class RedisConnection:
         """Send plain commands in one round trip (not a transaction)."""
         await self._bounded("pipeline", lambda: self._pipeline(commands))
 
+    async def get_with_ttl(self, name: str) -> tuple[bytes | None, float | None]:
+        """A string value and its remaining time to live in seconds (None: it
+        does not expire), in one round trip; a wrong type reads as absent."""
+        value, pttl = await self._bounded(
+            "GET", lambda: self._pipeline([("GET", name), ("PTTL", name)])
+        )
+        if isinstance(value, ResponseError):
+            _log_wrong_type(name, value)
+            return None, None
+        if value is None:
+            return None, None
+        data = value.encode() if isinstance(value, str) else value
+        return data, (None if not isinstance(pttl, int) or pttl < 0 else pttl / 1000)
+
     async def get_many(self, names: Sequence[str]) -> list[bytes | None]:
         results = await self._bounded("GET", lambda: self._pipeline([("GET", n) for n in names]))
         values: list[bytes | None] = []

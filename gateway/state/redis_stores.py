@@ -79,6 +79,11 @@ class RedisResponseCache:
         raw = await self._redis.get(name)
         return None if raw is None else decode(raw, where=name)
 
+    async def get_with_ttl(self, key: str) -> tuple[CachedResponse | None, float | None]:
+        name = names.cache(key)
+        raw, ttl_s = await self._redis.get_with_ttl(name)
+        return (None, None) if raw is None else (decode(raw, where=name), ttl_s)
+
     async def set(self, key: str, entry: CachedResponse, ttl_s: float) -> None:
         if ttl_s > 0:
             await self._redis.set(names.cache(key), encode(entry), ttl_s)
