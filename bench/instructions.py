@@ -1,7 +1,7 @@
 """Instructions per request, gateway and bare pass-through, under callgrind.
 
 Run: ``python bench/instructions.py [--requests 1000] [--connections 10] [--stream]
-[--only gateway|baseline] [--annotate]``.
+[--cache-hit] [--only gateway|baseline] [--annotate]``.
 
 Wall-clock figures on a shared VM move by ±20 % from run to run; instruction
 counts do not (``valgrind --tool=callgrind`` counts the instructions the
@@ -126,7 +126,15 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--cache-hit",
+        action="store_true",
+        help="repeat a temperature-0 request (served from the gateway's cache after the first)",
+    )
     parser.add_argument("--only", choices=("gateway", "baseline"))
+    parser.add_argument(
+        "--redis-url", help="the gateway's state in this Redis (default: in memory)"
+    )
     parser.add_argument("--annotate", action="store_true")
     parser.add_argument(
         "--header", action="append", default=[], help="'name: value' sent with each request"
@@ -135,7 +143,7 @@ def main() -> int:
     if not shutil.which("valgrind"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    payload = body(stream=args.stream)
+    payload = body(stream=args.stream, temperature=0 if args.cache_hit else None)
     python = sys.executable
     figures: dict[str, float] = {}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp_name:
@@ -186,6 +194,8 @@ def main() -> int:
                 OPEN_MODEL_BASE_URL=f"{upstream}/v1",
                 LITELLM_LOCAL_MODEL_COST_MAP="True",
             )
+            if args.redis_url:
+                env["GATEWAY_REDIS_URL"] = args.redis_url
             figures["gateway"] = measure(
                 "gateway",
                 [python, "-m", "gateway", "serve"],
@@ -199,7 +209,9 @@ def main() -> int:
                 stack=stack,
                 annotate=args.annotate,
             )
-    mode = "streaming" if args.stream else "non-streaming"
+    mode = ("streaming" if args.stream else "non-streaming") + (
+        ", cache hits" if args.cache_hit else ""
+    )
     print(f"{mode}, {args.connections} connections, {args.requests} requests measured")
     for name, value in figures.items():
         print(f"  {name:9s} {value / 1000:8.0f} k instructions per request")
