@@ -77,14 +77,68 @@ class PassThrough:
                 return
 
 
+class LeanPassThrough:
+    """The same pass-through on the gateway's own HTTP client
+    (:mod:`gateway.providers.http1`) instead of aiohttp: what a bare proxy
+    costs with the cheapest client this project has (``--client http1``)."""
+
+    def __init__(self, upstream: str) -> None:
+        from gateway.providers.http1 import Client, Request
+        from gateway.targets import Timeouts
+
+        self._upstream = upstream.rstrip("/")
+        self._client = Client()
+        self._requests: dict[str, Request] = {}
+        self._make = Request
+        self._timeouts = Timeouts()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        path = scope["path"]
+        request = self._requests.get(path)
+        if request is None:
+            request = self._requests[path] = self._make(
+                self._upstream + path, [("content-type", "application/json")]
+            )
+        response = await self._client.stream(request, bytes(body), self._timeouts)
+        content_type = response.header(b"content-type") or "application/json"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(b"content-type", content_type.encode())],
+            }
+        )
+        if content_type.startswith("text/event-stream"):
+            async for chunk in response:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send({"type": "http.response.body", "body": await response.read()})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="e.g. http://127.0.0.1:9100")
+    parser.add_argument(
+        "--client",
+        choices=("aiohttp", "http1"),
+        default="aiohttp",
+        help="aiohttp (the baseline the targets name) or the gateway's own client",
+    )
     args = parser.parse_args()
+    app = PassThrough(args.upstream) if args.client == "aiohttp" else LeanPassThrough(args.upstream)
     uvicorn.run(
-        PassThrough(args.upstream),
+        app,
         host=args.host,
         port=args.port,
         loop="uvloop",

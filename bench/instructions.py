@@ -133,6 +133,12 @@ def main() -> int:
     )
     parser.add_argument("--only", choices=("gateway", "baseline"))
     parser.add_argument(
+        "--baseline-client",
+        choices=("aiohttp", "http1"),
+        default="aiohttp",
+        help="the pass-through's HTTP client: aiohttp (the named baseline) or the gateway's",
+    )
+    parser.add_argument(
         "--redis-url", help="the gateway's state in this Redis (default: in memory)"
     )
     parser.add_argument("--annotate", action="store_true")
@@ -168,6 +174,8 @@ def main() -> int:
                     str(bport),
                     "--upstream",
                     upstream,
+                    "--client",
+                    args.baseline_client,
                 ],
                 f"http://127.0.0.1:{bport}",
                 env=None,

@@ -35,6 +35,7 @@ def render(results: dict[str, Any]) -> str:
         f"- machine: {meta['cpus']} CPUs, Python {meta['python']}, commit {meta['commit']};"
         f" load average before/after: {meta['load_before']} / {meta['load_after']}",
         f"- pinning: {meta['pinning']}",
+        f"- baseline's HTTP client: {meta.get('baseline_client', 'aiohttp')}",
         "- upstream: bench/upstream_server.py, no artificial delay; stream = 20 content chunks"
         " + finish chunk + usage chunk + [DONE]",
         "- gateway: `gateway serve` with the shipped policies/, in-memory state, log level"

@@ -68,6 +68,8 @@ class Plan:
     memory_b: int
     mode: str
     profile: bool
+    #: the bare pass-through's HTTP client: aiohttp (the baseline the targets name) or http1
+    baseline_client: str = "aiohttp"
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ class Bench:
             str(port),
             "--upstream",
             upstream,
+            "--client",
+            self.plan.baseline_client,
         ]
         child = self._own(
             start("baseline", cmd, cpus=self.pins.proxy, log_path=self.logs / "baseline.log")
@@ -247,6 +251,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, help="seconds per measured cell")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument(
+        "--baseline-client",
+        choices=("aiohttp", "http1"),
+        default="aiohttp",
+        help="the pass-through's HTTP client: aiohttp (the targets' baseline) or the gateway's own",
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the ExitStack stops every child process
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -257,6 +267,7 @@ def main() -> int:
         memory_b=20_000 if args.quick else 100_000,
         mode="quick" if args.quick else "full",
         profile=not args.no_profile,
+        baseline_client=args.baseline_client,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
@@ -422,6 +433,7 @@ def _meta(plan: Plan, pins: Layout) -> dict[str, Any]:
         "python": platform.python_version(),
         "commit": commit or "unknown",
         "pinning": pins.describe(),
+        "baseline_client": plan.baseline_client,
         "load_before": _loadavg(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
