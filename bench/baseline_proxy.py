@@ -23,6 +23,15 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 
+async def read_body(receive: Any) -> bytes:
+    body = bytearray()
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return bytes(body)
+
+
 class PassThrough:
     def __init__(self, upstream: str) -> None:
         self._upstream = upstream.rstrip("/")
@@ -34,16 +43,11 @@ class PassThrough:
             return
         if scope["type"] != "http":
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         assert self._session is not None
         async with self._session.post(
             self._upstream + scope["path"],
-            data=bytes(body),
+            data=body,
             headers={"content-type": "application/json"},
         ) as response:
             content_type = response.headers.get("content-type", "application/json")
@@ -95,19 +99,14 @@ class LeanPassThrough:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["path"]
         request = self._requests.get(path)
         if request is None:
             request = self._requests[path] = self._make(
                 self._upstream + path, [("content-type", "application/json")]
             )
-        response = await self._client.stream(request, bytes(body), self._timeouts)
+        response = await self._client.stream(request, body, self._timeouts)
         content_type = response.header(b"content-type") or "application/json"
         await send(
             {

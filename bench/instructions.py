@@ -163,39 +163,21 @@ def main() -> int:
         stack.callback(upstream_child.stop)
         wait_port(upstream_child, port)
         upstream = f"http://127.0.0.1:{port}"
+        proxies: list[tuple[str, list[str], int, dict[str, str] | None, str]] = []
         if args.only in (None, "baseline"):
-            bport = free_port()
-            figures["baseline"] = measure(
-                "baseline",
-                [
-                    python,
-                    str(BENCH / "baseline_proxy.py"),
-                    "--port",
-                    str(bport),
-                    "--upstream",
-                    upstream,
-                    "--client",
-                    args.baseline_client,
-                ],
-                f"http://127.0.0.1:{bport}",
-                env=None,
-                ready="port",
-                payload=payload,
-                requests=args.requests,
-                connections=args.connections,
-                tmp=tmp,
-                stack=stack,
-                annotate=args.annotate,
-            )
+            port = free_port()
+            command = [python, str(BENCH / "baseline_proxy.py"), "--port", str(port)]
+            command += ["--upstream", upstream, "--client", args.baseline_client]
+            proxies.append(("baseline", command, port, None, "port"))
         if args.only in (None, "gateway"):
-            gport = free_port()
+            port = free_port()
             env = {
                 k: v
                 for k, v in os.environ.items()
                 if not k.startswith(("GATEWAY_", "OPENAI_", "ANTHROPIC_", "OPEN_MODEL_"))
             }
             env.update(
-                GATEWAY_PORT=str(gport),
+                GATEWAY_PORT=str(port),
                 GATEWAY_HOST="127.0.0.1",
                 GATEWAY_POLICIES=str(REPO / "policies"),
                 GATEWAY_LOG_LEVEL="warning",
@@ -204,12 +186,14 @@ def main() -> int:
             )
             if args.redis_url:
                 env["GATEWAY_REDIS_URL"] = args.redis_url
-            figures["gateway"] = measure(
-                "gateway",
-                [python, "-m", "gateway", "serve"],
-                f"http://127.0.0.1:{gport}",
+            proxies.append(("gateway", [python, "-m", "gateway", "serve"], port, env, "/readyz"))
+        for name, command, port, env, ready in proxies:
+            figures[name] = measure(
+                name,
+                command,
+                f"http://127.0.0.1:{port}",
                 env=env,
-                ready="/readyz",
+                ready=ready,
                 payload=payload,
                 requests=args.requests,
                 connections=args.connections,
