@@ -83,12 +83,12 @@ class PassThrough:
 
 class LeanPassThrough:
     """The same pass-through on the gateway's own HTTP client
-    (:mod:`gateway.providers.http1`) instead of aiohttp: what a bare proxy
+    (:mod:`gateway.upstream.http1`) instead of aiohttp: what a bare proxy
     costs with the cheapest client this project has (``--client http1``)."""
 
     def __init__(self, upstream: str) -> None:
-        from gateway.providers.http1 import Client, Request
         from gateway.targets import Timeouts
+        from gateway.upstream.http1 import Client, Request
 
         self._upstream = upstream.rstrip("/")
         self._client = Client()

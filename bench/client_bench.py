@@ -1,5 +1,5 @@
 """The upstream HTTP client alone: aiohttp's (the gateway's former one) against
-the gateway's own HTTP/1.1 client (``gateway.providers.http1``).
+the gateway's own HTTP/1.1 client (``gateway.upstream.http1``).
 
 Run: ``python bench/client_bench.py [--requests 5000] [--rounds 3] [--concurrency 10]
 [--instructions]``.
@@ -50,8 +50,8 @@ sys.path.insert(0, str(REPO))
 
 from procs import cpu_count, free_port, start, wait_port  # noqa: E402
 
-from gateway.providers.http1 import Client, Request  # noqa: E402
 from gateway.targets import Timeouts  # noqa: E402
+from gateway.upstream.http1 import Client, Request  # noqa: E402
 
 BODY = orjson.dumps(
     {"model": "bench-model", "messages": [{"role": "user", "content": "Say hello in one line."}]}

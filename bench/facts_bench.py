@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.facts.sensitivity import Scanner
-from gateway.redact import Redaction
+from gateway.judging.redaction import Redaction
+from gateway.judging.sensitivity import Scanner
 
 WORDS = [
     "the",

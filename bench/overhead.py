@@ -3,7 +3,7 @@
 Run: ``python bench/overhead.py [--rounds N]``. Prints (and with ``--json``
 emits) medians of:
 
-* ``gateway.exchange.finish`` on a representative finished non-streaming
+* ``gateway.observability.record.finish`` on a representative finished non-streaming
   exchange — metrics only (access log below INFO), and metrics plus the
   info-level access line written to ``/dev/null`` (formatting and handler
   cost, not disk);
@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from facts_bench import prose  # noqa: E402
 
-from gateway.exchange import Exchange, access_log, finish  # noqa: E402
-from gateway.facts.build import FactsBuilder  # noqa: E402
-from gateway.metrics import Metrics  # noqa: E402
+from gateway.judging.build import FactsBuilder  # noqa: E402
+from gateway.observability.metrics import Metrics  # noqa: E402
+from gateway.observability.record import Exchange, access_log, finish  # noqa: E402
 from gateway.policy.compiled import CompiledPolicy  # noqa: E402
 from gateway.policy.model import Facts  # noqa: E402
 from gateway.policy.reload import PolicyHolder  # noqa: E402

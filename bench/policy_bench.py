@@ -15,8 +15,8 @@ from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from gateway.facts.build import FactsBuilder
-from gateway.facts.prices import PriceBook
+from gateway.judging.build import FactsBuilder
+from gateway.judging.prices import PriceBook
 from gateway.policy.loader import load_policy
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

@@ -6,7 +6,7 @@ Prints p50/p99 in milliseconds, one call at a time (latency, not throughput),
 of: ``limiter.lease`` (one request counted by itself); ``ledger.reserve``;
 ``ledger.record``; the lease + reserve + record of a budgeted request counted
 by itself; lease + record (no budget); the same request admitted through this
-replica's leases (``gateway.leases``, what the gateway does: steady traffic is
+replica's leases (``gateway.quota.leases``, what the gateway does: steady traffic is
 admitted without a round trip); and a ``cache.get`` hit of a 2 KB answer. The
 in-memory backend is measured too, for comparison. Not a test: numbers depend
 on the machine.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.leases import BudgetLeases, RateLeases
+from gateway.quota.leases import BudgetLeases, RateLeases
 from gateway.state.base import Budget, CachedResponse, KeyLimits, Period, SpendRecord
 from gateway.state.factory import StateBackends, build_state
 from tests.servers import RedisServer

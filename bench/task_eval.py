@@ -20,8 +20,8 @@ import yaml
 # runnable from a checkout without installing the package
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.facts.task import TASKS, KeywordClassifier, TaskClassifier, TaskInput
-from gateway.facts.tokens import estimate_tokens
+from gateway.judging.task import TASKS, KeywordClassifier, TaskClassifier, TaskInput
+from gateway.judging.tokens import estimate_tokens
 
 DEFAULT_SET = Path(__file__).resolve().parent.parent / "tests" / "data" / "task_eval.yaml"
 

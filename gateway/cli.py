@@ -95,7 +95,7 @@ def _need_redis(settings: Settings) -> bool:
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     if not _need_redis(settings):
         return 1
-    from gateway.keys_admin import create_key
+    from gateway.quota.keys_admin import create_key
 
     key, record = asyncio.run(
         create_key(
@@ -120,7 +120,7 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
 def _spend(args: argparse.Namespace, settings: Settings) -> int:
     if not _need_redis(settings):
         return 1
-    from gateway.keys_admin import spend_report
+    from gateway.quota.keys_admin import spend_report
 
     report = asyncio.run(spend_report(settings, args.period))
     sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")

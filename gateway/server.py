@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from gateway.api.coalesce import CoalescingHttpToolsProtocol
+from gateway.api.http_protocol import CoalescingHttpToolsProtocol
 from gateway.app import create_app
 from gateway.policy.problems import PolicyError
 from gateway.services import build_services

@@ -13,17 +13,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.demo import DemoPolicyHolder
-from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
+from gateway.observability.metrics import Metrics
+from gateway.pipeline.handler import Pipeline
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.decision_log import DecisionLog
 from gateway.policy.reload import PolicyHolder, ReloadResult
-from gateway.providers.registry import Providers
-from gateway.resilience import CircuitState
-from gateway.routing import Router
 from gateway.settings import Settings
 from gateway.state.factory import StateBackends, build_state
+from gateway.upstream.breakers import CircuitState
+from gateway.upstream.demo import DemoPolicyHolder
+from gateway.upstream.registry import Providers
+from gateway.upstream.router import Router
 
 log = logging.getLogger("gateway")
 
@@ -134,7 +134,7 @@ class Services:
 
 
 def _tasks_vocabulary() -> tuple[str, ...]:
-    from gateway.facts.task import TASKS
+    from gateway.judging.task import TASKS
 
     return tuple(TASKS)
 

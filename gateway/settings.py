@@ -36,7 +36,7 @@ class Settings:
     #: what limits and budgets do when Redis is down: ``open`` admits, ``closed`` refuses
     limits_fail_mode: FailMode = FailMode.OPEN
     #: seconds of a replica's own traffic it may admit from a local lease of a
-    #: rate limit or budget without asking Redis (see gateway.leases); 0: every
+    #: rate limit or budget without asking Redis (see gateway.quota.leases); 0: every
     #: request is counted by itself
     limits_lease_s: float = 1.0
     #: with Redis: how long a replica may serve its own copy of a response-cache

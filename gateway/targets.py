@@ -66,7 +66,7 @@ class Prices:
 
 @dataclass(frozen=True, slots=True)
 class SimulatedKnobs:
-    """Behaviour of a simulated target (see :mod:`gateway.providers.simulated`)."""
+    """Behaviour of a simulated target (see :mod:`gateway.upstream.simulated`)."""
 
     latency_ms: float = 0.0
     chunk_delay_ms: float = 0.0

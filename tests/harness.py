@@ -15,11 +15,11 @@ import httpx
 import uvicorn
 import yaml
 
-from gateway.api.coalesce import CoalescingHttpToolsProtocol
+from gateway.api.http_protocol import CoalescingHttpToolsProtocol
 from gateway.app import create_app
 from gateway.services import Services, build_services
 from gateway.settings import Settings
-from tests.upstream import free_port
+from tests.upstream_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ class GatewayServer:
 
 def upstream_target(model: str, **extra: Any) -> dict[str, Any]:
     """A policy target on the test upstream (``${UPSTREAM_URL}``); ``model`` picks
-    the upstream's behaviour (see :mod:`tests.upstream`)."""
+    the upstream's behaviour (see :mod:`tests.upstream_server`)."""
     spec: dict[str, Any] = {
         "kind": "open",
         "provider": "openai",

@@ -24,10 +24,10 @@ from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.body import ClientGone, read_body, until_disconnect
+from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, InternalError
-from gateway.exchange import request_id_from
-from gateway.pipeline import Reply
-from gateway.providers.base import Endpoint
+from gateway.observability.record import request_id_from
+from gateway.pipeline.handler import Reply
 from gateway.services import Services
 
 log = logging.getLogger("gateway.api")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.exchange import request_id_from
+from gateway.observability.record import request_id_from
 
 _REQUEST_ID = b"x-request-id"
 _CACHE = b"x-gateway-cache"

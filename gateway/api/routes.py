@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from gateway.api.body import read_body
 from gateway.api.render import json_response
+from gateway.endpoints import Endpoint
 from gateway.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -17,7 +18,6 @@ from gateway.errors import (
     PolicyDenied,
 )
 from gateway.policy.explain import explanation
-from gateway.providers.base import Endpoint
 from gateway.services import Services
 from gateway.state.base import Period
 

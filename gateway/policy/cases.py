@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.facts.build import FactsBuilder
+from gateway.judging.build import FactsBuilder
 from gateway.levels import Level
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Decision, Facts, Sensitivity
@@ -105,7 +105,9 @@ def all_available(policy: CompiledPolicy) -> CompiledPolicy:
     return replace(policy, targets=MappingProxyType(targets))
 
 
-def run_cases(policy_dir: Path, builder: FactsBuilder, environ: Mapping[str, str]) -> CaseReport:
+def run_cases(
+    policy_dir: Path, builder: FactsBuilder[CompiledPolicy], environ: Mapping[str, str]
+) -> CaseReport:
     """Run every case file beside the policy with the policy ``builder`` was made for."""
     report = CaseReport()
     judge = all_available(builder.policy)
@@ -125,7 +127,7 @@ def run_cases(policy_dir: Path, builder: FactsBuilder, environ: Mapping[str, str
 
 
 def _run_one(
-    reader: Reader, builder: FactsBuilder, judge: CompiledPolicy, node: Node
+    reader: Reader, builder: FactsBuilder[CompiledPolicy], judge: CompiledPolicy, node: Node
 ) -> CaseResult | None:
     name_node = node.value.get("name") if node.is_mapping else None
     name = name_node.value if name_node is not None and isinstance(name_node.value, str) else None
@@ -167,7 +169,7 @@ def _run_one(
 
 
 def _from_request(
-    reader: Reader, builder: FactsBuilder, entries: dict[str, Node]
+    reader: Reader, builder: FactsBuilder[CompiledPolicy], entries: dict[str, Node]
 ) -> tuple[Facts | None, str]:
     body = entries["request"].plain()
     if not isinstance(body, dict):

@@ -14,8 +14,8 @@ from typing import Any, TextIO
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.facts.build import FactsBuilder
-from gateway.facts.prices import PriceBook
+from gateway.judging.build import FactsBuilder
+from gateway.judging.prices import PriceBook
 from gateway.policy.cases import case_files, run_cases
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.decision_log import read_log

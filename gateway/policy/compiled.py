@@ -7,7 +7,7 @@ its arguments and the compiled policy: no I/O, no clock, no randomness
 (``weighted`` uses ``facts.draw``).
 
 What does not depend on the request is prepared when the policy is built
-(:mod:`gateway.policy.plan`), and the trace's words are built only when it is
+(:mod:`gateway.policy.prepared`), and the trace's words are built only when it is
 read (:mod:`gateway.policy.trace`).
 
 Sensitivity (invariant 1): the level of the data that leaves is the highest
@@ -34,7 +34,7 @@ from gateway.policy.model import (
     RedactSpec,
     Sensitivity,
 )
-from gateway.policy.plan import Plan, Step, plan
+from gateway.policy.prepared import Plan, Step, plan
 from gateway.policy.problems import Problem
 from gateway.policy.rules import Rule, RuleSet
 from gateway.policy.strategies import order

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.facts.build import FactsBuilder
+from gateway.judging.build import FactsBuilder
+from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Decision, Facts
 
 
@@ -59,7 +60,7 @@ def explanation(facts: Facts, decision: Decision) -> dict[str, Any]:
 
 
 def explain_request(
-    builder: FactsBuilder,
+    builder: FactsBuilder[CompiledPolicy],
     *,
     body: Mapping[str, Any],
     headers: Mapping[str, str],

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from gateway.facts.prices import PriceBook
-from gateway.facts.sensitivity import BUILTIN_ENTITIES, SECRET_ENTITIES
-from gateway.facts.task import TASKS
+from gateway.judging.prices import PriceBook
+from gateway.judging.sensitivity import BUILTIN_ENTITIES, SECRET_ENTITIES
+from gateway.judging.task import TASKS
 from gateway.levels import Level
 from gateway.policy.compiled import ALL_ENDPOINTS, Alias, CompiledPolicy, Declassify
 from gateway.policy.conditions import ConditionParser, Vocabulary

@@ -1,7 +1,7 @@
 """The seam between the policy and the router: facts in, a decision out.
 
 ``decide(facts) -> Decision`` is pure: no I/O, no clock, no randomness that is
-not seeded by the facts. The router (:mod:`gateway.routing`) executes the
+not seeded by the facts. The router (:mod:`gateway.upstream.router`) executes the
 decision: limits, cache, targets in order, fallbacks.
 """
 
@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import MappingProxyType
 from typing import NamedTuple
 
+from gateway.judging.facts import EMPTY, EMPTY_FLOATS, Facts, Sensitivity
 from gateway.levels import Level
 
-EMPTY: Mapping[str, str] = MappingProxyType({})
-EMPTY_FLOATS: Mapping[str, float] = MappingProxyType({})
+__all__ = ["EMPTY", "EMPTY_FLOATS", "Facts", "Sensitivity"]
 
 
 class Action(StrEnum):
@@ -30,49 +29,6 @@ class CacheMode(StrEnum):
     #: cache every request, deterministic or not
     ALWAYS = "always"
     NEVER = "never"
-
-
-@dataclass(frozen=True, slots=True)
-class Sensitivity:
-    level: Level
-    #: distinct entity types found, sorted (names only, never values)
-    entities: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """Everything a policy may decide on, computed once per request."""
-
-    endpoint: str  # "chat" | "completions" | "embeddings"
-    alias: str  # the ``model`` the client asked for
-    sensitivity: Sensitivity
-    task: str
-    prompt_tokens: int
-    stream: bool = False
-    has_tools: bool = False
-    max_tokens: int | None = None
-    key_id: str | None = None
-    team: str | None = None
-    metadata: Mapping[str, str] = field(default_factory=lambda: EMPTY)
-    #: request headers, lower-cased names
-    headers: Mapping[str, str] = field(default_factory=lambda: EMPTY)
-    budget_usd: float | None = None
-    budget_remaining_usd: float | None = None
-    #: observed p50 latency per target in ms, for the ``lowest-latency`` strategy
-    target_latency_ms: Mapping[str, float] = field(default_factory=lambda: EMPTY_FLOATS)
-    #: a stable number in [0, 1) derived from the request (e.g. its id), for ``weighted``
-    draw: float = 0.0
-    #: entity type -> level, before redaction (so a redacting rule can compute the
-    #: level of the data that actually leaves)
-    entity_levels: Mapping[str, Level] = field(default_factory=dict)
-    #: the level the client declared with ``x-data-classification``, if any
-    declared_level: Level | None = None
-
-    @property
-    def budget_used_fraction(self) -> float | None:
-        if self.budget_usd is None or self.budget_remaining_usd is None or self.budget_usd <= 0:
-            return None
-        return max(0.0, 1.0 - self.budget_remaining_usd / self.budget_usd)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.facts.build import FactsBuilder
-from gateway.facts.prices import PriceBook
-from gateway.facts.sensitivity import Detector
-from gateway.facts.task import TaskClassifier
+from gateway.judging.build import FactsBuilder
+from gateway.judging.prices import PriceBook
+from gateway.judging.sensitivity import Detector
+from gateway.judging.task import TaskClassifier
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.loader import load_policy, policy_files
 from gateway.policy.problems import PolicyError
@@ -32,7 +32,7 @@ log = logging.getLogger("gateway.policy")
 @dataclass(frozen=True, slots=True)
 class LoadedPolicy:
     policy: CompiledPolicy
-    facts: FactsBuilder
+    facts: FactsBuilder[CompiledPolicy]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ class PolicyHolder:
         return self._current.policy
 
     @property
-    def facts(self) -> FactsBuilder:
+    def facts(self) -> FactsBuilder[CompiledPolicy]:
         return self._current.facts
 
     def try_reload(self) -> ReloadResult:

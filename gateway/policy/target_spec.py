@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from gateway.facts.prices import PriceBook
+from gateway.judging.prices import PriceBook
 from gateway.levels import Level
 from gateway.policy.read import Reader
 from gateway.policy.source import Node

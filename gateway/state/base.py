@@ -238,7 +238,7 @@ class SpendBatch:
     team: str
     #: when the requests finished (picks the day and month they count in)
     at: float
-    #: field -> integer increment (see :func:`gateway.state.accounting.spend_increments`)
+    #: field -> integer increment (see :func:`gateway.state.money.spend_increments`)
     increments: dict[str, int] = field(default_factory=dict)
     #: reservations these requests held, now released (micro-dollars)
     release_micros: int = 0

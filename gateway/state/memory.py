@@ -16,7 +16,19 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from gateway.state import accounting, names
+from gateway.state import kv_names, money
+from gateway.state.api_keys import (
+    NO_LIMITS,
+    decode_key_record,
+    decode_team_record,
+    encode_key_record,
+    encode_team_record,
+    hash_key,
+    hashes_match,
+    key_id_of,
+    new_key,
+    plausible_key,
+)
 from gateway.state.base import (
     Budget,
     CachedResponse,
@@ -32,18 +44,6 @@ from gateway.state.base import (
     TeamRecord,
 )
 from gateway.state.cache_codec import decode, encode
-from gateway.state.keys import (
-    NO_LIMITS,
-    decode_key_record,
-    decode_team_record,
-    encode_key_record,
-    encode_team_record,
-    hash_key,
-    hashes_match,
-    key_id_of,
-    new_key,
-    plausible_key,
-)
 from gateway.state.window import (
     DEFAULT_STREAM_TTL_S,
     RATE_WINDOW_TTL_S,
@@ -123,13 +123,13 @@ class MemoryResponseCache:
         self._kv = kv
 
     async def get(self, key: str) -> CachedResponse | None:
-        name = names.cache(key)
+        name = kv_names.cache(key)
         raw = self._kv.typed(name, bytes)
         return None if raw is None else decode(raw, where=name)
 
     async def set(self, key: str, entry: CachedResponse, ttl_s: float) -> None:
         if ttl_s > 0:
-            self._kv.put(names.cache(key), encode(entry), ttl_s)
+            self._kv.put(kv_names.cache(key), encode(entry), ttl_s)
 
 
 class MemoryKeyStore:
@@ -155,15 +155,15 @@ class MemoryKeyStore:
             policy=policy,
             created_at=self._clock(),
         )
-        self._kv.put(names.key_record(key_hash), encode_key_record(key_hash, record))
-        self._kv.put(names.KEYS_PRESENT, b"1")
+        self._kv.put(kv_names.key_record(key_hash), encode_key_record(key_hash, record))
+        self._kv.put(kv_names.KEYS_PRESENT, b"1")
         return plaintext, record
 
     async def authenticate(self, presented: str) -> KeyRecord | None:
         if not plausible_key(presented):
             return None
         presented_hash = hash_key(presented)
-        name = names.key_record(presented_hash)
+        name = kv_names.key_record(presented_hash)
         raw = self._kv.typed(name, bytes)
         found = None if raw is None else decode_key_record(raw, where=name)
         if found is None:
@@ -172,22 +172,22 @@ class MemoryKeyStore:
         return record if hashes_match(stored_hash, presented_hash) else None
 
     async def has_keys(self) -> bool:
-        return self._kv.get(names.KEYS_PRESENT) is not None
+        return self._kv.get(kv_names.KEYS_PRESENT) is not None
 
     async def set_team(self, record: TeamRecord) -> None:
-        self._kv.put(names.team(record.team), encode_team_record(record))
-        index = self._kv.typed(names.TEAMS_INDEX, set) or set()
+        self._kv.put(kv_names.team(record.team), encode_team_record(record))
+        index = self._kv.typed(kv_names.TEAMS_INDEX, set) or set()
         index.add(record.team)
-        self._kv.put(names.TEAMS_INDEX, index)
+        self._kv.put(kv_names.TEAMS_INDEX, index)
 
     async def get_team(self, team: str) -> TeamRecord | None:
-        name = names.team(team)
+        name = kv_names.team(team)
         raw = self._kv.typed(name, bytes)
         return None if raw is None else decode_team_record(raw, where=name)
 
     async def list_teams(self) -> list[TeamRecord]:
         teams = []
-        for team in sorted(self._kv.typed(names.TEAMS_INDEX, set) or ()):
+        for team in sorted(self._kv.typed(kv_names.TEAMS_INDEX, set) or ()):
             record = await self.get_team(str(team))
             if record is not None:
                 teams.append(record)
@@ -206,7 +206,7 @@ class MemoryRateLimiter:
         self._stream_ttl_s = stream_ttl_s
 
     def _window(self, scope: str, index: int) -> list[int]:
-        counts = self._kv.typed(names.rate_window(scope, index), list)
+        counts = self._kv.typed(kv_names.rate_window(scope, index), list)
         return counts if counts is not None and len(counts) == 2 else [0, 0]
 
     async def lease(
@@ -235,7 +235,7 @@ class MemoryRateLimiter:
             )
             extra_t = extra(limits.tpm, estimate(cur[1], prev[1], elapsed) + tokens, want_tokens)
             self._kv.put(
-                names.rate_window(scope, index),
+                kv_names.rate_window(scope, index),
                 [cur[0] + requests + extra_r, cur[1] + tokens + extra_t],
                 RATE_WINDOW_TTL_S,
             )
@@ -243,7 +243,7 @@ class MemoryRateLimiter:
         return Grant(verdict, index, extra_r, extra_t)
 
     async def adjust(self, scope: str, window: int, requests: int, tokens: int) -> None:
-        name = names.rate_window(scope, window)
+        name = kv_names.rate_window(scope, window)
         counts = self._kv.typed(name, list)
         if counts is None or len(counts) != 2:
             if requests <= 0 and tokens <= 0:
@@ -256,7 +256,7 @@ class MemoryRateLimiter:
         )
 
     def _live_slots(self, scope: str) -> dict[str, float]:
-        slots = self._kv.typed(names.streams(scope), dict) or {}
+        slots = self._kv.typed(kv_names.streams(scope), dict) or {}
         now = self._clock()
         return {slot: exp for slot, exp in slots.items() if exp > now}
 
@@ -265,7 +265,7 @@ class MemoryRateLimiter:
         if len(slots) >= max_streams:
             return False
         slots[uuid.uuid4().hex] = self._clock() + self._stream_ttl_s
-        self._kv.put(names.streams(scope), slots, self._stream_ttl_s)
+        self._kv.put(kv_names.streams(scope), slots, self._stream_ttl_s)
         return True
 
     async def close_stream(self, scope: str) -> None:
@@ -273,7 +273,7 @@ class MemoryRateLimiter:
         if slots:
             # the newest slot goes: a crashed replica's old slots keep expiring
             del slots[max(slots, key=lambda slot: slots[slot])]
-        self._kv.put(names.streams(scope), slots, self._stream_ttl_s)
+        self._kv.put(kv_names.streams(scope), slots, self._stream_ttl_s)
 
 
 class MemorySpendLedger:
@@ -281,7 +281,7 @@ class MemorySpendLedger:
         self,
         kv: MemoryKV,
         clock: Callable[[], float],
-        reservation_ttl_s: float = accounting.DEFAULT_RESERVATION_TTL_S,
+        reservation_ttl_s: float = money.DEFAULT_RESERVATION_TTL_S,
     ) -> None:
         self._kv = kv
         self._clock = clock
@@ -290,21 +290,21 @@ class MemorySpendLedger:
         self._keys_day = -1
 
     def _spend(self, team: str, period: Period, now: float) -> dict[str, int]:
-        name = names.spend(team, period, accounting.period_start(period, now))
+        name = kv_names.spend(team, period, money.period_start(period, now))
         return self._kv.typed(name, dict) or {}
 
     def _live_reservations(self, team: str, now: float) -> dict[int, int]:
-        buckets = self._kv.typed(names.reservations(team), dict) or {}
-        oldest = accounting.oldest_live_bucket(now, self._reservation_ttl_s)
+        buckets = self._kv.typed(kv_names.reservations(team), dict) or {}
+        oldest = money.oldest_live_bucket(now, self._reservation_ttl_s)
         return {b: v for b, v in buckets.items() if b >= oldest}
 
     def _release(self, team: str, amount: int, now: float) -> None:
         buckets = self._live_reservations(team, now)
-        accounting.take_newest_first(buckets, amount)
-        self._kv.put(names.reservations(team), buckets, self._reservation_ttl_s)
+        money.take_newest_first(buckets, amount)
+        self._kv.put(kv_names.reservations(team), buckets, self._reservation_ttl_s)
 
     async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
-        await self.record_batch(accounting.batch_of(spend, reserved_usd, self._clock()))
+        await self.record_batch(money.batch_of(spend, reserved_usd, self._clock()))
 
     async def record_batch(self, batch: SpendBatch) -> None:
         kv = self._kv
@@ -334,12 +334,12 @@ class MemorySpendLedger:
         if keys is None:
             keys = []
             for period in Period:
-                start = accounting.period_start(period, now)
+                start = money.period_start(period, now)
                 keys.append(
                     (
-                        names.spend(team, period, start),
-                        names.spend_teams(period, start),
-                        accounting.spend_ttl_s(period),
+                        kv_names.spend(team, period, start),
+                        kv_names.spend_teams(period, start),
+                        money.spend_ttl_s(period),
                     )
                 )
             if len(self._keys) < _MAX_CACHED_TEAMS:
@@ -348,33 +348,33 @@ class MemorySpendLedger:
 
     async def team_spend(self, team: str, period: Period) -> float:
         fields = self._spend(team, period, self._clock())
-        return accounting.from_micros(fields.get(accounting.USD, 0))
+        return money.from_micros(fields.get(money.USD, 0))
 
     async def reserve(
         self, team: str, budget: Budget, estimate_usd: float, want_usd: float = 0.0
     ) -> Reservation | None:
         now = self._clock()
-        estimate = accounting.to_micros(estimate_usd)
-        spent = self._spend(team, budget.period, now).get(accounting.USD, 0)
+        estimate = money.to_micros(estimate_usd)
+        spent = self._spend(team, budget.period, now).get(money.USD, 0)
         buckets = self._live_reservations(team, now)
         used_after = spent + sum(buckets.values()) + estimate
-        limit = accounting.to_micros(budget.usd)
+        limit = money.to_micros(budget.usd)
         if used_after > limit:
             return None
-        more = extra(limit, used_after, accounting.to_micros(want_usd))
-        bucket = accounting.reservation_bucket(now)
+        more = extra(limit, used_after, money.to_micros(want_usd))
+        bucket = money.reservation_bucket(now)
         buckets[bucket] = buckets.get(bucket, 0) + estimate + more
-        self._kv.put(names.reservations(team), buckets, self._reservation_ttl_s)
-        return Reservation(accounting.from_micros(more))
+        self._kv.put(kv_names.reservations(team), buckets, self._reservation_ttl_s)
+        return Reservation(money.from_micros(more))
 
     async def release(self, team: str, budget: Budget, reserved_usd: float) -> None:
         if reserved_usd > 0:
-            self._release(team, accounting.to_micros(reserved_usd), self._clock())
+            self._release(team, money.to_micros(reserved_usd), self._clock())
 
     async def report(self, period: Period) -> SpendReport:
         now = self._clock()
-        start = accounting.period_start(period, now)
-        teams = sorted(self._kv.typed(names.spend_teams(period, start), set) or ())
-        return accounting.build_report(
+        start = money.period_start(period, now)
+        teams = sorted(self._kv.typed(kv_names.spend_teams(period, start), set) or ())
+        return money.build_report(
             period, start, ((str(t), self._spend(str(t), period, now)) for t in teams)
         )

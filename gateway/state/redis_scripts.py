@@ -5,10 +5,10 @@ is corrupt data and is treated as absent (deleted, then rebuilt), so a script
 never fails on it. Money is integer micro-dollars; increments are passed as
 strings and reach ``HINCRBY`` unchanged, so they are never reformatted as Lua
 floats. In Redis Cluster all keys of one script share a hash tag (see
-:mod:`gateway.state.names`).
+:mod:`gateway.state.kv_names`).
 
 The arithmetic mirrors :mod:`gateway.state.window` and
-:mod:`gateway.state.accounting`, which the in-memory backend uses directly.
+:mod:`gateway.state.money`, which the in-memory backend uses directly.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 They talk to Redis only through :class:`RedisConnection` (so the ``redis``
 import stays in :mod:`gateway.state.redis_backend`) and share their key names
-(:mod:`gateway.state.names`), stored forms and arithmetic with the in-memory
+(:mod:`gateway.state.redis_names`), stored forms and arithmetic with the in-memory
 backend. Every method raises :class:`StateUnavailable` when Redis fails or
 does not answer within the connection's deadline.
 
@@ -17,7 +17,19 @@ import math
 import uuid
 from collections.abc import Callable
 
-from gateway.state import accounting, names
+from gateway.state import kv_names, money
+from gateway.state.api_keys import (
+    NO_LIMITS,
+    decode_key_record,
+    decode_team_record,
+    encode_key_record,
+    encode_team_record,
+    hash_key,
+    hashes_match,
+    key_id_of,
+    new_key,
+    plausible_key,
+)
 from gateway.state.base import (
     Budget,
     CachedResponse,
@@ -33,18 +45,6 @@ from gateway.state.base import (
     TeamRecord,
 )
 from gateway.state.cache_codec import decode, encode
-from gateway.state.keys import (
-    NO_LIMITS,
-    decode_key_record,
-    decode_team_record,
-    encode_key_record,
-    encode_team_record,
-    hash_key,
-    hashes_match,
-    key_id_of,
-    new_key,
-    plausible_key,
-)
 from gateway.state.redis_backend import RedisConnection
 from gateway.state.redis_scripts import (
     ADJUST,
@@ -75,18 +75,18 @@ class RedisResponseCache:
         self._redis = redis
 
     async def get(self, key: str) -> CachedResponse | None:
-        name = names.cache(key)
+        name = kv_names.cache(key)
         raw = await self._redis.get(name)
         return None if raw is None else decode(raw, where=name)
 
     async def get_with_ttl(self, key: str) -> tuple[CachedResponse | None, float | None]:
-        name = names.cache(key)
+        name = kv_names.cache(key)
         raw, ttl_s = await self._redis.get_with_ttl(name)
         return (None, None) if raw is None else (decode(raw, where=name), ttl_s)
 
     async def set(self, key: str, entry: CachedResponse, ttl_s: float) -> None:
         if ttl_s > 0:
-            await self._redis.set(names.cache(key), encode(entry), ttl_s)
+            await self._redis.set(kv_names.cache(key), encode(entry), ttl_s)
 
 
 class RedisKeyStore:
@@ -113,8 +113,8 @@ class RedisKeyStore:
             created_at=self._clock(),
         )
         await self._redis.commands(
-            ("SET", names.key_record(key_hash), encode_key_record(key_hash, record)),
-            ("SET", names.KEYS_PRESENT, b"1"),
+            ("SET", kv_names.key_record(key_hash), encode_key_record(key_hash, record)),
+            ("SET", kv_names.KEYS_PRESENT, b"1"),
         )
         return plaintext, record
 
@@ -122,7 +122,7 @@ class RedisKeyStore:
         if not plausible_key(presented):
             return None
         presented_hash = hash_key(presented)
-        name = names.key_record(presented_hash)
+        name = kv_names.key_record(presented_hash)
         raw = await self._redis.get(name)
         found = None if raw is None else decode_key_record(raw, where=name)
         if found is None:
@@ -131,22 +131,22 @@ class RedisKeyStore:
         return record if hashes_match(stored_hash, presented_hash) else None
 
     async def has_keys(self) -> bool:
-        return await self._redis.exists(names.KEYS_PRESENT)
+        return await self._redis.exists(kv_names.KEYS_PRESENT)
 
     async def set_team(self, record: TeamRecord) -> None:
         await self._redis.commands(
-            ("SET", names.team(record.team), encode_team_record(record)),
-            ("SADD", names.TEAMS_INDEX, record.team),
+            ("SET", kv_names.team(record.team), encode_team_record(record)),
+            ("SADD", kv_names.TEAMS_INDEX, record.team),
         )
 
     async def get_team(self, team: str) -> TeamRecord | None:
-        name = names.team(team)
+        name = kv_names.team(team)
         raw = await self._redis.get(name)
         return None if raw is None else decode_team_record(raw, where=name)
 
     async def list_teams(self) -> list[TeamRecord]:
-        teams = await self._redis.smembers(names.TEAMS_INDEX)
-        record_names = [names.team(t) for t in teams]
+        teams = await self._redis.smembers(kv_names.TEAMS_INDEX)
+        record_names = [kv_names.team(t) for t in teams]
         raws = await self._redis.get_many(record_names) if teams else []
         records = []
         for name, raw in zip(record_names, raws, strict=True):
@@ -182,7 +182,7 @@ class RedisRateLimiter:
             return Grant(LimitDecision(allowed=True), index)
         admitted, cur_r, cur_t, prev_r, prev_t, extra_r, extra_t = await self._redis.run(
             LEASE,
-            (names.rate_window(scope, index), names.rate_window(scope, index - 1)),
+            (kv_names.rate_window(scope, index), kv_names.rate_window(scope, index - 1)),
             (
                 -1 if limits.rpm is None else limits.rpm,
                 -1 if limits.tpm is None else limits.tpm,
@@ -204,7 +204,7 @@ class RedisRateLimiter:
         if requests or tokens:
             await self._redis.run(
                 ADJUST,
-                (names.rate_window(scope, window),),
+                (kv_names.rate_window(scope, window),),
                 (requests, tokens, _seconds(RATE_WINDOW_TTL_S)),
             )
 
@@ -212,7 +212,7 @@ class RedisRateLimiter:
         now = self._clock()
         taken = await self._redis.run(
             OPEN_STREAM,
-            (names.streams(scope),),
+            (kv_names.streams(scope),),
             (
                 repr(now),
                 max_streams,
@@ -226,7 +226,7 @@ class RedisRateLimiter:
     async def close_stream(self, scope: str) -> None:
         await self._redis.run(
             CLOSE_STREAM,
-            (names.streams(scope),),
+            (kv_names.streams(scope),),
             (repr(self._clock()), _seconds(self._stream_ttl_s)),
         )
 
@@ -236,35 +236,38 @@ class RedisSpendLedger:
         self,
         redis: RedisConnection,
         clock: Callable[[], float],
-        reservation_ttl_s: float = accounting.DEFAULT_RESERVATION_TTL_S,
+        reservation_ttl_s: float = money.DEFAULT_RESERVATION_TTL_S,
     ) -> None:
         self._redis = redis
         self._clock = clock
         self._reservation_ttl_s = reservation_ttl_s
 
     async def record(self, spend: SpendRecord, reserved_usd: float = 0.0) -> None:
-        await self.record_batch(accounting.batch_of(spend, reserved_usd, self._clock()))
+        await self.record_batch(money.batch_of(spend, reserved_usd, self._clock()))
 
     async def record_batch(self, batch: SpendBatch) -> None:
         now, team = batch.at, batch.team
-        day = accounting.period_start(Period.DAY, now)
-        month = accounting.period_start(Period.MONTH, now)
-        day_ttl = accounting.spend_ttl_s(Period.DAY)
-        month_ttl = accounting.spend_ttl_s(Period.MONTH)
+        day = money.period_start(Period.DAY, now)
+        month = money.period_start(Period.MONTH, now)
+        day_ttl = money.spend_ttl_s(Period.DAY)
+        month_ttl = money.spend_ttl_s(Period.MONTH)
         pairs: list[str | int] = []
         for field, value in batch.increments.items():
             pairs += [field, value]
         spend_keys = (
-            names.spend(team, Period.DAY, day),
-            names.spend(team, Period.MONTH, month),
-            names.reservations(team),
+            kv_names.spend(team, Period.DAY, day),
+            kv_names.spend(team, Period.MONTH, month),
+            kv_names.reservations(team),
         )
-        index_keys = (names.spend_teams(Period.DAY, day), names.spend_teams(Period.MONTH, month))
+        index_keys = (
+            kv_names.spend_teams(Period.DAY, day),
+            kv_names.spend_teams(Period.MONTH, month),
+        )
         args = (
             day_ttl,
             month_ttl,
             max(0, batch.release_micros),
-            accounting.oldest_live_bucket(self._clock(), self._reservation_ttl_s),
+            money.oldest_live_bucket(self._clock(), self._reservation_ttl_s),
             _seconds(self._reservation_ttl_s),
             team,
             *pairs,
@@ -287,30 +290,30 @@ class RedisSpendLedger:
         )
 
     async def team_spend(self, team: str, period: Period) -> float:
-        start = accounting.period_start(period, self._clock())
-        (fields,) = await self._redis.hgetall_many([names.spend(team, period, start)])
-        return accounting.from_micros(fields.get(accounting.USD, 0))
+        start = money.period_start(period, self._clock())
+        (fields,) = await self._redis.hgetall_many([kv_names.spend(team, period, start)])
+        return money.from_micros(fields.get(money.USD, 0))
 
     async def reserve(
         self, team: str, budget: Budget, estimate_usd: float, want_usd: float = 0.0
     ) -> Reservation | None:
         now = self._clock()
-        start = accounting.period_start(budget.period, now)
+        start = money.period_start(budget.period, now)
         extra = await self._redis.run(
             RESERVE,
-            (names.spend(team, budget.period, start), names.reservations(team)),
+            (kv_names.spend(team, budget.period, start), kv_names.reservations(team)),
             (
-                accounting.to_micros(budget.usd),
-                accounting.to_micros(estimate_usd),
-                max(0, accounting.to_micros(want_usd)),
+                money.to_micros(budget.usd),
+                money.to_micros(estimate_usd),
+                max(0, money.to_micros(want_usd)),
                 repr(LEASE_SHARE),
-                accounting.reservation_bucket(now),
-                accounting.oldest_live_bucket(now, self._reservation_ttl_s),
+                money.reservation_bucket(now),
+                money.oldest_live_bucket(now, self._reservation_ttl_s),
                 _seconds(self._reservation_ttl_s),
             ),
         )
         extra = int(extra)
-        return None if extra < 0 else Reservation(accounting.from_micros(extra))
+        return None if extra < 0 else Reservation(money.from_micros(extra))
 
     async def release(self, team: str, budget: Budget, reserved_usd: float) -> None:
         if reserved_usd <= 0:
@@ -318,20 +321,20 @@ class RedisSpendLedger:
         now = self._clock()
         await self._redis.run(
             RELEASE,
-            (names.reservations(team),),
+            (kv_names.reservations(team),),
             (
-                accounting.to_micros(reserved_usd),
-                accounting.oldest_live_bucket(now, self._reservation_ttl_s),
+                money.to_micros(reserved_usd),
+                money.oldest_live_bucket(now, self._reservation_ttl_s),
                 _seconds(self._reservation_ttl_s),
             ),
         )
 
     async def report(self, period: Period) -> SpendReport:
-        start = accounting.period_start(period, self._clock())
-        teams = await self._redis.smembers(names.spend_teams(period, start))
+        start = money.period_start(period, self._clock())
+        teams = await self._redis.smembers(kv_names.spend_teams(period, start))
         hashes = (
-            await self._redis.hgetall_many([names.spend(t, period, start) for t in teams])
+            await self._redis.hgetall_many([kv_names.spend(t, period, start) for t in teams])
             if teams
             else []
         )
-        return accounting.build_report(period, start, zip(teams, hashes, strict=True))
+        return money.build_report(period, start, zip(teams, hashes, strict=True))

@@ -12,7 +12,7 @@ This is the classic two-bucket approximation: O(1) state per scope, no drift,
 and at most a few percent over a true sliding log when traffic is very uneven
 across the boundary.
 
-A *lease* (see :mod:`gateway.leases`) counts extra units with an admitted
+A *lease* (see :mod:`gateway.quota.leases`) counts extra units with an admitted
 request, for the replica to admit locally later: at most what it asked for,
 and at most :data:`LEASE_SHARE` of what is left under the limit once the
 request is counted (:func:`extra`), so that leases shrink to nothing near a

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import promql_parser as pp
 from prometheus_client import CollectorRegistry
 
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 
 #: Labels Prometheus adds to every scraped series.
 TARGET_LABELS = frozenset({"job", "instance"})

@@ -12,7 +12,7 @@ import time
 import httpx
 
 from tests.deploy.conftest import REPO, SERVED_PATHS
-from tests.upstream import free_port
+from tests.upstream_server import free_port
 
 
 def _dockerfile_command() -> list[str]:

@@ -1,4 +1,4 @@
-"""Every PromQL expression in deploy/ uses only what gateway/metrics.py exports."""
+"""Every PromQL expression in deploy/ uses only what gateway/observability/metrics.py exports."""
 
 from __future__ import annotations
 

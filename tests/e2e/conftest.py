@@ -11,7 +11,7 @@ import pytest
 
 from gateway.settings import Settings
 from tests.harness import GatewayServer, upstream_target, write_policy
-from tests.upstream import Upstream, free_port, recording_files
+from tests.upstream_server import Upstream, free_port, recording_files
 
 CLOUD_KEY = "sk-test-cloud-0123456789abcdef"
 

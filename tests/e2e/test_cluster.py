@@ -15,7 +15,7 @@ from gateway.settings import Settings
 from tests.e2e.conftest import e2e_policy
 from tests.harness import ROOT, GatewayServer, write_policy
 from tests.servers import RedisCluster
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 
 def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:

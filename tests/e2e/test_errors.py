@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import GatewayServer
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 USER = [{"role": "user", "content": "hi"}]
 

@@ -13,7 +13,7 @@ import pytest
 from gateway.settings import Settings
 from tests.e2e.conftest import e2e_policy
 from tests.harness import GatewayServer, write_policy
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 
 @pytest.fixture

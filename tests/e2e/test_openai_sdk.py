@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.harness import GatewayServer
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 USER = [{"role": "user", "content": "hello there gateway"}]
 

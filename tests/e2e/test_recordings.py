@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tests.harness import GatewayServer
-from tests.upstream import recording_events, recording_files
+from tests.upstream_server import recording_events, recording_files
 
 RECORDINGS = recording_files()
 

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.keys_admin import create_key, spend_report
+from gateway.quota.keys_admin import create_key, spend_report
 from gateway.settings import Settings
 from tests.e2e.conftest import CLOUD_KEY, e2e_policy
 from tests.harness import GatewayProcess, write_policy
 from tests.servers import RedisServer
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 BUDGET_USD = 10.0
 ADMIN_KEY = "admin-secret-for-tests"

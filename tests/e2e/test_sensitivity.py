@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.conftest import CLOUD_KEY
 from tests.harness import GatewayServer
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 SSN = "078-05-1120"
 EMAIL = "ada.lovelace@example.com"

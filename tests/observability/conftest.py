@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.harness import upstream_target
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

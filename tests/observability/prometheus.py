@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.servers import stop_process
-from tests.upstream import free_port
+from tests.upstream_server import free_port
 
 
 def prometheus_binary(name: str) -> str:

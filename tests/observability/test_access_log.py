@@ -22,7 +22,7 @@ import pytest
 from gateway.settings import Settings
 from tests.harness import GatewayServer, write_policy
 from tests.observability.conftest import ACTION, chat, observed_policy, policy_environ
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 TEAM = "log-team"
 EMAIL = "someone.private@example.org"

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.keys_admin import create_key
+from gateway.quota.keys_admin import create_key
 from gateway.settings import Settings
 from tests.harness import GatewayServer, write_policy
 from tests.observability.conftest import (
@@ -43,7 +43,7 @@ from tests.observability.dashboards import (
 from tests.observability.prometheus import Prometheus, prometheus_binary, prometheus_config
 from tests.observability.traffic import EMAIL, SSN, drive, shared_state_outage
 from tests.servers import RedisServer, command
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 pytestmark = pytest.mark.slow
 

@@ -18,13 +18,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.facts.sensitivity import BUILTIN_ENTITIES
-from gateway.facts.task import TASKS
-from gateway.metrics import MAX_TEAMS, NONE, OTHER, Metrics
+from gateway.judging.sensitivity import BUILTIN_ENTITIES
+from gateway.judging.task import TASKS
+from gateway.observability.metrics import MAX_TEAMS, NONE, OTHER, Metrics
 from gateway.settings import Settings
 from tests.harness import GatewayServer, write_policy
 from tests.observability.conftest import chat, observed_policy, policy_environ
-from tests.upstream import Upstream
+from tests.upstream_server import Upstream
 
 N = 200
 TEAM = "known-team"

@@ -1,4 +1,4 @@
-"""gateway.series exposes exactly what prometheus_client's own classes would.
+"""gateway.observability.series exposes exactly what prometheus_client's own classes would.
 
 The same operations are applied to a gateway series and to the
 prometheus_client metric it replaces, each on its own registry; the two
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gateway import series
+from gateway.observability import series
 
 BUCKETS = (0.00005, 0.001, 0.25, 1.0, 60.0)
 LABEL = st.sampled_from(["a", "b", 'q"uote', "back\\slash", "new\nline", "é"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.facts.prices import PriceBook
+from gateway.judging.prices import PriceBook
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.loader import load_policy
 from gateway.policy.problems import PolicyError, Problem

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import InvalidRequest
-from gateway.facts.build import FactsBuilder
-from gateway.facts.task import TaskInput
+from gateway.judging.build import FactsBuilder
+from gateway.judging.task import TaskInput
 from gateway.levels import Level
 from tests.policy.conftest import BASE, WriteDir, load
 

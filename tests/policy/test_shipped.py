@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.facts.build import FactsBuilder
-from gateway.facts.prices import PriceBook
+from gateway.judging.build import FactsBuilder
+from gateway.judging.prices import PriceBook
 from gateway.policy.cases import case_files, run_cases
 from gateway.policy.explain import explain_request, explanation
 from gateway.policy.loader import load_policy, policy_files

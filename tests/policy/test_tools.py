@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.facts.build import FactsBuilder
-from gateway.facts.prices import PriceBook
+from gateway.judging.build import FactsBuilder
+from gateway.judging.prices import PriceBook
 from gateway.levels import Level
 from gateway.policy.cases import run_cases
 from gateway.policy.commands import add_policy_parser

@@ -7,9 +7,9 @@ import pytest
 
 from gateway.errors import BudgetExceeded, RateLimited
 from gateway.levels import Level
-from gateway.limits import Limits
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.policy.model import Action, Decision, Facts, Sensitivity
+from gateway.quota.limits import Limits
 from gateway.settings import FailMode
 from gateway.state.base import Budget, KeyLimits, KeyRecord, Period, SpendRecord, TeamRecord
 from tests.state.conftest import Backend

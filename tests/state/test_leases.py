@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.leases import BudgetLeases, RateLeases
-from gateway.state import accounting
+from gateway.quota.leases import BudgetLeases, RateLeases
+from gateway.state import money
 from gateway.state.base import (
     Budget,
     Grant,
@@ -327,15 +327,15 @@ def budget_leases(ledger: SpendLedger, mono: FakeClock, lease_s: float = 1.0) ->
 
 async def free_budget(ledger: SpendLedger, budget: Budget) -> float:
     """How much of ``budget`` is neither spent nor reserved (to the micro-dollar)."""
-    low, high = 0, accounting.to_micros(budget.usd)
+    low, high = 0, money.to_micros(budget.usd)
     while low < high:  # the largest reservation that still fits
         mid = (low + high + 1) // 2
-        if await ledger.reserve(TEAM, budget, accounting.from_micros(mid)):
-            await ledger.release(TEAM, budget, accounting.from_micros(mid))
+        if await ledger.reserve(TEAM, budget, money.from_micros(mid)):
+            await ledger.release(TEAM, budget, money.from_micros(mid))
             low = mid
         else:
             high = mid - 1
-    return accounting.from_micros(low)
+    return money.from_micros(low)
 
 
 async def test_steady_spending_needs_few_round_trips(backend: Backend) -> None:

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from gateway.state import accounting
-from gateway.state.accounting import DEFAULT_RESERVATION_TTL_S
+from gateway.state import money
 from gateway.state.base import Budget, Period, SpendRecord
+from gateway.state.money import DEFAULT_RESERVATION_TTL_S
 from tests.state.conftest import Backend
 
 
@@ -168,8 +168,8 @@ async def test_a_refused_reservation_sets_nothing_aside(backend: Backend) -> Non
 async def test_record_batch_adds_many_requests_at_once(backend: Backend) -> None:
     ledger, budget = backend.state.ledger, Budget(usd=10.0, period=Period.DAY)
     assert await ledger.reserve("research", budget, 0.5)
-    batch = accounting.batch_of(spend(0.1, key_id="k1", target="a"), 0.25, backend.clock())
-    accounting.add_spend(batch, spend(0.2, key_id="k2", target="a", tokens=(1, 1)), 0.25)
+    batch = money.batch_of(spend(0.1, key_id="k1", target="a"), 0.25, backend.clock())
+    money.add_spend(batch, spend(0.2, key_id="k2", target="a", tokens=(1, 1)), 0.25)
     await ledger.record_batch(batch)
     assert await ledger.team_spend("research", Period.DAY) == pytest.approx(0.3)
     report = (await ledger.report(Period.DAY)).to_dict()

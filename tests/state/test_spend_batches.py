@@ -1,4 +1,4 @@
-"""Spend written in batches (gateway/accounting.py): summed per team and day,
+"""Spend written in batches (gateway/quota/spend.py): summed per team and day,
 one atomic update per batch, kept through a Redis outage and written once it
 is back."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.accounting import Accountant
-from gateway.limits import Admission
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
+from gateway.quota.limits import Admission
+from gateway.quota.spend import Accountant
 from gateway.state.base import Budget, Period, SpendRecord
 from gateway.state.factory import build_state
 from tests.servers import RedisServer

@@ -1,0 +1,152 @@
+"""Redact entities from a request, and put them back into the answer.
+
+A :class:`Redaction` is built per request. :meth:`Redaction.redact_body`
+replaces every finding of the listed entity types, in every text of the body
+(:mod:`gateway.judging.texts`), by a numbered placeholder: ``[EMAIL_1]``,
+``[PHONE_2]``. The same value gets the same placeholder everywhere in the
+request; numbering is per entity type and starts at 1, skipping any
+placeholder-shaped string the request already contains (so restoring never
+turns the client's own ``[EMAIL_1]`` into someone's address).
+
+:meth:`Redaction.restore_text` puts original values back into an answer;
+:class:`StreamRestorer` does it for streamed deltas, which may split a
+placeholder across chunks. Placeholders the model invents that are not in the
+mapping stay as they are. The mapping holds the original values: never log it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from gateway.judging.sensitivity import Scanner
+from gateway.judging.texts import iter_texts, rewrite_texts
+
+_PLACEHOLDER = re.compile(r"\[[A-Z0-9_]+_[0-9]+\]")
+_NOT_TAG = re.compile(r"[^A-Z0-9]+")
+
+
+def placeholder_tag(entity: str) -> str:
+    """``email`` -> ``EMAIL``; custom names are upper-cased, other characters become ``_``."""
+    return _NOT_TAG.sub("_", entity.upper()).strip("_") or "ENTITY"
+
+
+class Redaction:
+    """The redaction of one request, and the restoration of its answer."""
+
+    def __init__(self, scanner: Scanner, entities: frozenset[str]) -> None:
+        self._scanner = scanner
+        self._entities = entities
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._mapping: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+        self._next: dict[str, int] = {}
+        self._taken: set[str] = set()
+        self.counts: Mapping[str, int] = MappingProxyType(self._counts)
+        self.mapping: Mapping[str, str] = MappingProxyType(self._mapping)
+
+    def redact_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A new body with every listed entity replaced by its placeholder; ``body`` is untouched."""
+        if not self._entities:
+            return dict(body)
+        # placeholder-shaped text already in the request must not be reused
+        for text in iter_texts(body):
+            if "[" in text:
+                self._taken.update(_PLACEHOLDER.findall(text))
+        return rewrite_texts(body, self.redact_text)
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every listed entity replaced (numbering shared with the whole request)."""
+        findings = self._scanner.find(text, self._entities)
+        if not findings:
+            return text
+        pieces: list[str] = []
+        last = 0
+        for f in findings:
+            pieces.append(text[last : f.start])
+            pieces.append(self._placeholder(f.entity, text[f.start : f.end]))
+            last = f.end
+        pieces.append(text[last:])
+        return "".join(pieces)
+
+    def _placeholder(self, entity: str, value: str) -> str:
+        key = (entity, value)
+        existing = self._by_value.get(key)
+        if existing is not None:
+            return existing
+        tag = placeholder_tag(entity)
+        n = self._next.get(tag, 0)
+        while True:
+            n += 1
+            placeholder = f"[{tag}_{n}]"
+            if placeholder not in self._mapping and placeholder not in self._taken:
+                break
+        self._next[tag] = n
+        self._by_value[key] = placeholder
+        self._mapping[placeholder] = value
+        self._counts[entity] = self._counts.get(entity, 0) + 1
+        return placeholder
+
+    def restore_answer(self, raw: bytes) -> bytes:
+        """A whole chat or completions answer with its placeholders restored."""
+        data = orjson.loads(raw)
+        for choice in data.get("choices") or []:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                message["content"] = self.restore_text(message["content"])
+            elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
+                choice["text"] = self.restore_text(choice["text"])
+        return orjson.dumps(data)
+
+    def excerpt(self, text: str, limit: int = 500) -> str:
+        """The first ``limit`` characters of ``text``, redacted (for log samples)."""
+        return self.redact_text(text[:limit])
+
+    def restore_text(self, text: str) -> str:
+        """``text`` with every known placeholder replaced by its original value."""
+        if not self._mapping or "[" not in text:
+            return text
+        mapping = self._mapping
+        return _PLACEHOLDER.sub(lambda m: mapping.get(m.group(), m.group()), text)
+
+    def stream_restorer(self) -> StreamRestorer:
+        """A restorer for one stream of deltas (keep one per choice index)."""
+        return StreamRestorer(self)
+
+
+class StreamRestorer:
+    """Restores placeholders in streamed deltas.
+
+    ``"".join(feed(d) for d in deltas) + flush()`` equals
+    ``restore_text("".join(deltas))`` for any split of the text. ``feed`` holds
+    back only a tail that starts at the last ``[`` and is still a proper prefix
+    of a known placeholder, so at most one placeholder's length is delayed.
+    """
+
+    def __init__(self, redaction: Redaction) -> None:
+        self._redaction = redaction
+        self._held = ""
+
+    def feed(self, delta: str) -> str:
+        """The restored text that is safe to emit now."""
+        text = self._held + delta if self._held else delta
+        self._held = ""
+        cut = text.rfind("[")
+        if cut < 0:
+            return text
+        tail = text[cut:]
+        if "]" not in tail and any(
+            p.startswith(tail) and p != tail for p in self._redaction.mapping
+        ):
+            self._held = tail
+            text = text[:cut]
+        return self._redaction.restore_text(text)
+
+    def flush(self) -> str:
+        """Whatever is still held, at the end of the stream."""
+        held, self._held = self._held, ""
+        return self._redaction.restore_text(held)

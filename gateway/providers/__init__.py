@@ -1,1 +1,0 @@
-"""Upstream providers behind one interface (:class:`gateway.providers.base.Provider`)."""

@@ -1,0 +1,102 @@
+"""Who is calling: API keys, checked against the key store.
+
+* No key exists at all → the gateway runs open (it says so loudly at start).
+* Keys exist → a missing or unknown key is 401 in OpenAI's shape.
+* A key checked in the last ``_FRESH_S`` seconds is not looked up again
+  (one Redis round trip saved per request); a change to a key's record takes
+  at most that long to reach every replica.
+* The key store (Redis) down → keys seen in the last minute keep working from
+  an in-process cache of their hashes; unknown keys get 503, never admission.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+
+from gateway.errors import AuthenticationFailed, ServiceUnavailable
+from gateway.observability.metrics import Metrics
+from gateway.state.base import KeyRecord, KeyStore, StateUnavailable
+
+_HAS_KEYS_TTL_S = 5.0
+_FRESH_S = 10.0
+_RECENT_TTL_S = 60.0
+_RECENT_MAX = 10_000
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class Authenticator:
+    def __init__(
+        self, keys: KeyStore, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._keys = keys
+        self._metrics = metrics
+        self._clock = clock
+        self._has_keys: bool | None = None
+        self._has_keys_at = -_HAS_KEYS_TTL_S
+        self._recent: dict[str, tuple[float, KeyRecord]] = {}
+
+    async def has_keys(self) -> bool:
+        now = self._clock()
+        if self._has_keys is not None and now - self._has_keys_at < _HAS_KEYS_TTL_S:
+            return self._has_keys
+        try:
+            self._has_keys = await self._keys.has_keys()
+            self._has_keys_at = now
+        except StateUnavailable:
+            self._metrics.state_errors.labels("keys").inc()
+            # Never known: assume keys exist. Failing closed beats running open.
+            if self._has_keys is None:
+                return True
+        return self._has_keys
+
+    def forget(self) -> None:
+        """Drop cached knowledge (a key was just created)."""
+        self._has_keys = None
+        self._recent.clear()
+
+    async def authenticate(self, authorization: str | None) -> KeyRecord | None:
+        """The caller's key record; None in open mode (no keys configured)."""
+        if not await self.has_keys():
+            return None
+        token = bearer_token(authorization)
+        if token is None:
+            raise AuthenticationFailed(
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="missing_api_key",
+            )
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        recent = self._recent.get(digest)
+        if recent is not None and self._clock() - recent[0] < _FRESH_S:
+            return recent[1]
+        try:
+            record = await self._keys.authenticate(token)
+        except StateUnavailable:
+            self._metrics.state_errors.labels("keys").inc()
+            if recent is not None and self._clock() - recent[0] < _RECENT_TTL_S:
+                return recent[1]
+            raise ServiceUnavailable(
+                "The key store is unavailable; try again shortly.", code="key_store_unavailable"
+            ) from None
+        if record is None:
+            raise AuthenticationFailed("Incorrect API key provided.")
+        if len(self._recent) >= _RECENT_MAX:
+            self._recent.clear()
+        self._recent[digest] = (self._clock(), record)
+        return record
+
+    @staticmethod
+    def is_admin(authorization: str | None, admin_key: str) -> bool:
+        token = bearer_token(authorization) or ""
+        return hmac.compare_digest(token.encode(), admin_key.encode())

@@ -1,0 +1,236 @@
+"""Execute a decision: targets in order, retries, fallbacks, circuit breakers.
+
+Contract:
+
+* Targets are tried in the decision's order; every one of them was already
+  checked by the policy against the data's sensitivity, and the router never
+  adds a target of its own (invariant 1 holds through fallbacks).
+* A target is skipped, with its reason recorded, when it is unavailable
+  (e.g. its key is unset) or its circuit is open.
+* On a retryable failure (connect error, timeout, 5xx, 429, a dropped
+  connection, an upstream speaking something other than OpenAI's format) the
+  same target is retried up to ``retry.attempts`` times with jittered backoff
+  honouring ``Retry-After``, then the next target is tried.
+* A non-retryable failure (an upstream 4xx caused by the request, such as a
+  context-length error) is raised at once: it is the client's.
+* For a stream, "before the first byte" means before the first event: the
+  router waits for the first upstream event (bounded by the target's
+  first-byte timeout) before it commits to a target.
+* When every target failed, the error names each target and why. A single
+  upstream status error is passed on as it is (so a 429's ``Retry-After``
+  reaches the client and its SDK retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.endpoints import Endpoint
+from gateway.errors import (
+    GatewayError,
+    NoTargetAvailable,
+    RateLimited,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    failure_reason,
+    is_retryable,
+)
+from gateway.observability.metrics import Metrics
+from gateway.targets import Target
+from gateway.upstream.breakers import CircuitBreakers, CircuitState, backoff_delay
+from gateway.upstream.provider import UpstreamCall, UpstreamReply
+from gateway.upstream.registry import Providers
+
+#: weight of the newest sample in the latency moving average
+_EWMA_ALPHA = 0.2
+
+
+@dataclass(slots=True)
+class Served:
+    """What answered, and how: a whole reply or an opened stream."""
+
+    target: Target
+    attempts: int
+    started: float
+    first_byte_at: float
+    reply: UpstreamReply | None = None
+    #: the first batch of stream events (see ``Provider.stream``)
+    first_events: list[bytes] | None = None
+    events: AsyncIterator[list[bytes]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    target: str
+    reason: str
+
+
+class Router:
+    def __init__(
+        self,
+        providers: Providers,
+        metrics: Metrics,
+        breakers: CircuitBreakers | None = None,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self._providers = providers
+        self._metrics = metrics
+        self.breakers = breakers or CircuitBreakers()
+        self._clock = clock
+        self._sleep = sleep
+        self._latency_ms: dict[str, float] = {}
+
+    def observed_latency_ms(self) -> Mapping[str, float]:
+        """Moving average of time to first byte per target (for ``lowest-latency``)."""
+        return self._latency_ms
+
+    def circuit_state(self, target: Target) -> CircuitState:
+        return self.breakers.state(target.name, target.circuit)
+
+    async def run(
+        self,
+        endpoint: Endpoint,
+        body: Mapping[str, Any],
+        targets: list[Target],
+        *,
+        request_id: str,
+        stream: bool,
+    ) -> Served:
+        attempts = 0
+        failures: list[tuple[str, BaseException | str]] = []
+        for target in targets:
+            if target.unavailable_reason:
+                failures.append((target.name, target.unavailable_reason))
+                continue
+            if not self.breakers.allow(target.name, target.circuit):
+                failures.append((target.name, "circuit open"))
+                self._metrics.fallbacks.labels(
+                    self._metrics.target(target.name), "circuit_open"
+                ).inc()
+                continue
+            call = UpstreamCall(endpoint, target, {**body, "model": target.model}, request_id)
+            tries = max(1, target.retry.attempts)
+            for attempt in range(1, tries + 1):
+                attempts += 1
+                started = self._clock()
+                try:
+                    served = await self._attempt(call, stream, started)
+                except GatewayError as error:
+                    if not is_retryable(error):
+                        self.breakers.release_probe(target.name, target.circuit)
+                        raise
+                    failures.append((target.name, error))
+                    self._failed(target, error)
+                    if attempt == tries or not self.breakers.allow(target.name, target.circuit):
+                        break
+                    retry_after = getattr(error, "retry_after_s", None)
+                    delay = backoff_delay(target.retry, attempt, retry_after)
+                    if delay is None:
+                        break
+                    self._metrics.retries.labels(
+                        self._metrics.target(target.name), failure_reason(error)
+                    ).inc()
+                    await self._sleep(delay)
+                    continue
+                self.breakers.success(target.name, target.circuit)
+                self._metrics.circuit_state.labels(self._metrics.target(target.name)).set(0)
+                self._observe_latency(target.name, served.first_byte_at - started)
+                served.attempts = attempts
+                return served
+            self._metrics.fallbacks.labels(
+                self._metrics.target(target.name), _last_reason(failures)
+            ).inc()
+        raise _exhausted(failures)
+
+    async def _attempt(self, call: UpstreamCall, stream: bool, started: float) -> Served:
+        provider = self._providers.for_target(call.target)
+        if not stream:
+            reply = await provider.complete(call)
+            now = self._clock()
+            return Served(call.target, 0, started, now, reply=reply)
+        events = aiter(provider.stream(call))
+        try:
+            # asyncio.timeout, not wait_for: no extra task per stream
+            async with asyncio.timeout(call.target.timeouts.first_byte):
+                first = await anext(events)
+        except StopAsyncIteration:
+            first = None
+        except TimeoutError:
+            await _close(events)
+            raise UpstreamTimeout(f"{call.target.name} sent no first event in time") from None
+        except BaseException:
+            await _close(events)
+            raise
+        return Served(call.target, 0, started, self._clock(), first_events=first, events=events)
+
+    def _failed(self, target: Target, error: BaseException) -> None:
+        reason = failure_reason(error)
+        name = self._metrics.target(target.name)
+        self._metrics.upstream_errors.labels(name, reason).inc()
+        state = self.breakers.failure(target.name, target.circuit)
+        self._metrics.circuit_state.labels(name).set(int(state))
+
+    def _observe_latency(self, target: str, seconds: float) -> None:
+        ms = seconds * 1000
+        previous = self._latency_ms.get(target)
+        self._latency_ms[target] = (
+            ms if previous is None else previous + _EWMA_ALPHA * (ms - previous)
+        )
+
+
+async def _close(events: AsyncIterator[list[bytes]]) -> None:
+    closer = getattr(events, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
+def _last_reason(failures: list[tuple[str, BaseException | str]]) -> str:
+    if not failures:
+        return "unknown"
+    last = failures[-1][1]
+    return "unavailable" if isinstance(last, str) else failure_reason(last)
+
+
+def _exhausted(failures: list[tuple[str, BaseException | str]]) -> GatewayError:
+    errors = [f for _, f in failures if isinstance(f, BaseException)]
+    last = failures[-1][1] if failures else None
+    if len({name for name, _ in failures}) == 1 and isinstance(last, UpstreamStatusError):
+        # one target, tried (maybe retried): its own answer says it best
+        return last
+    if not failures:
+        return NoTargetAvailable("The policy left no target to try for this request.")
+    why = "; ".join(f"{name}: {f if isinstance(f, str) else _describe(f)}" for name, f in failures)
+    statuses = [e for e in errors if isinstance(e, UpstreamStatusError)]
+    if (
+        statuses
+        and len(statuses) == len(failures)
+        and all(e.upstream_status == 429 for e in statuses)
+    ):
+        wait = min((e.retry_after_s or 1.0) for e in statuses)
+        return RateLimited(
+            f"Every target is rate limited ({why}).",
+            retry_after_s=wait,
+            code="upstream_rate_limited",
+        )
+    if (
+        errors
+        and all(isinstance(e, UpstreamTimeout) for e in errors)
+        and len(errors) == len(failures)
+    ):
+        return UpstreamTimeout(f"Every target timed out ({why}).")
+    return NoTargetAvailable(f"No target could serve this request ({why}).")
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, UpstreamStatusError):
+        return f"HTTP {error.upstream_status}"
+    if isinstance(error, UpstreamError):
+        return error.reason.replace("_", " ")
+    return type(error).__name__
