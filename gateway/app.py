@@ -30,7 +30,7 @@ def create_app(settings: Settings, services: Services | None = None) -> OpenAILa
         own = services is None
         built = services if services is not None else await build_services(settings)
         app.state.services = built
-        if not await built.pipeline.auth.has_keys():
+        if not await built.auth.has_keys():
             log.warning(
                 "NO API KEYS ARE CONFIGURED: the gateway is OPEN to anyone who can reach it. "
                 "Create keys with `gateway keys create --team NAME`."

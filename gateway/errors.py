@@ -190,20 +190,6 @@ class UpstreamDisconnected(UpstreamError):
     reason = "disconnected"
 
 
-class CircuitOpen(UpstreamError):
-    status = 503
-    default_code = "circuit_open"
-    reason = "circuit_open"
-
-
-class TargetUnavailable(UpstreamError):
-    """The target cannot be used at all (e.g. its API key is not set)."""
-
-    status = 503
-    default_code = "target_unavailable"
-    reason = "unavailable"
-
-
 class UpstreamStatusError(UpstreamError):
     """The upstream answered with an HTTP error status.
 

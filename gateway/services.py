@@ -1,8 +1,11 @@
 """The long-lived objects of one gateway process, built once in the lifespan.
 
 Nothing here is global: :func:`build_services` makes them from settings and
-``create_app`` hangs them on the app. Tests build them the same way, with a
-policy directory and state of their own.
+``create_app`` hangs them on the app. It is the only place that builds a
+long-lived object: every collaborator is passed in (the pipeline gets the
+authenticator, limits, accountant and batch writer it uses), and outer code
+finds each one here, never through another object's attributes. Tests build
+them the same way, with a policy directory and state of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from gateway.pipeline.handler import Pipeline
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.decision_log import DecisionLog
 from gateway.policy.reload import PolicyHolder, ReloadResult
+from gateway.quota.auth import Authenticator
+from gateway.quota.batch_writer import BatchWriter
+from gateway.quota.limits import Limits
+from gateway.quota.spend import Accountant
 from gateway.settings import Settings
 from gateway.state.factory import StateBackends, build_state
 from gateway.upstream.breakers import CircuitState
@@ -36,6 +43,10 @@ class Services:
     state: StateBackends
     providers: Providers
     router: Router
+    auth: Authenticator
+    limits: Limits
+    accountant: Accountant
+    batch_writer: BatchWriter
     pipeline: Pipeline
     decision_log: DecisionLog | None = None
     draining: bool = False
@@ -127,6 +138,8 @@ class Services:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pipeline.drain()
+        await self.batch_writer.aclose()  # the last spend and token corrections
+        await self.limits.aclose()  # every lease given back
         await self.providers.aclose()
         await self.state.aclose()
         if self.decision_log is not None:
@@ -154,15 +167,38 @@ async def build_services(settings: Settings) -> Services:
     providers = Providers()
     router = Router(providers, metrics)
     decision_log = DecisionLog(settings.decision_log) if settings.decision_log else None
+    auth = Authenticator(state.keys, metrics)
+    limits = Limits(
+        state, metrics, fail_mode=settings.limits_fail_mode, lease_s=settings.limits_lease_s
+    )
+    accountant = Accountant(state, metrics)
+    batch_writer = BatchWriter([accountant.flush, limits.flush])
     pipeline = Pipeline(
         settings=settings,
         policy=holder,
         router=router,
         state=state,
         metrics=metrics,
+        auth=auth,
+        limits=limits,
+        accountant=accountant,
+        batch_writer=batch_writer,
         decision_log=decision_log,
     )
-    services = Services(settings, metrics, holder, state, providers, router, pipeline, decision_log)
+    services = Services(
+        settings,
+        metrics,
+        holder,
+        state,
+        providers,
+        router,
+        auth,
+        limits,
+        accountant,
+        batch_writer,
+        pipeline,
+        decision_log,
+    )
     services.bind_policy(holder.policy)
     log.debug("services built in %.1f ms", (time.perf_counter() - started) * 1000)
     return services

@@ -9,25 +9,32 @@ whole bare proxy does (see README, Benchmarks). Everything else, including
 wrong methods on these paths and the lifespan, goes to the FastAPI app.
 
 Contract, as for every route: read the body (413 past the limit), call the
-pipeline once, render its reply or its error in OpenAI's shape; a bug is
-logged and answered with OpenAI's 500, without details. A client that
-disconnects cancels the work, which cancels the upstream request or stream
-(see :func:`gateway.api.body.until_disconnect`).
+pipeline once, render its reply or its error in OpenAI's shape
+(:mod:`gateway.api.render`); a bug is logged and answered with OpenAI's 500,
+without details. A client that disconnects cancels the work, which cancels the
+upstream request or stream (see :func:`gateway.api.body.until_disconnect`).
+
+The lane makes each request's record (:class:`~gateway.observability.record.Exchange`)
+before reading the body and emits it exactly once (:class:`_Answer`): just
+before the last byte of the answer goes out, or when the request ends without
+one (the client went away). That is the one place a request's metrics and
+access line come from (:func:`~gateway.observability.record.finish`).
 """
 
 from __future__ import annotations
 
 import logging
 
-import orjson
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.body import ClientGone, read_body, until_disconnect
+from gateway.api.render import send_error
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, InternalError
-from gateway.observability.record import request_id_from
-from gateway.pipeline.handler import Reply
+from gateway.observability.metrics import Metrics
+from gateway.observability.record import Exchange, finish, request_id_from
+from gateway.pipeline.handler import ENDPOINT_LABELS, Reply
 from gateway.services import Services
 
 log = logging.getLogger("gateway.api")
@@ -63,32 +70,67 @@ class OpenAILane:
             # set by the app's lifespan (or by create_app), once
             services = self._services = self.app.state.services
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        ex = Exchange(request_id_from(headers.get("x-request-id")), ENDPOINT_LABELS[endpoint])
+        answer = _Answer(send, ex, services.metrics)
         try:
-            raw = await read_body(receive, headers, services.settings.max_body_bytes)
-        except GatewayError as error:
-            await _send_error(send, error, headers)
-            return
-        except ClientGone:
-            return
-        try:
-            await until_disconnect(receive, _serve(services, endpoint, raw, headers, send))
-        except ClientGone:
-            return
+            try:
+                raw = await read_body(receive, headers, services.settings.max_body_bytes)
+            except GatewayError as error:
+                ex.failed(error)
+                await send_error(answer, error, ex.headers())
+                return
+            except ClientGone:
+                ex.cancelled()
+                return
+            try:
+                await until_disconnect(
+                    receive, _serve(services, ex, endpoint, raw, headers, answer)
+                )
+            except ClientGone:
+                return
+        finally:
+            answer.emit()
+
+
+class _Answer:
+    """The ``send`` of one request: emits its record once, just before the
+    answer's last body message (so the line and metrics exist when the client
+    has its answer), or at the latest when :meth:`emit` is called."""
+
+    __slots__ = ("_done", "_ex", "_metrics", "_send")
+
+    def __init__(self, send: Send, ex: Exchange, metrics: Metrics) -> None:
+        self._send, self._ex, self._metrics, self._done = send, ex, metrics, False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.emit()
+        await self._send(message)
+
+    def emit(self) -> None:
+        if not self._done:
+            self._done = True
+            finish(self._ex, self._metrics)
 
 
 async def _serve(
-    services: Services, endpoint: Endpoint, raw: bytes, headers: dict[str, str], send: Send
+    services: Services,
+    ex: Exchange,
+    endpoint: Endpoint,
+    raw: bytes,
+    headers: dict[str, str],
+    send: Send,
 ) -> None:
     try:
-        reply: Reply = await services.pipeline.handle(endpoint, raw, headers)
+        reply: Reply = await services.pipeline.handle(ex, endpoint, raw, headers)
     except GatewayError as error:
-        await _send_error(send, error, headers)
+        await send_error(send, error, ex.headers())
         return
     except Exception as exc:  # a bug: logged with its traceback, no details sent
         log.error("unhandled error on POST %s", ENDPOINT_PATHS[endpoint], exc_info=exc)
-        await _send_error(
-            send, InternalError("The gateway had an internal error; it has been logged."), headers
-        )
+        internal = InternalError("The gateway had an internal error; it has been logged.")
+        ex.failed(internal)
+        await send_error(send, internal, ex.headers())
         return
     response_headers = [
         (k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
@@ -114,22 +156,3 @@ async def _serve(
         if closer is not None:
             await closer()
     await send({"type": "http.response.body", "body": b""})
-
-
-async def _send_error(send: Send, error: GatewayError, headers: dict[str, str]) -> None:
-    body = orjson.dumps(error.body())
-    extra = {
-        "x-request-id": request_id_from(headers.get("x-request-id")),
-        "x-gateway-cache": "bypass",
-    }
-    extra.update(error.headers)
-    response_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
-    response_headers.append(_JSON)
-    response_headers.append((b"content-length", str(len(body)).encode()))
-    start: Message = {
-        "type": "http.response.start",
-        "status": error.http_status,
-        "headers": response_headers,
-    }
-    await send(start)
-    await send({"type": "http.response.body", "body": body})

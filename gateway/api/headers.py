@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.observability.record import request_id_from
+from gateway.observability.record import CACHE_BYPASS, request_id_from
 
 _REQUEST_ID = b"x-request-id"
 _CACHE = b"x-gateway-cache"
+_BYPASS = CACHE_BYPASS.encode()
 
 
 class GatewayHeaders:
@@ -31,7 +32,7 @@ class GatewayHeaders:
                     given = next((v for k, v in scope["headers"] if k == _REQUEST_ID), b"")
                     headers.append((_REQUEST_ID, request_id_from(given.decode("latin-1")).encode()))
                 if _CACHE not in names:
-                    headers.append((_CACHE, b"bypass"))
+                    headers.append((_CACHE, _BYPASS))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

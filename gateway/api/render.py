@@ -1,4 +1,11 @@
-"""Rendering: every error body the gateway sends comes from here."""
+"""Rendering: every HTTP error the gateway sends comes from here.
+
+The body is always :meth:`gateway.errors.GatewayError.body` (OpenAI's
+``{"error": {...}}``); :func:`send_error` writes it on the OpenAI lane (raw
+ASGI) and :func:`error_response` for the FastAPI routes, with the same status
+and headers. (A stream that fails after its first byte ends with the same body
+as an SSE event: :func:`gateway.upstream.relay.error_event`.)
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message, Send
 
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
 
@@ -33,6 +41,19 @@ def error_response(error: GatewayError) -> Response:
         headers=error.headers,
         media_type=JSON,
     )
+
+
+async def send_error(send: Send, error: GatewayError, headers: Mapping[str, str]) -> None:
+    """Write ``error`` as a whole ASGI response; ``headers`` (the request
+    record's) win over the error's own (``retry-after``, ``x-ratelimit-*``)."""
+    body = orjson.dumps(error.body())
+    merged = {**error.headers, **headers}
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+    raw.append((b"content-type", JSON.encode()))
+    raw.append((b"content-length", str(len(body)).encode()))
+    start: Message = {"type": "http.response.start", "status": error.http_status, "headers": raw}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:

@@ -21,8 +21,6 @@ from gateway.policy.explain import explanation
 from gateway.services import Services
 from gateway.state.base import Period
 
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
 
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
@@ -79,7 +77,7 @@ async def spend(request: Request) -> Response:
             code="admin_key_not_configured",
         )
     token = request.headers.get("authorization", "")
-    if not services.pipeline.auth.is_admin(token, admin):
+    if not services.auth.is_admin(token, admin):
         raise AuthenticationFailed("This endpoint needs the admin key.")
     raw_period = request.query_params.get("period", "month")
     try:
@@ -88,7 +86,7 @@ async def spend(request: Request) -> Response:
         raise InvalidRequest(
             f"Invalid period {raw_period!r}; use 'day' or 'month'.", param="period"
         ) from None
-    await services.pipeline.bookkeeper.flush()  # this replica's latest spend is in it
+    await services.batch_writer.flush()  # this replica's latest spend is in it
     report = await services.state.ledger.report(period)
     return json_response(report.to_dict())
 

@@ -30,28 +30,12 @@ OVERHEAD_BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
 )  # fmt: skip
 
-OUTCOMES = frozenset(
-    {
-        "success",
-        "client_error",
-        "auth_error",
-        "denied",
-        "rate_limited",
-        "budget_exceeded",
-        "upstream_error",
-        "no_target",
-        "stream_error",
-        "cancelled",
-    }
-)
 CACHE_RESULTS = frozenset({"hit", "miss", "bypass"})
 DESTINATIONS = ("open", "proprietary", "denied", "none")
 DECISION_ACTIONS = ("route", "deny", "redact")
 LIMIT_SCOPES = ("key", "team", "rule")
 LIMIT_KINDS = ("rpm", "tpm", "streams", "budget")
 STATE_OPERATIONS = ("cache_get", "cache_set", "keys", "teams", "limits", "ledger")
-ENDPOINTS = frozenset({"chat", "completions", "embeddings"})
-KINDS = frozenset({"open", "proprietary", NONE})
 
 
 class Metrics:

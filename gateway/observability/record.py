@@ -32,6 +32,8 @@ from gateway.observability.metrics import Metrics
 access_log = logging.getLogger("gateway.access")
 
 _MAX_REQUEST_ID = 128
+#: ``x-gateway-cache`` of every answer the response cache did not consider
+CACHE_BYPASS = "bypass"
 
 
 def request_id_from(value: str | None) -> str:
@@ -56,7 +58,7 @@ class Exchange:
     target: str | None = None
     kind: str | None = None
     attempts: int = 0
-    cache: str = "bypass"
+    cache: str = CACHE_BYPASS
     outcome: str = "success"
     status: int = 200
     #: the level detected in the request
@@ -94,6 +96,11 @@ class Exchange:
     def failed(self, error: GatewayError) -> None:
         self.outcome = outcome_of(error)
         self.status = error.http_status
+
+    def cancelled(self) -> None:
+        """The client went away before its answer was complete."""
+        self.outcome = "cancelled"
+        self.status = 499
 
 
 def outcome_of(error: BaseException) -> str:
@@ -135,7 +142,8 @@ def _destination(ex: Exchange) -> str:
 
 
 def finish(ex: Exchange, metrics: Metrics) -> None:
-    """Emit the metrics and the log line of a finished exchange."""
+    """Emit the metrics and the access line of a finished exchange: called once
+    per request, by the edge, when its answer has been sent (or has failed)."""
     total = time.perf_counter() - ex.started
     kind = ex.kind or "none"
     target = metrics.target(ex.target)

@@ -13,9 +13,16 @@ and nothing reaches an upstream before every check passed):
 7. the response cache (scoped per team; an entry is served only where its
    target could have received this request's data);
 8. the router: targets in order, retries, fallbacks;
-9. spend, cache write, metrics and the log line once the answer is complete
-   (spend and token corrections are summed and written in batches by one
-   worker, :class:`gateway.quota.batch_writer.Bookkeeper`).
+9. spend and the cache write once the answer is complete (spend and token
+   corrections are summed and written in batches by one worker,
+   :class:`gateway.quota.batch_writer.BatchWriter`).
+
+The request record (:class:`~gateway.observability.record.Exchange`) is made
+by the edge and filled in here by the step that owns each field: who (auth),
+alias and stream (parsing), rule, action, level and task (the decision),
+target, kind and attempts (the router or the cache), tokens and cost
+(pricing). The edge emits it once the answer is sent
+(:func:`gateway.observability.record.finish`); nothing here emits it.
 """
 
 from __future__ import annotations
@@ -35,14 +42,14 @@ from gateway.judging.redaction import Redaction
 from gateway.judging.request import ParsedRequest, parse_body
 from gateway.judging.task import task_input
 from gateway.observability.metrics import Metrics
-from gateway.observability.record import Exchange, finish, request_id_from
+from gateway.observability.record import Exchange
 from gateway.pipeline import response_cache
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.decision_log import DecisionLog
 from gateway.policy.model import Action, Decision, Facts
 from gateway.policy.reload import PolicyHolder
 from gateway.quota.auth import Authenticator
-from gateway.quota.batch_writer import Bookkeeper
+from gateway.quota.batch_writer import BatchWriter
 from gateway.quota.limits import Admission, Limits
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
@@ -109,6 +116,10 @@ class Pipeline:
         router: Router,
         state: StateBackends,
         metrics: Metrics,
+        auth: Authenticator,
+        limits: Limits,
+        accountant: Accountant,
+        batch_writer: BatchWriter,
         decision_log: DecisionLog | None = None,
     ) -> None:
         self._settings = settings
@@ -116,30 +127,28 @@ class Pipeline:
         self._router = router
         self._state = state
         self._metrics = metrics
+        self._auth = auth
+        self._limits = limits
+        self._accountant = accountant
+        self._batch_writer = batch_writer
         self._decision_log = decision_log
-        self.auth = Authenticator(state.keys, metrics)
-        self.limits = Limits(
-            state, metrics, fail_mode=settings.limits_fail_mode, lease_s=settings.limits_lease_s
-        )
-        self.accountant = Accountant(state, metrics)
-        self.bookkeeper = Bookkeeper([self.accountant.flush, self.limits.flush])
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points -------------------------------------------------------
 
-    async def handle(self, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> Reply:
-        ex = Exchange(request_id_from(headers.get("x-request-id")), ENDPOINT_LABELS[endpoint])
+    async def handle(
+        self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
+    ) -> Reply:
+        """Answer one request, filling in ``ex`` as the steps go. A
+        :class:`GatewayError` is recorded on ``ex`` and raised for the edge to
+        render (with ``ex.headers()``); so is a cancellation."""
         try:
             return await self._handle(ex, endpoint, raw, headers)
         except GatewayError as error:
             ex.failed(error)
-            error.headers.update(ex.headers())
-            finish(ex, self._metrics)
             raise
         except asyncio.CancelledError:
-            ex.outcome = "cancelled"
-            ex.status = 499
-            finish(ex, self._metrics)
+            ex.cancelled()
             raise
 
     async def decide_only(
@@ -150,12 +159,9 @@ class Pipeline:
         return decided.facts, decided.decision
 
     async def drain(self) -> None:
-        """Finish background work, write the last bookkeeping and give every
-        lease back (shutdown)."""
+        """Finish background work (cache writes, stream-slot releases) at shutdown."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.bookkeeper.aclose()
-        await self.limits.aclose()
 
     # -- the steps ------------------------------------------------------------
 
@@ -180,13 +186,13 @@ class Pipeline:
             raise PolicyDenied(decision.deny_message or f"Denied by policy rule '{decision.rule}'.")
         targets = [policy.targets[name] for name in decision.targets]
         work = _Work(parsed, policy, facts, decision, targets, who, parsed.body)
-        work.admission, limit_headers = await self.limits.admit(
+        work.admission, limit_headers = await self._limits.admit(
             who, decision, facts, stream=parsed.stream
         )
         ex.extra_headers.update(limit_headers)
         try:
             self._prepare_body(work, builder)
-            self._plan_cache(work, headers)
+            self._cache_keys(work, headers)
             hit = await self._cache_lookup(work, ex)
             if hit is not None:
                 return hit
@@ -194,7 +200,7 @@ class Pipeline:
                 endpoint, work.body, targets, request_id=ex.request_id, stream=parsed.stream
             )
         except BaseException:
-            await self.limits.release(work.admission)
+            await self._limits.release(work.admission)
             raise
         ex.target, ex.kind, ex.attempts = (
             served.target.name,
@@ -216,7 +222,7 @@ class Pipeline:
         what is known so far on ``ex`` so that even an early error is logged
         with it."""
         # authenticate first: an unknown caller learns nothing about its request
-        who = await self.auth.authenticate(headers.get("authorization"))
+        who = await self._auth.authenticate(headers.get("authorization"))
         if ex is not None and who is not None:
             ex.key_id, ex.team = who.key_id, who.team
         parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
@@ -251,7 +257,7 @@ class Pipeline:
         who: KeyRecord | None,
         request_id: str,
     ) -> Facts:
-        budget_usd, remaining = await self.limits.budget_status(who)
+        budget_usd, remaining = await self._limits.budget_status(who)
         return builder.build(
             endpoint=ENDPOINT_LABELS[parsed.endpoint],
             body=parsed.body,
@@ -296,8 +302,8 @@ class Pipeline:
             }
         work.body = body
 
-    def _plan_cache(self, work: _Work, headers: Mapping[str, str]) -> None:
-        work.cache_read, work.cache_write = response_cache.plan(
+    def _cache_keys(self, work: _Work, headers: Mapping[str, str]) -> None:
+        work.cache_read, work.cache_write = response_cache.cache_keys(
             work.decision.cache,
             headers,
             team=_team(work.who),
@@ -328,8 +334,7 @@ class Pipeline:
         target = work.policy.targets[entry.target]
         ex.target, ex.kind, ex.attempts = target.name, target.kind.value, 0
         usage = Usage(entry.prompt_tokens, entry.completion_tokens)
-        spend = self.accountant.charge(ex, work.decision, work.policy, None, work.who, usage)
-        self._book(work, spend, usage)
+        self._settle(ex, work, None, usage, cached_from=entry.target)
         if work.parsed.stream:
             events = relay(
                 list(entry.chunks),
@@ -343,7 +348,6 @@ class Pipeline:
         body = entry.body or b"{}"
         if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
             body = work.redaction.restore_answer(body)
-        finish(ex, self._metrics)
         return Reply(ex.headers(), body=body)
 
     async def _whole_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
@@ -355,13 +359,9 @@ class Pipeline:
         body = raw
         if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
             body = work.redaction.restore_answer(raw)
-        spend = self.accountant.charge(
-            ex, work.decision, work.policy, served.target, work.who, usage
-        )
-        self._book(work, spend, usage)
+        self._settle(ex, work, served.target, usage)
         if work.cache_write is not None:
             self._spawn(self._cache_store(work, served.target, usage, body=raw))
-        finish(ex, self._metrics)
         return Reply(ex.headers(), body=body)
 
     def _stream_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
@@ -392,27 +392,45 @@ class Pipeline:
             if result.error is not None:
                 ex.outcome, ex.status = "stream_error", 200
             usage, target = result.usage, served.target
-            spend = self.accountant.charge(ex, work.decision, work.policy, target, work.who, usage)
-            self._book(work, spend, usage)
+            self._settle(ex, work, target, usage)
             if result.events is not None and work.cache_write is not None:
                 chunks = tuple(result.events)
                 self._spawn(self._cache_store(work, target, usage, chunks=chunks))
-        finish(ex, self._metrics)
+
+    def _settle(
+        self,
+        ex: Exchange,
+        work: _Work,
+        target: Target | None,
+        usage: Usage | None,
+        *,
+        cached_from: str | None = None,
+    ) -> None:
+        """Price the answer, record tokens and cost on ``ex`` and book the spend
+        (no usage from the upstream: the prompt estimate, no completion)."""
+        if usage is None:
+            usage = Usage(prompt_tokens=ex.prompt_tokens, completion_tokens=0)
+        spend = self._accountant.charge(
+            work.decision, work.policy, target, work.who, usage, cached_from=cached_from
+        )
+        ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        ex.cost_usd = spend.cost_usd
+        self._book(work, spend, usage)
 
     def _book(self, work: _Work, spend: SpendRecord, usage: Usage | None) -> None:
         """After the answer: spend and token corrections go to the next
         bookkeeping flush, an unused reservation back to its lease, stream
         slots back at once (the client's next stream may need one)."""
         admission = work.admission
-        self.accountant.add(spend, admission)
+        self._accountant.add(spend, admission)
         if spend.cost_usd:
-            self.limits.spent(spend.team, spend.cost_usd)
-        self.limits.settle(admission, usage)
+            self._limits.spent(spend.team, spend.cost_usd)
+        self._limits.settle(admission, usage)
         if admission.stream_scopes:
-            self._spawn(self.limits.release(admission))
+            self._spawn(self._limits.release(admission))
         else:
-            self.limits.release_budget(admission)
-        self.bookkeeper.poke()
+            self._limits.release_budget(admission)
+        self._batch_writer.poke()
 
     async def _cache_store(
         self,

@@ -76,7 +76,7 @@ def cache_key(
     return hashlib.sha256(encoded).hexdigest()
 
 
-def plan(
+def cache_keys(
     spec: CacheSpec,
     headers: Mapping[str, str],
     *,

@@ -34,7 +34,7 @@ from gateway.policy.model import (
     RedactSpec,
     Sensitivity,
 )
-from gateway.policy.prepared import Plan, Step, plan
+from gateway.policy.prepared import Prepared, Step, prepare
 from gateway.policy.problems import Problem
 from gateway.policy.rules import Rule, RuleSet
 from gateway.policy.strategies import order
@@ -82,11 +82,11 @@ class CompiledPolicy:
     #: level of a request in which nothing was found
     default_level: Level = Level.PUBLIC
     #: what ``decide`` prepares from the fields above (built in ``__post_init__``)
-    _plan: Plan = field(init=False, repr=False, compare=False)
+    _prepared: Prepared = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         aliases = {name: alias.targets for name, alias in self.aliases.items()}
-        object.__setattr__(self, "_plan", plan(self.rule_sets, self.targets, aliases))
+        object.__setattr__(self, "_prepared", prepare(self.rule_sets, self.targets, aliases))
 
     # --- who uses which rules ---------------------------------------------------
 
@@ -150,8 +150,8 @@ class CompiledPolicy:
 
         The decision's trace is built from the facts when it is first read.
         """
-        rules, steps = self._plan.rule_sets[rule_set]
-        routable = self._plan.routable
+        rules, steps = self._prepared.rule_sets[rule_set]
+        routable = self._prepared.routable
         considered = 0
         for step in steps:
             considered += 1
@@ -177,7 +177,7 @@ class CompiledPolicy:
             )
         redact = self._redaction(rule, facts) if rule.redact is not None else None
         level = self.leaving_level(facts, redact.entities if redact is not None else _NOTHING)
-        choices = self._plan.aliases[facts.alias] if step.use_alias else step.choices
+        choices = self._prepared.aliases[facts.alias] if step.use_alias else step.choices
         choice = choices[level]
         if not choice.eligible:
             limits = ", ".join(f"{t.name} (max {t.max_sensitivity.label})" for t in choice.named)

@@ -73,7 +73,7 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class Prepared:
     """Everything :meth:`~gateway.policy.compiled.CompiledPolicy.decide` prepares at load."""
 
     #: rule set name -> its rules and their steps, in order
@@ -84,11 +84,11 @@ class Plan:
     routable: frozenset[str]
 
 
-def plan(
+def prepare(
     rule_sets: Mapping[str, RuleSet],
     targets: Mapping[str, Target],
     aliases: Mapping[str, tuple[str, ...]],
-) -> Plan:
+) -> Prepared:
     """Prepare ``rule_sets``; ``aliases`` maps each alias to its own targets (maybe none)."""
     prepared = {}
     for name, rule_set in rule_sets.items():
@@ -105,4 +105,4 @@ def plan(
         prepared[name] = (rule_set.rules, steps)
     routable = frozenset(a for a, names in aliases.items() if names)
     alias_choices = {a: choices(targets, aliases[a]) for a in routable}
-    return Plan(MappingProxyType(prepared), MappingProxyType(alias_choices), routable)
+    return Prepared(MappingProxyType(prepared), MappingProxyType(alias_choices), routable)

@@ -8,7 +8,7 @@ few dictionary updates instead of a task and two to three Redis round trips.
 
 Contract:
 
-* :meth:`Bookkeeper.poke` (synchronous, cheap) says there is something to
+* :meth:`BatchWriter.poke` (synchronous, cheap) says there is something to
   write; the worker starts on first use and writes within ``interval_s``.
 * Each flush function returns whether it still holds something that a later
   flush must handle (a lease not yet idle, a batch Redis refused): the worker
@@ -16,7 +16,7 @@ Contract:
 * A flush function handles the state backend's failures itself; anything
   else it raises is a bug, logged with its traceback, and never stops the
   worker.
-* :meth:`Bookkeeper.aclose` stops the worker and flushes once more.
+* :meth:`BatchWriter.aclose` stops the worker and flushes once more.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ DEFAULT_INTERVAL_S = 0.05
 Flush = Callable[[], Awaitable[bool]]
 
 
-class Bookkeeper:
+class BatchWriter:
     def __init__(self, flushes: Sequence[Flush], *, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         self._flushes = tuple(flushes)
         self._interval_s = interval_s

@@ -9,7 +9,7 @@ used and the completion counts as zero.
 
 Spend reaches the ledger in batches: :meth:`Accountant.add` sums a finished
 request into its team's batch for the day, and :meth:`Accountant.flush`
-(driven by :class:`gateway.quota.batch_writer.Bookkeeper`) writes each batch with one
+(driven by :class:`gateway.quota.batch_writer.BatchWriter`) writes each batch with one
 atomic update. A batch the ledger could not take (Redis down) is kept, summed
 with what follows, and written when it answers again; a process that dies
 loses at most one flush interval of spend.
@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 
 from gateway.observability.metrics import Metrics
-from gateway.observability.record import Exchange
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Decision
 from gateway.quota.limits import Admission
@@ -50,18 +49,17 @@ class Accountant:
 
     def charge(
         self,
-        ex: Exchange,
         decision: Decision,
         policy: CompiledPolicy,
         target: Target | None,
         who: KeyRecord | None,
-        usage: Usage | None,
+        usage: Usage,
+        *,
+        cached_from: str | None = None,
     ) -> SpendRecord:
-        """Price a finished request (pure, no I/O): sets ``ex.cost_usd`` and the
-        metrics, returns what :meth:`record` writes. ``target`` None is a cache hit."""
-        if usage is None:
-            usage = Usage(prompt_tokens=ex.prompt_tokens, completion_tokens=0)
-        ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        """Price a finished request (no I/O) and count its tokens and cost in the
+        metrics; returns what :meth:`add` sums. ``target`` None is a cache hit
+        (free), served from the entry of ``cached_from``."""
         cost = (
             0.0
             if target is None
@@ -73,9 +71,8 @@ class Accountant:
             if baseline_target is not None
             else cost
         )
-        ex.cost_usd = cost
         m = self._metrics
-        team = m.team(ex.team)
+        team = m.team(who.team if who is not None else None)
         if target is not None:
             name, kind = m.target(target.name), target.kind.value
             m.tokens.labels(team, name, kind, "prompt").inc(usage.prompt_tokens)
@@ -86,7 +83,7 @@ class Accountant:
         return SpendRecord(
             key_id=who.key_id if who else ANONYMOUS,
             team=who.team if who else ANONYMOUS,
-            target=target.name if target is not None else (ex.target or "cache"),
+            target=target.name if target is not None else (cached_from or "cache"),
             cost_usd=cost,
             baseline_usd=baseline,
             prompt_tokens=usage.prompt_tokens,

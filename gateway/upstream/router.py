@@ -64,12 +64,6 @@ class Served:
     events: AsyncIterator[list[bytes]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    target: str
-    reason: str
-
-
 class Router:
     def __init__(
         self,

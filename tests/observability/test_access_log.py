@@ -66,7 +66,7 @@ def stack(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     async def make_key() -> tuple[str, str]:
         key, record = await services.state.keys.create_key(TEAM)
-        services.pipeline.auth.forget()
+        services.auth.forget()
         return key, record.key_id
 
     try:

@@ -51,7 +51,7 @@ def stack(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     async def make_key() -> str:
         key, _ = await services.state.keys.create_key(TEAM)
-        services.pipeline.auth.forget()  # keys exist from now on
+        services.auth.forget()  # keys exist from now on
         return key
 
     try:

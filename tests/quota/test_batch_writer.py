@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from gateway.quota.batch_writer import Bookkeeper
+from gateway.quota.batch_writer import BatchWriter
 
 
 class Recorder:
@@ -28,7 +28,7 @@ class Recorder:
 
 async def test_a_poke_is_flushed_within_the_interval() -> None:
     recorder = Recorder()
-    keeper = Bookkeeper([recorder], interval_s=0.01)
+    keeper = BatchWriter([recorder], interval_s=0.01)
     keeper.poke()
     keeper.poke()  # several pokes before the flush make one flush
     await asyncio.wait_for(recorder.flushed.wait(), 1.0)
@@ -40,7 +40,7 @@ async def test_a_poke_is_flushed_within_the_interval() -> None:
 
 async def test_it_keeps_flushing_while_something_is_held() -> None:
     recorder = Recorder(busy_times=3)
-    keeper = Bookkeeper([recorder], interval_s=0.005)
+    keeper = BatchWriter([recorder], interval_s=0.005)
     keeper.poke()
     for _ in range(100):
         if recorder.calls >= 4:
@@ -55,7 +55,7 @@ async def test_a_failing_flush_is_logged_and_the_others_still_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     broken, fine = Recorder(fail=True), Recorder()
-    keeper = Bookkeeper([broken, fine], interval_s=0.005)
+    keeper = BatchWriter([broken, fine], interval_s=0.005)
     keeper.poke()
     await asyncio.wait_for(fine.flushed.wait(), 1.0)
     assert "bookkeeping flush failed" in caplog.text
@@ -69,6 +69,6 @@ async def test_a_failing_flush_is_logged_and_the_others_still_run(
 
 async def test_closing_without_a_poke_still_flushes() -> None:
     recorder = Recorder()
-    keeper = Bookkeeper([recorder])
+    keeper = BatchWriter([recorder])
     await keeper.aclose()
     assert recorder.calls == 1
