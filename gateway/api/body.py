@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import TypeVar
 
 from starlette.types import Receive
@@ -103,3 +103,19 @@ class _Watch:
         if self.watcher is not None:
             self.watcher.remove_done_callback(self._done)
             self.watcher.cancel()
+
+
+def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers by (lower-case) name; a repeated header's values
+    are joined with ``", "`` as HTTP combines them, so that none is lost (a
+    second ``x-data-classification`` cannot replace the first; judging takes
+    the highest level of the list)."""
+    headers: dict[str, str] = {}
+    for k, v in raw:
+        name = k.decode("latin-1")
+        value = v.decode("latin-1")
+        if name in headers:
+            headers[name] += ", " + value
+        else:
+            headers[name] = value
+    return headers

@@ -28,12 +28,12 @@ import logging
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.api.body import ClientGone, read_body, until_disconnect
+from gateway.api.body import ClientGone, read_body, request_headers, until_disconnect
 from gateway.api.render import send_error
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, InternalError
 from gateway.observability.metrics import Metrics
-from gateway.observability.record import Exchange, finish, request_id_from
+from gateway.observability.record import Exchange, client_request_id, finish, new_request_id
 from gateway.pipeline.handler import ENDPOINT_LABELS, Reply
 from gateway.services import Services
 
@@ -69,8 +69,12 @@ class OpenAILane:
         if services is None:
             # set by the app's lifespan (or by create_app), once
             services = self._services = self.app.state.services
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        ex = Exchange(request_id_from(headers.get("x-request-id")), ENDPOINT_LABELS[endpoint])
+        headers = request_headers(scope["headers"])
+        ex = Exchange(
+            new_request_id(),
+            ENDPOINT_LABELS[endpoint],
+            client_request_id(headers.get("x-request-id")),
+        )
         answer = _Answer(send, ex, services.metrics)
         try:
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.observability.record import CACHE_BYPASS, request_id_from
+from gateway.observability.record import CACHE_BYPASS, client_request_id, new_request_id
 
 _REQUEST_ID = b"x-request-id"
 _CACHE = b"x-gateway-cache"
@@ -30,7 +30,8 @@ class GatewayHeaders:
                 names = {name.lower() for name, _ in headers}
                 if _REQUEST_ID not in names:
                     given = next((v for k, v in scope["headers"] if k == _REQUEST_ID), b"")
-                    headers.append((_REQUEST_ID, request_id_from(given.decode("latin-1")).encode()))
+                    echoed = client_request_id(given.decode("latin-1"))
+                    headers.append((_REQUEST_ID, (echoed or new_request_id()).encode()))
                 if _CACHE not in names:
                     headers.append((_CACHE, _BYPASS))
             await send(message)

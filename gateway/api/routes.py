@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.body import read_body
+from gateway.api.body import read_body, request_headers
 from gateway.api.render import json_response
 from gateway.endpoints import Endpoint
 from gateway.errors import (
@@ -64,7 +64,8 @@ def policy_loaded_at(request: Request) -> float:
 async def explain(request: Request) -> Response:
     services = services_of(request)
     raw = await read_body(request.receive, request.headers, services.settings.max_body_bytes)
-    facts, decision = await services.pipeline.decide_only(Endpoint.CHAT, raw, request.headers)
+    headers = request_headers(request.scope["headers"])
+    facts, decision = await services.pipeline.decide_only(Endpoint.CHAT, raw, headers)
     return json_response(explanation(facts, decision))
 
 

@@ -113,10 +113,12 @@ class FactsBuilder(Generic[R]):
 
     @staticmethod
     def _declared(value: str | None) -> Level | None:
+        """The declared level; a header sent more than once (its values joined
+        with ``,``) declares the highest of them."""
         if value is None:
             return None
         try:
-            return Level.parse(value)
+            return max(Level.parse(part) for part in value.split(","))
         except ValueError:
             raise InvalidRequest(
                 f"header {CLASSIFICATION_HEADER}: {value!r} is not a level; use one of: "
@@ -128,7 +130,8 @@ class FactsBuilder(Generic[R]):
     def _task(self, hint: str | None, body: Mapping[str, Any]) -> str:
         if hint is None:
             return self.classifier.classify(task_input(body))
-        task = hint.strip().lower()
+        hints = {part.strip().lower() for part in hint.split(",")}
+        task = hints.pop() if len(hints) == 1 else ""
         if task not in self._tasks:
             raise InvalidRequest(
                 f"header {TASK_HEADER}: {hint!r} is not a task; use one of: "

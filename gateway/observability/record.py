@@ -36,19 +36,31 @@ _MAX_REQUEST_ID = 128
 CACHE_BYPASS = "bypass"
 
 
-def request_id_from(value: str | None) -> str:
-    """Keep the client's ``x-request-id`` when it is sane, else make one."""
-    if value and len(value) <= _MAX_REQUEST_ID and value.isprintable() and value.isascii():
-        return value
+def new_request_id() -> str:
+    """The gateway's own id of a request: the one upstreams and logs see."""
     # 128 random bits, like a UUID4 but ~20x cheaper to make (and unique per
     # process: the generator is seeded from os.urandom at start)
     return f"req_{random.getrandbits(128):032x}"
 
 
+def client_request_id(value: str | None) -> str | None:
+    """The client's ``x-request-id`` when it is sane (printable ASCII, at most
+    128 characters), to echo back to that client only: it is never sent
+    upstream nor logged (a client may put anything in it)."""
+    if value and len(value) <= _MAX_REQUEST_ID and value.isprintable() and value.isascii():
+        return value
+    return None
+
+
 @dataclass(slots=True)
 class Exchange:
+    """The record of one request. ``request_id`` is the gateway's own (sent
+    upstream, logged, and returned as ``x-gateway-request-id`` when the client
+    sent an ``x-request-id`` of its own, which is echoed as ``x-request-id``)."""
+
     request_id: str
     endpoint: str
+    client_request_id: str | None = None
     started: float = field(default_factory=time.perf_counter)
     alias: str | None = None
     key_id: str | None = None
@@ -78,10 +90,15 @@ class Exchange:
     sample: str | None = None
 
     def headers(self) -> dict[str, str]:
-        headers = {
-            "x-request-id": self.request_id,
-            "x-gateway-cache": self.cache,
-        }
+        given = self.client_request_id
+        if given is None:
+            headers = {"x-request-id": self.request_id, "x-gateway-cache": self.cache}
+        else:
+            headers = {
+                "x-request-id": given,
+                "x-gateway-request-id": self.request_id,
+                "x-gateway-cache": self.cache,
+            }
         if self.rule is not None:
             headers["x-gateway-rule"] = self.rule
         if self.target is not None:
@@ -147,9 +164,11 @@ def finish(ex: Exchange, metrics: Metrics) -> None:
     total = time.perf_counter() - ex.started
     kind = ex.kind or "none"
     target = metrics.target(ex.target)
+    # a model name the policy publishes, else ``other``: never a client's made-up value
+    alias = metrics.alias(ex.alias)
     metrics.requests.labels(
         ex.endpoint,
-        metrics.alias(ex.alias),
+        alias,
         metrics.rule(ex.rule),
         target,
         kind,
@@ -174,7 +193,7 @@ def finish(ex: Exchange, metrics: Metrics) -> None:
             "event": "request",
             "request_id": ex.request_id,
             "endpoint": ex.endpoint,
-            "alias": ex.alias,
+            "alias": alias if ex.alias is not None else None,
             "key_id": ex.key_id,
             "team": ex.team,
             "rule": ex.rule,

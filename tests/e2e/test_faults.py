@@ -181,6 +181,8 @@ def test_client_leaving_mid_stream_cancels_the_upstream_stream(
         timeout=10,
     ) as response:
         assert response.status_code == 200
+        # the upstream sees the gateway's own id, never the client's
+        request_id = response.headers["x-gateway-request-id"]
         next(response.iter_raw())  # the stream is flowing; then the client goes away
     deadline = time.monotonic() + 3
     while request_id not in upstream.abandoned and time.monotonic() < deadline:

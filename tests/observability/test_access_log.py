@@ -145,7 +145,8 @@ def _send(
         headers={**headers, "authorization": f"Bearer {key}", "x-request-id": request_id},
     ) as response:
         content = response.read()
-    lines = handler.wait_for_line(request_id)
+    assert response.headers["x-request-id"] == request_id  # echoed to its client only
+    lines = handler.wait_for_line(response.headers["x-gateway-request-id"])
     text = "\n".join(record.getMessage() for record in handler.records[first:])
     return Logged(response, content, lines, text)
 
