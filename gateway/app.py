@@ -14,6 +14,7 @@ from gateway.api import routes
 from gateway.api.fastlane import ENDPOINTS, OpenAILane
 from gateway.api.headers import GatewayHeaders
 from gateway.api.render import on_gateway_error, on_http_exception, on_unexpected
+from gateway.api.translated import PATHS
 from gateway.errors import GatewayError
 from gateway.services import Services, build_services
 from gateway.settings import Settings
@@ -56,7 +57,7 @@ def create_app(settings: Settings, services: Services | None = None) -> OpenAILa
     # Plain Starlette routes: every handler takes the Request and parses the
     # body itself, so FastAPI's per-request dependency solving would be pure cost.
     add = app.add_route
-    for path in ENDPOINTS:  # POST is served by the OpenAI lane, in front of this app
+    for path in (*ENDPOINTS, *PATHS):  # POST is served by the lane, in front of this app
         add(
             path,
             routes.post_only,

@@ -28,8 +28,10 @@ import logging
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.api import messages, translated
 from gateway.api.body import ClientGone, read_body, request_headers, until_disconnect
 from gateway.api.render import send_error
+from gateway.api.translated import PATHS
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, InternalError
 from gateway.observability.metrics import Metrics
@@ -63,6 +65,9 @@ class OpenAILane:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
         if endpoint is None or scope["method"] != "POST":
+            if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PATHS:
+                await self._translated(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         services = self._services
@@ -89,6 +94,35 @@ class OpenAILane:
             try:
                 await until_disconnect(
                     receive, _serve(services, ex, endpoint, raw, headers, answer)
+                )
+            except ClientGone:
+                return
+        finally:
+            answer.emit()
+
+    async def _translated(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An endpoint served by translation onto the chat pipeline (the same
+        body limit, disconnect handling and record as the OpenAI endpoints)."""
+        services = self._services
+        if services is None:
+            services = self._services = self.app.state.services
+        path = scope["path"]
+        headers = request_headers(scope["headers"])
+        ex = Exchange(new_request_id(), PATHS[path], client_request_id(headers.get("x-request-id")))
+        answer = _Answer(send, ex, services.metrics)
+        try:
+            try:
+                raw = await read_body(receive, headers, services.settings.max_body_bytes)
+            except GatewayError as error:
+                ex.failed(error)
+                await send_error(answer, error, ex.headers(), messages.error_body)
+                return
+            except ClientGone:
+                ex.cancelled()
+                return
+            try:
+                await until_disconnect(
+                    receive, translated.serve(services, ex, path, raw, headers, answer)
                 )
             except ClientGone:
                 return

@@ -10,7 +10,7 @@ as an SSE event: :func:`gateway.upstream.relay.error_event`.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -43,15 +43,26 @@ def error_response(error: GatewayError) -> Response:
     )
 
 
-async def send_error(send: Send, error: GatewayError, headers: Mapping[str, str]) -> None:
+async def send_error(
+    send: Send,
+    error: GatewayError,
+    headers: Mapping[str, str],
+    shape: Callable[[GatewayError], Any] = GatewayError.body,
+) -> None:
     """Write ``error`` as a whole ASGI response; ``headers`` (the request
-    record's) win over the error's own (``retry-after``, ``x-ratelimit-*``)."""
-    body = orjson.dumps(error.body())
-    merged = {**error.headers, **headers}
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+    record's) win over the error's own (``retry-after``, ``x-ratelimit-*``).
+    ``shape`` gives the body: OpenAI's, or another API's for the endpoints
+    that speak it (:func:`gateway.api.messages.error_body`)."""
+    await send_json(send, error.http_status, shape(error), {**error.headers, **headers})
+
+
+async def send_json(send: Send, status: int, data: Any, headers: Mapping[str, str]) -> None:
+    """Write ``data`` as a whole JSON ASGI response."""
+    body = orjson.dumps(data)
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw.append((b"content-type", JSON.encode()))
     raw.append((b"content-length", str(len(body)).encode()))
-    start: Message = {"type": "http.response.start", "status": error.http_status, "headers": raw}
+    start: Message = {"type": "http.response.start", "status": status, "headers": raw}
     await send(start)
     await send({"type": "http.response.body", "body": body})
 
