@@ -18,6 +18,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+#: the checkout's root, wherever it is cloned: frames of its files are named relative to it
+_ROOT = str(Path(__file__).resolve().parents[1]) + "/"
+
 _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
@@ -68,7 +71,7 @@ def _name(frame: str) -> str:
             file = file.split(marker, 1)[1]
             break
     else:
-        file = file.rsplit("/work/main/", 1)[-1]
+        file = file.removeprefix(_ROOT)
     return f"{match['func']} ({file})"
 
 

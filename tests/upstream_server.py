@@ -5,7 +5,7 @@ real sockets, like vLLM or Ollama would. The ``model`` of each request picks
 its behaviour:
 
 * ``echo`` (or anything unknown) — answers "echo: <last user text>", streams word by word
-* ``recording:<sha-prefix>`` — replays a recorded real OpenAI stream from ../shared
+* ``recording:<sha-prefix>`` — replays a recorded real OpenAI stream (tests/data/openai-sse)
 * ``status:<code>`` — answers that HTTP status with an OpenAI error body
 * ``hang`` — never answers
 * ``slow-first-byte:<ms>`` — waits before the headers
@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "openai" / "sse-recordings"
+RECORDINGS = Path(__file__).resolve().parent / "data" / "openai-sse"
 
 
 def free_port() -> int:

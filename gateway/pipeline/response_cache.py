@@ -1,8 +1,8 @@
 """The response cache's rules: what makes two requests the same answer, when
 the cache is read or written, and when an entry may be served.
 
-The key is described below; an entry is served only where invariant 1 holds
-(see :func:`may_serve`).
+The key is described below; an entry is served only where invariant 1 of
+docs/invariants.md holds (see :func:`may_serve`).
 
 The key is a SHA-256 over:
 
@@ -104,8 +104,8 @@ def cache_keys(
 
 
 def may_serve(decision: Decision, targets: Mapping[str, Target], entry: CachedResponse) -> bool:
-    """Invariant 1 on a hit: the entry's target must be one this decision
-    allows, and it must be allowed to receive this request's data."""
+    """Invariant 1 (docs/invariants.md) on a hit: the entry's target must be one
+    this decision allows, and it must be allowed to receive this request's data."""
     if entry.target not in decision.targets:
         return False
     target = targets.get(entry.target)

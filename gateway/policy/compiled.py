@@ -10,11 +10,12 @@ What does not depend on the request is prepared when the policy is built
 (:mod:`gateway.policy.prepared`), and the trace's words are built only when it is
 read (:mod:`gateway.policy.trace`).
 
-Sensitivity (invariant 1): the level of the data that leaves is the highest
-level among the entities *not* redacted by the rule, the declared level, and
-any part of ``facts.sensitivity.level`` those two do not explain. A target is
-eligible only if that level is within its ``max_sensitivity``; when none is,
-the decision is a DENY naming why (fail closed).
+Sensitivity (invariant 1 in docs/invariants.md): the level of the data that
+leaves is the highest level among the entities *not* redacted by the rule, the
+declared level, and any part of ``facts.sensitivity.level`` those two do not
+explain. A target is eligible only if that level is within its
+``max_sensitivity``; when none is, the decision is a DENY naming why (fail
+closed).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 :class:`FactsBuilder` as one snapshot, replaced atomically (one attribute
 assignment), so a request sees either the old pair or the new one. A policy
 that fails to load is reported (``last_error``, the ``gateway.policy``
-logger) and the last good one stays in force (invariant 3).
+logger) and the last good one stays in force (invariant 3 in
+docs/invariants.md).
 """
 
 from __future__ import annotations

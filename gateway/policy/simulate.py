@@ -3,9 +3,10 @@
 Without a second policy, the logged decisions are compared with ``policy``'s.
 With ``against``, ``policy``'s decisions are compared with ``against``'s (the
 candidate). Costs are the first target's estimate (what the request would cost
-if the first choice answers). The sensitivity invariant is re-checked on every
-new decision: each target may receive the level sent, and that level is at
-least the level of every entity not redacted and of the declared level.
+if the first choice answers). The sensitivity invariant (invariant 1 in
+docs/invariants.md) is re-checked on every new decision: each target may
+receive the level sent, and that level is at least the level of every entity
+not redacted and of the declared level.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Contract:
 
 * Targets are tried in the decision's order; every one of them was already
   checked by the policy against the data's sensitivity, and the router never
-  adds a target of its own (invariant 1 holds through fallbacks).
+  adds a target of its own (invariant 1 of docs/invariants.md holds through
+  fallbacks).
 * A target is skipped, with its reason recorded, when it is unavailable
   (e.g. its key is unset) or its circuit is open.
 * On a retryable failure (connect error, timeout, 5xx, 429, a dropped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -43,9 +44,14 @@ def load_json(path: Path) -> Any:
 
 
 def require_tool(name: str, why: str) -> str:
-    """The tool's path, or a skip that says what is missing and how CI gets it."""
+    """The tool's path, or a skip that says what is missing and how CI gets it.
+
+    In CI (``CI`` set, as .ci/run is run) a missing tool fails the test instead:
+    no check may silently stop running there."""
     # Tools installed from PyPI land beside the interpreter, which may not be on PATH.
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} not on PATH in CI: {why}", pytrace=False)
         pytest.skip(f"{name} not on PATH: {why}")
     return found

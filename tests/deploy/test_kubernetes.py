@@ -6,18 +6,20 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.conftest import K8S, REPO, load_yaml, load_yaml_all, require_tool
+from tests.deploy.conftest import DATA, K8S, REPO, load_json, load_yaml, load_yaml_all, require_tool
 
 KUBERNETES_VERSION = "1.30"
-#: Custom resources: kubernetes-validate ships no schema for them; the tests
-#: below check how they connect to the rest instead.
+#: Custom resources: kubernetes-validate ships no schema for them; they are
+#: validated against the structural schema in tests/deploy/data instead.
 CRD_KINDS = frozenset(
     {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 )
+CRD_SCHEMA = load_json(DATA / "monitoring-coreos-v1.schema.json")
 KUSTOMIZE_KINDS = frozenset({"Kustomization", "Component"})
 
 MANIFEST_FILES = sorted(
@@ -36,14 +38,30 @@ def _by_kind(kind: str, name: str) -> dict[str, Any]:
     return next(doc for _, doc in DOCS if doc["kind"] == kind and doc["metadata"]["name"] == name)
 
 
-@pytest.mark.parametrize("item", DOCS, ids=[_id(d) for d in DOCS])
-def test_manifest_validates_against_kubernetes_schema(item: tuple[Path, dict[str, Any]]) -> None:
-    _, doc = item
+def validate(doc: dict[str, Any]) -> None:
+    """Kubernetes' own schema for a built-in kind, ours for a custom resource."""
     if (doc["apiVersion"], doc["kind"]) in CRD_KINDS:
-        pytest.skip(
-            "custom resource: no schema shipped by kubernetes-validate; checked structurally below"
-        )
-    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        crd_validator(doc["kind"]).validate(doc)
+    else:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def crd_validator(kind: str) -> jsonschema.Draft202012Validator:
+    schema = {**CRD_SCHEMA, "$ref": f"#/$defs/{kind}"}
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("item", DOCS, ids=[_id(d) for d in DOCS])
+def test_manifest_validates_against_its_schema(item: tuple[Path, dict[str, Any]]) -> None:
+    _, doc = item
+    validate(doc)
+
+
+def test_every_custom_resource_has_a_schema() -> None:
+    custom = {(d["apiVersion"], d["kind"]) for _, d in DOCS if "coreos.com" in d["apiVersion"]}
+    assert custom == CRD_KINDS
+    assert set(CRD_SCHEMA["$defs"]) == {kind for _, kind in CRD_KINDS}
 
 
 def test_schema_validation_rejects_a_misspelt_field() -> None:
@@ -53,6 +71,39 @@ def test_schema_validation_rejects_a_misspelt_field() -> None:
     }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def _broken(kind: str, name: str, path: tuple[str | int, ...], key: str, value: Any) -> Any:
+    doc = yaml.safe_load(yaml.safe_dump(_by_kind(kind, name)))
+    node = doc
+    for step in path:
+        node = node[step]
+    node[key] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "key", "value"),
+    [
+        # misspelt fields, where they would be silently ignored by the operator
+        ("ServiceMonitor", ("spec",), "endpoint", [{"port": "http"}]),
+        ("ServiceMonitor", ("spec", "endpoints", 0), "intervall", "15s"),
+        ("ServiceMonitor", ("spec", "selector"), "matchLabel", {"app": "x"}),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0), "annotation", {"a": "b"}),
+        # wrong types and values
+        ("ServiceMonitor", ("spec", "endpoints", 0), "interval", "15 seconds"),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0), "for", 10),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0), "labels", {"severity": 1}),
+        # a rule that is both an alert and a recording rule
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0), "record", "job:x:rate5m"),
+    ],
+)
+def test_custom_resource_schema_rejects_mistakes(
+    kind: str, path: tuple[str | int, ...], key: str, value: Any
+) -> None:
+    validate(_by_kind(kind, "llm-gateway"))
+    with pytest.raises(jsonschema.ValidationError):
+        validate(_broken(kind, "llm-gateway", path, key, value))
 
 
 @pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=lambda p: str(p.relative_to(K8S)))
@@ -120,8 +171,7 @@ def test_kustomize_builds() -> None:
             if d["kind"] != "Namespace"
         )
         for doc in built:
-            if (doc["apiVersion"], doc["kind"]) not in CRD_KINDS:
-                kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            validate(doc)
 
 
 # -- the gateway Deployment ---------------------------------------------------

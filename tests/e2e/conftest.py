@@ -14,6 +14,8 @@ from tests.harness import GatewayServer, upstream_target, write_policy
 from tests.upstream_server import Upstream, free_port, recording_files
 
 CLOUD_KEY = "sk-test-cloud-0123456789abcdef"
+#: the e2e gateway's body limit
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def e2e_policy() -> dict[str, Any]:
@@ -101,7 +103,7 @@ def gateway(
         decision_log=tmp_path_factory.mktemp("logs") / "decisions.jsonl",
         environ={"UPSTREAM_URL": upstream.url, "CLOUD_KEY": CLOUD_KEY},
         reload_interval_s=0,
-        max_body_bytes=1024 * 1024,
+        max_body_bytes=MAX_BODY_BYTES,
     )
     server = GatewayServer(settings).start()
     yield server

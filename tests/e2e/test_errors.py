@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from gateway.endpoints import Endpoint
+from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.judging.request import parse_body
+from tests.e2e.conftest import MAX_BODY_BYTES, e2e_policy
 from tests.harness import GatewayServer
 from tests.upstream_server import Upstream
 
 USER = [{"role": "user", "content": "hi"}]
+ALIASES = frozenset(e2e_policy()["aliases"])
 
 
 def assert_openai_error(
@@ -124,20 +130,6 @@ def test_upstream_4xx_reaches_client_with_its_code(client: Any) -> None:
     assert "maximum context length" in caught.value.message
 
 
-def test_no_target_left_is_503_naming_why(gateway: GatewayServer) -> None:
-    response = post(gateway, "/v1/chat/completions", json={"model": "all-fail", "messages": USER})
-    error = assert_openai_error(response, 503, "no_target_available")
-    assert "status-500" in error["message"] and "refused" in error["message"]
-
-
-def test_target_without_key_is_unavailable_with_reason(gateway: GatewayServer) -> None:
-    response = post(
-        gateway, "/v1/chat/completions", json={"model": "cloud-nokey", "messages": USER}
-    )
-    error = assert_openai_error(response, 503)
-    assert "UNSET_KEY_FOR_TEST" in error["message"]
-
-
 def test_keys_are_never_echoed(gateway: GatewayServer, upstream: Upstream) -> None:
     from tests.e2e.conftest import CLOUD_KEY
 
@@ -163,6 +155,31 @@ json_values = st.recursive(
 )
 
 
+def expected_answer(raw: bytes) -> tuple[int, dict[str, Any]]:
+    """What the gateway must answer to a chat body that names no alias of the
+    policy: the parser's own 400 when it refuses the body, else the 404 for the
+    unknown model. Nothing else: no 200, and never a 5xx."""
+    try:
+        parsed = parse_body(raw, Endpoint.CHAT, max_bytes=MAX_BODY_BYTES)
+    except InvalidRequest as error:
+        return error.status, error.body()
+    return 404, ModelNotFound(
+        f"The model `{parsed.model}` does not exist or you do not have access to it.",
+        param="model",
+    ).body()
+
+
+def assert_exact_answer(gateway: GatewayServer, raw: bytes) -> None:
+    status, body = expected_answer(raw)
+    response = post(
+        gateway, "/v1/chat/completions", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["x-request-id"]
+    assert response.json() == body
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -174,26 +191,106 @@ json_values = st.recursive(
         json_values,
     )
 )
-def test_any_json_body_gets_a_non_500_openai_answer(
+def test_any_json_body_gets_its_exact_openai_answer(
     gateway: GatewayServer, body: dict[str, Any]
 ) -> None:
-    response = post(gateway, "/v1/chat/completions", json=body)
-    assert response.status_code < 500 or response.status_code in (502, 503, 504)
-    if response.status_code != 200:
-        assert_openai_error(response, response.status_code)
+    model = body.get("model")
+    assume(not isinstance(model, str) or model not in ALIASES)
+    assert_exact_answer(gateway, json.dumps(body).encode())
 
 
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(raw=st.binary(max_size=200))
-def test_any_bytes_get_a_400_never_a_500(gateway: GatewayServer, raw: bytes) -> None:
-    response = post(
-        gateway, "/v1/chat/completions", content=raw, headers={"content-type": "application/json"}
-    )
-    assert response.status_code in (200, 400, 404), response.text
-    if response.status_code != 200:
-        assert_openai_error(response, response.status_code)
+def test_any_bytes_get_their_exact_400_never_a_500(gateway: GatewayServer, raw: bytes) -> None:
+    assert_exact_answer(gateway, raw)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"model": "gpt-99", "messages": [{"role": "user", "content": "hi"}]}', 404),
+        (b'{"model": "gpt-99", "messages": []}', 400),
+        (b'{"model": "", "messages": []}', 400),
+        (b"\xff\xfe", 400),
+        (b"null", 400),
+    ],
+)
+def test_the_oracle_itself(gateway: GatewayServer, body: bytes, status: int) -> None:
+    """The two properties above lean on ``expected_answer``: pin it on known cases."""
+    assert expected_answer(body)[0] == status
+    assert_exact_answer(gateway, body)
+
+
+def upstream_error(message: str, error_type: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "body"),
+    [
+        # one target answering an error status: its own message and type are passed
+        # on (a 5xx as 502, a 429 as 429), with the gateway's code when it has none
+        ("status-500", 502, upstream_error("upstream says 500", "server_error", "upstream_error")),
+        ("status-503", 502, upstream_error("upstream says 503", "server_error", "upstream_error")),
+        (
+            "status-429",
+            429,
+            upstream_error("upstream says 429", "rate_limit_exceeded", "upstream_error"),
+        ),
+        # failures without an upstream status: the gateway's own words, naming the target
+        (
+            "hang",
+            504,
+            upstream_error(
+                "Every target timed out (hang: timeout).", "api_error", "upstream_timeout"
+            ),
+        ),
+        (
+            "not-json",
+            503,
+            upstream_error(
+                "No target could serve this request (not-json: protocol).",
+                "api_error",
+                "no_target_available",
+            ),
+        ),
+        (
+            "refused",
+            503,
+            upstream_error(
+                "No target could serve this request (refused: connect).",
+                "api_error",
+                "no_target_available",
+            ),
+        ),
+        (
+            "cloud-nokey",
+            503,
+            upstream_error(
+                "No target could serve this request (cloud-nokey: UNSET_KEY_FOR_TEST is not set).",
+                "api_error",
+                "no_target_available",
+            ),
+        ),
+        (
+            "all-fail",
+            503,
+            upstream_error(
+                "No target could serve this request (status-500: HTTP 500; refused: connect).",
+                "api_error",
+                "no_target_available",
+            ),
+        ),
+    ],
+)
+def test_upstream_failures_get_their_exact_status_and_body(
+    gateway: GatewayServer, model: str, status: int, body: dict[str, Any]
+) -> None:
+    response = post(gateway, "/v1/chat/completions", json={"model": model, "messages": USER})
+    assert response.status_code == status, response.text
+    assert response.json() == body
 
 
 def test_a_bug_is_an_openai_500_without_details(

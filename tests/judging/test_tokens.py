@@ -205,16 +205,30 @@ def test_embeddings_input_shapes() -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "expected"),
     [
-        {},
-        {"messages": "not a list"},
-        {"messages": [None, 3, {"content": 42}, {"content": [None, 7, {"type": "text"}]}]},
-        {"messages": [{"role": "user", "content": "x", "tool_calls": "bad"}]},
-        {"prompt": {"weird": True}},
-        {"input": None},
-        {"tools": [{"function": {"name": 10**40}}]},
+        ({}, 0),
+        # a string is not a list of messages, a mapping not a prompt: nothing to count
+        ({"messages": "not a list"}, 0),
+        ({"prompt": {"weird": True}}, 0),
+        ({"input": None}, 0),
+        # every entry of a list is a message (its overhead), whatever it holds;
+        # a non-text content counts as its JSON, parts without text count nothing
+        (
+            {"messages": [None, 3, {"content": 42}, {"content": [None, 7, {"type": "text"}]}]},
+            REPLY_PRIMING + 4 * MESSAGE_OVERHEAD + estimate_tokens("42"),
+        ),
+        # malformed tool calls are skipped, the rest of the message counts
+        (
+            {"messages": [{"role": "user", "content": "x", "tool_calls": "bad"}]},
+            REPLY_PRIMING + MESSAGE_OVERHEAD + estimate_tokens("x"),
+        ),
+        # what JSON cannot encode (an int beyond 64 bits) counts as its repr
+        (
+            {"tools": [{"function": {"name": 10**40}}]},
+            estimate_tokens(str([{"function": {"name": 10**40}}])),
+        ),
     ],
 )
-def test_malformed_bodies_never_raise(body: dict[str, Any]) -> None:
-    assert estimate_request_tokens(body) >= 0
+def test_malformed_bodies_count_what_can_be_read(body: dict[str, Any], expected: int) -> None:
+    assert estimate_request_tokens(body) == expected

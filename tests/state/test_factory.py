@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import Redis
 
 from gateway.state.factory import build_state
 from gateway.state.redis_backend import parse_url
@@ -48,7 +49,14 @@ async def test_no_url_is_memory() -> None:
 
 
 async def test_backend_names(redis_server: RedisServer, redis_cluster: RedisCluster) -> None:
-    redis_server.start()
+    redis_server.start()  # a previous test may have stopped it
+    for node in redis_cluster.nodes:
+        node.start()
+    redis_cluster.wait_ok()
+    raw = Redis.from_url(redis_server.url)
+    await raw.flushall()
+    await raw.aclose()
+    redis_cluster.flushall()
     single = await build_state(redis_server.url)
     cluster = await build_state(redis_cluster.url)
     flagged = await build_state(
@@ -59,7 +67,15 @@ async def test_backend_names(redis_server: RedisServer, redis_cluster: RedisClus
         assert cluster.backend == flagged.backend == "redis-cluster"
         for state in (single, cluster, flagged):
             assert await state.ping() is True
-            assert await state.keys.has_keys() in (True, False)
+            assert await state.keys.has_keys() is False
+        plaintext, record = await cluster.keys.create_key("team-a")
+        # both URL forms name the same cluster: a key made through one is known to the other
+        assert await flagged.keys.has_keys() is True
+        known = await flagged.keys.authenticate(plaintext)
+        assert known is not None and known.key_id == record.key_id and known.team == "team-a"
+        # the single node is another store
+        assert await single.keys.has_keys() is False
+        assert await single.keys.authenticate(plaintext) is None
     finally:
         for state in (single, cluster, flagged):
             await state.aclose()
