@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
 from gateway import __version__
-from gateway.api import routes
+from gateway.api import responses_store, routes
 from gateway.api.fastlane import ENDPOINTS, OpenAILane
 from gateway.api.headers import GatewayHeaders
 from gateway.api.render import on_gateway_error, on_http_exception, on_unexpected
@@ -66,6 +66,24 @@ def create_app(settings: Settings, services: Services | None = None) -> OpenAILa
         )
     add("/v1/models", routes.list_models, methods=["GET"], include_in_schema=False)
     add("/v1/models/{model:path}", routes.get_model, methods=["GET"], include_in_schema=False)
+    add(
+        "/v1/responses/{response_id}",
+        responses_store.get_response,
+        methods=["GET"],
+        include_in_schema=False,
+    )
+    add(
+        "/v1/responses/{response_id}",
+        responses_store.delete_response,
+        methods=["DELETE"],
+        include_in_schema=False,
+    )
+    add(
+        "/v1/responses/{response_id}/input_items",
+        responses_store.list_input_items,
+        methods=["GET"],
+        include_in_schema=False,
+    )
     add("/gateway/explain", routes.explain, methods=["POST"], include_in_schema=False)
     add("/gateway/spend", routes.spend, methods=["GET"], include_in_schema=False)
     add("/healthz", routes.healthz, methods=["GET"], include_in_schema=False)

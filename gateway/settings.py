@@ -58,6 +58,8 @@ class Settings:
     log_redacted_samples: bool = False
     #: the fraction of requests sampled when ``log_redacted_samples`` is on
     log_sample_rate: float = 0.01
+    #: how long a stored Response (``store: true``) can be retrieved and followed up
+    responses_ttl_s: float = 7 * 86_400.0
     #: the environment policies may read with ``${VAR}``
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -83,6 +85,7 @@ class Settings:
             "GATEWAY_DRAIN_TIMEOUT_S": ("drain_timeout_s", float),
             "GATEWAY_LOG_REDACTED_SAMPLES": ("log_redacted_samples", _bool),
             "GATEWAY_LOG_SAMPLE_RATE": ("log_sample_rate", float),
+            "GATEWAY_RESPONSES_TTL_S": ("responses_ttl_s", float),
         }
         for var, (name, parse) in readers.items():
             raw = env.get(var)

@@ -1,4 +1,5 @@
-"""Endpoints served by translation onto the chat pipeline (``/v1/messages``).
+"""Endpoints served by translation onto the chat pipeline (``/v1/messages``,
+``/v1/responses``).
 
 Contract: the body is parsed and translated to a chat body (a 4xx in the
 dialect's own error shape when it cannot be), the pipeline handles it as chat
@@ -16,10 +17,11 @@ from typing import Any
 import orjson
 from starlette.types import Send
 
-from gateway.api import messages
+from gateway.api import messages, responses, responses_store
 from gateway.api.render import send_error, send_json
 from gateway.endpoints import Endpoint
-from gateway.errors import GatewayError, InternalError, InvalidRequest
+from gateway.errors import GatewayError, InternalError, InvalidRequest, NotFound
+from gateway.judging.build import CLASSIFICATION_HEADER
 from gateway.judging.tokens import estimate_request_tokens
 from gateway.observability.record import Exchange
 from gateway.services import Services
@@ -33,8 +35,9 @@ _SSE = [
 ]
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"
+RESPONSES = "/v1/responses"
 #: path -> the record's endpoint label
-PATHS = {MESSAGES: "messages", COUNT_TOKENS: "messages_count_tokens"}
+PATHS = {MESSAGES: "messages", COUNT_TOKENS: "messages_count_tokens", RESPONSES: "responses"}
 
 
 def anthropic_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -55,6 +58,9 @@ async def serve(
     headers: dict[str, str],
     send: Send,
 ) -> None:
+    if path == RESPONSES:
+        await serve_responses(services, ex, raw, headers, send)
+        return
     headers = anthropic_headers(headers)
     try:
         body = _json(raw)
@@ -94,3 +100,75 @@ def _json(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+
+
+async def serve_responses(
+    services: Services, ex: Exchange, raw: bytes, headers: dict[str, str], send: Send
+) -> None:
+    """``POST /v1/responses``: expand ``previous_response_id`` from the store,
+    judge and route the whole conversation as chat, answer a Response (or its
+    event stream) and store it when ``store`` is on."""
+    try:
+        turn = responses.parse(_json(raw))
+        who = await services.auth.authenticate(headers.get("authorization"))
+        team = who.team if who is not None else None
+        history: list[dict[str, Any]] = []
+        earlier_level: str | None = None
+        if turn.previous_id is not None:
+            stored = await responses_store.load(services, team, turn.previous_id)
+            if stored is None:
+                raise NotFound(
+                    f"Previous response with id '{turn.previous_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            history, earlier_level = stored.messages, stored.level
+            messages = turn.chat["messages"]
+            first = 1 if turn.echo["instructions"] is not None else 0
+            turn.chat["messages"] = messages[:first] + history + messages[first:]
+            # the conversation counts at least at the highest level it ever had
+            declared = headers.get(CLASSIFICATION_HEADER)
+            headers = {
+                **headers,
+                CLASSIFICATION_HEADER: earlier_level
+                if declared is None
+                else f"{declared}, {earlier_level}",
+            }
+        reply = await services.pipeline.handle(ex, Endpoint.CHAT, orjson.dumps(turn.chat), headers)
+    except GatewayError as error:
+        ex.failed(error)
+        await send_error(send, error, ex.headers())
+        return
+    except Exception as exc:  # a bug: logged with its traceback, no details sent
+        log.error("unhandled error on POST %s", RESPONSES, exc_info=exc)
+        internal = InternalError("The gateway had an internal error; it has been logged.")
+        ex.failed(internal)
+        await send_error(send, internal, ex.headers())
+        return
+    response_id = responses.new_id("resp")
+
+    async def keep(response: dict[str, Any]) -> None:
+        if turn.store:
+            level = responses_store.highest(ex.level, earlier_level)
+            await responses_store.save(
+                services, team, response, turn.input_items, history, level, ex.target
+            )
+
+    if reply.events is None:
+        data = orjson.loads(reply.body or b"{}")
+        output = responses.output_from_chat(data)
+        response = responses.response_object(
+            response_id, turn.echo, output, responses.usage_of(data.get("usage"))
+        )
+        await keep(response)
+        await send_json(send, reply.status, response, reply.headers)
+        return
+    done: list[dict[str, Any]] = []
+    stream = responses.EventStream(response_id, turn.echo, done.append)
+    head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": _SSE + head})
+    async for chunk in stream.translate(reply.events):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    if done:
+        await keep(done[0])
+    await send({"type": "http.response.body", "body": b""})

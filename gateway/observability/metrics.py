@@ -35,7 +35,7 @@ DESTINATIONS = ("open", "proprietary", "denied", "none")
 DECISION_ACTIONS = ("route", "deny", "redact")
 LIMIT_SCOPES = ("key", "team", "rule")
 LIMIT_KINDS = ("rpm", "tpm", "streams", "budget")
-STATE_OPERATIONS = ("cache_get", "cache_set", "keys", "teams", "limits", "ledger")
+STATE_OPERATIONS = ("cache_get", "cache_set", "keys", "teams", "limits", "ledger", "conversations")
 
 
 class Metrics:

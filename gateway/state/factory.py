@@ -1,4 +1,4 @@
-"""Build the four state services from one setting: the Redis URL, or none.
+"""Build the state services from one setting: the Redis URL, or none.
 
 ``build_state(None)`` gives the in-memory backend, the embedded default of a
 single process. Otherwise ``redis_url`` names the Redis deployment:
@@ -33,6 +33,11 @@ from gateway.state.base import (
     SpendLedger,
     StateUnavailable,
 )
+from gateway.state.conversations import (
+    Conversations,
+    MemoryConversations,
+    RedisConversations,
+)
 from gateway.state.memory import (
     MemoryKeyStore,
     MemoryKV,
@@ -61,6 +66,8 @@ class StateBackends:
     keys: KeyStore
     limiter: RateLimiter
     ledger: SpendLedger
+    #: stored Responses (``previous_response_id``)
+    conversations: Conversations
     #: ``memory`` | ``redis`` | ``redis-cluster``
     backend: str
     redis: RedisConnection | None = None
@@ -84,6 +91,7 @@ def memory_state(
         keys=MemoryKeyStore(kv, clock),
         limiter=MemoryRateLimiter(kv, clock),
         ledger=MemorySpendLedger(kv, clock),
+        conversations=MemoryConversations(kv),
         backend="memory",
     )
 
@@ -119,6 +127,7 @@ async def build_state(
         keys=RedisKeyStore(redis, clock),
         limiter=RedisRateLimiter(redis, clock),
         ledger=RedisSpendLedger(redis, clock),
+        conversations=RedisConversations(redis),
         backend="redis-cluster" if redis.cluster else "redis",
         redis=redis,
     )
