@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api import messages, responses
 from gateway.api.body import read_body, request_headers
 from gateway.api.render import json_response
+from gateway.api.translated import anthropic_headers
 from gateway.endpoints import Endpoint
 from gateway.errors import (
     AuthenticationFailed,
@@ -62,11 +65,46 @@ def policy_loaded_at(request: Request) -> float:
 
 
 async def explain(request: Request) -> Response:
+    """The decision for a chat, Responses or Messages body, calling nothing
+    upstream. Which API the body speaks: ``?api=chat|responses|messages``, or
+    by its shape (``input`` without ``messages``: Responses; a top-level
+    ``system`` or an ``anthropic-version`` header: Messages; else chat). A
+    Responses or Messages body is judged as the chat body it translates to,
+    exactly as its own endpoint would judge it."""
     services = services_of(request)
     raw = await read_body(request.receive, request.headers, services.settings.max_body_bytes)
     headers = request_headers(request.scope["headers"])
+    api = request.query_params.get("api") or _api_of(raw, headers)
+    if api == "responses":
+        raw = orjson.dumps(responses.parse(_json_body(raw)).chat)
+    elif api == "messages":
+        headers = anthropic_headers(headers)
+        raw = orjson.dumps(messages.to_chat(_json_body(raw)))
+    elif api != "chat":
+        raise InvalidRequest(f"Invalid api {api!r}; use chat, responses or messages.", param="api")
     facts, decision = await services.pipeline.decide_only(Endpoint.CHAT, raw, headers)
     return json_response(explanation(facts, decision))
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+
+
+def _api_of(raw: bytes, headers: dict[str, str]) -> str:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "chat"  # the chat parser gives the error
+    if not isinstance(body, dict):
+        return "chat"
+    if "input" in body and "messages" not in body:
+        return "responses"
+    if "system" in body or "anthropic-version" in headers:
+        return "messages"
+    return "chat"
 
 
 async def spend(request: Request) -> Response:

@@ -190,3 +190,19 @@ def test_redaction_and_restore_under_the_same_policy(
         text = "".join(stream.text_stream)
     assert email not in str(upstream.requests[-1]["body"])
     assert text == f"echo: write to {email} now"
+
+
+def test_explain_accepts_a_messages_body(gateway: GatewayServer) -> None:
+    body = {
+        "model": "auto",
+        "max_tokens": 16,
+        "system": "you help",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "my ssn is 078-05-1120"}]}
+        ],
+    }
+    for params in ({}, {"api": "messages"}):
+        explained = httpx.post(gateway.url + "/gateway/explain", json=body, params=params)
+        assert explained.status_code == 200, explained.text
+        assert explained.json()["sensitivity"]["level"] == "restricted"
+        assert "us_ssn" in explained.json()["sensitivity"]["entities"]

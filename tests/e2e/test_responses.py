@@ -229,3 +229,13 @@ def test_errors(gateway: GatewayServer) -> None:
         assert response.json()["error"]["param"] == param, body
     assert httpx.post(url, json={"model": "nope", "input": "x"}).status_code == 404
     assert httpx.get(gateway.url + "/v1/responses/resp_unknown").status_code == 404
+
+
+def test_explain_accepts_a_responses_body(gateway: GatewayServer) -> None:
+    body = {"model": "auto", "input": [{"role": "user", "content": "ssn 078-05-1120"}]}
+    for params in ({}, {"api": "responses"}):
+        explained = httpx.post(gateway.url + "/gateway/explain", json=body, params=params)
+        assert explained.status_code == 200, explained.text
+        assert explained.json()["sensitivity"]["level"] == "restricted"
+    bad = httpx.post(gateway.url + "/gateway/explain", json=body, params={"api": "soap"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "api"
