@@ -208,9 +208,10 @@ class Bench:
         warmup: bool = True,
         server: Child | None = None,
         headers: dict[str, str] | None = None,
+        path: str = "/v1/chat/completions",
     ) -> dict[str, Any]:
         """One cell; with ``server``, also its CPU milliseconds per request."""
-        target = url + "/v1/chat/completions"
+        target = url + path
         if warmup:
             run_load(
                 target,
