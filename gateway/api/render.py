@@ -47,13 +47,14 @@ async def send_error(
     send: Send,
     error: GatewayError,
     headers: Mapping[str, str],
-    shape: Callable[[GatewayError], Any] = GatewayError.body,
+    shape: Callable[[GatewayError], Any] | None = None,
 ) -> None:
     """Write ``error`` as a whole ASGI response; ``headers`` (the request
     record's) win over the error's own (``retry-after``, ``x-ratelimit-*``).
     ``shape`` gives the body: OpenAI's, or another API's for the endpoints
     that speak it (:func:`gateway.api.messages.error_body`)."""
-    await send_json(send, error.http_status, shape(error), {**error.headers, **headers})
+    body = error.body() if shape is None else shape(error)  # body() is overridden per class
+    await send_json(send, error.http_status, body, {**error.headers, **headers})
 
 
 async def send_json(send: Send, status: int, data: Any, headers: Mapping[str, str]) -> None:
