@@ -84,7 +84,8 @@ def test_sighup_reloads_and_keeps_last_good_policy(demo: GatewayProcess, policie
     aliases_file = policies / "aliases.yaml"
     data = yaml.safe_load(aliases_file.read_text())
     data["aliases"]["brand-new"] = {"targets": ["local"]}
-    aliases_file.write_text(yaml.safe_dump(data))
+    good = yaml.safe_dump(data)
+    aliases_file.write_text(good)
     demo.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
     while "brand-new" not in _aliases(demo.url) and time.monotonic() < deadline:
@@ -99,12 +100,24 @@ def test_sighup_reloads_and_keeps_last_good_policy(demo: GatewayProcess, policie
     assert "no-such-target" in (ready["policy"]["last_reload_error"] or "")
     metrics = httpx.get(demo.url + "/metrics").text
     assert 'gateway_policy_reloads_total{result="failure"} 1.0' in metrics
+    assert "gateway_policy_reload_failing 1.0" in metrics  # the alert's series
     chat = httpx.post(
         demo.url + "/v1/chat/completions",
         json={"model": "brand-new", "messages": [{"role": "user", "content": "hi"}]},
         timeout=10,
     )
     assert chat.status_code == 200
+
+    # the files put back exactly as they were: nothing new loads, yet nothing is refused
+    aliases_file.write_text(good)
+    demo.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while (
+        "gateway_policy_reload_failing 0.0" not in httpx.get(demo.url + "/metrics").text
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert "gateway_policy_reload_failing 0.0" in httpx.get(demo.url + "/metrics").text
 
 
 def test_sigterm_drains_open_streams(policies: Path) -> None:
