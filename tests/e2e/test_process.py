@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ import yaml
 from tests.harness import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = Path(sys.executable).parent / "gateway"
 
 
 @pytest.fixture
@@ -162,3 +167,24 @@ def test_sigterm_drains_open_streams(policies: Path) -> None:
     process.stop()
     assert code == 0
     assert b"".join(received).endswith(b"data: [DONE]\n\n"), "the open stream finished"
+
+
+def test_explain_agrees_with_the_cli_on_an_unknown_model(
+    demo: GatewayProcess, policies: Path, tmp_path: Path
+) -> None:
+    body = {"model": "gpt-5-turbo", "messages": [{"role": "user", "content": "hi"}]}
+    served = httpx.post(demo.url + "/gateway/explain", json=body, timeout=10)
+    assert served.status_code == 404
+    message = served.json()["error"]["message"]
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(body))
+    cli = subprocess.run(
+        [str(GATEWAY), "policy", "explain", str(request), "--dir", str(policies)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert cli.returncode == 1
+    assert cli.stdout.strip() == f"request refused (404): {message}"
