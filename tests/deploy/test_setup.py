@@ -119,5 +119,5 @@ def test_readme_real_mode_names_the_variables_the_shipped_policies_read() -> Non
     assert named == read
     for server in ("vllm serve", "ollama serve", "llama-server"):
         assert server in section
-    for needed in (".venv/bin/gateway", "GATEWAY_REDIS_URL", "Not supported", "/v1/responses"):
+    for needed in (".venv/bin/gateway", "GATEWAY_REDIS_URL", "Not supported", "images, audio"):
         assert needed in section, needed
