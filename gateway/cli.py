@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 import orjson
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Hybrid LLM routing gateway: an OpenAI-compatible proxy that routes by "
         "sensitivity, task, cost and budget.",
     )
+    parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="run the gateway")
@@ -70,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     spend.add_argument("--redis-url", help="shared state (GATEWAY_REDIS_URL)")
     spend.set_defaults(func=_spend)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("hybrid-llm-gateway")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

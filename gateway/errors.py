@@ -12,6 +12,7 @@ Nothing classifies errors by matching their text: the class is the contract.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -99,6 +100,12 @@ class MethodNotAllowed(GatewayError):
     default_code = "method_not_allowed"
 
 
+def retry_after_header(seconds: float) -> int:
+    """The whole seconds a ``Retry-After`` header says: rounded up, at least 1 (a client told
+    0 would retry at once). ``x-ratelimit-reset-*`` on the same 429 say the same number."""
+    return max(1, math.ceil(seconds - 1e-9))
+
+
 class RateLimited(GatewayError):
     """A gateway limit (requests, tokens, concurrent streams) refused the request."""
 
@@ -114,7 +121,7 @@ class RateLimited(GatewayError):
         headers: Mapping[str, str] | None = None,
         code: str | None = None,
     ) -> None:
-        merged = {"retry-after": str(max(1, round(retry_after_s + 0.499)))}
+        merged = {"retry-after": str(retry_after_header(retry_after_s))}
         merged.update(headers or {})
         super().__init__(message, code=code, headers=merged)
         self.retry_after_s = retry_after_s
@@ -210,7 +217,7 @@ class UpstreamStatusError(UpstreamError):
     ) -> None:
         headers = {}
         if retry_after_s is not None and upstream_status == 429:
-            headers["retry-after"] = str(max(1, round(retry_after_s + 0.499)))
+            headers["retry-after"] = str(retry_after_header(retry_after_s))
         super().__init__(message, param=param, code=code, headers=headers)
         self.upstream_status = upstream_status
         self.error_type = error_type

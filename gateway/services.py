@@ -70,9 +70,9 @@ class Services:
         return result
 
     def on_reload(self, result: ReloadResult) -> None:
+        self.metrics.policy_loaded(ok=result.ok, changed=result.changed)
         if result.ok and not result.changed:
             return
-        self.metrics.policy_reloads.labels("success" if result.ok else "failure").inc()
         if result.ok:
             self.bind_policy(self.policy.policy)
             log.info("policy reloaded (%s)", self.policy.policy.fingerprint[:12])
@@ -158,7 +158,7 @@ async def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     holder_type = DemoPolicyHolder if settings.demo else PolicyHolder
     holder = holder_type(settings.policies, settings.environ)
-    metrics.policy_reloads.labels("success").inc()
+    metrics.policy_loaded(ok=True)
     state = await build_state(
         settings.redis_url,
         timeout_s=settings.redis_timeout_s,

@@ -199,6 +199,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.policy_reload_failing = Gauge(
+            "gateway_policy_reload_failing",
+            "1 while the policy files on disk are refused (the last reload failed and the last "
+            "good policy is in force), 0 once a policy loads.",
+            registry=r,
+        )
         self.policy_info = Gauge(
             "gateway_policy_loaded_timestamp_seconds",
             "When the policy in force was loaded.",
@@ -221,6 +227,14 @@ class Metrics:
             ["backend"],
             registry=r,
         )
+
+    def policy_loaded(self, *, ok: bool, changed: bool = True) -> None:
+        """Record a load or reload attempt: counted when it failed or changed the policy;
+        ``gateway_policy_reload_failing`` follows every attempt (files put back as they
+        were load nothing new, yet are no longer refused)."""
+        if changed or not ok:
+            self.policy_reloads.labels("success" if ok else "failure").inc()
+        self.policy_reload_failing.set(0 if ok else 1)
 
     # -- bounded label sets -------------------------------------------------
 

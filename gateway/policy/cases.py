@@ -16,7 +16,7 @@ API keys happen to be set where they run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -28,6 +28,7 @@ from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Decision, Facts, Sensitivity
 from gateway.policy.problems import Problem
 from gateway.policy.read import Reader
+from gateway.policy.simulate import all_available
 from gateway.policy.source import Node, read_file
 
 CASE_KEYS = (
@@ -97,12 +98,6 @@ def case_files(policy_dir: Path) -> list[Path]:
     if not tests.is_dir():
         return []
     return sorted(p for p in tests.iterdir() if p.suffix in (".yaml", ".yml"))
-
-
-def all_available(policy: CompiledPolicy) -> CompiledPolicy:
-    """``policy`` with no target marked unavailable (for environment-independent cases)."""
-    targets = {n: replace(t, unavailable_reason=None) for n, t in policy.targets.items()}
-    return replace(policy, targets=MappingProxyType(targets))
 
 
 def run_cases(

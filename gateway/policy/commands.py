@@ -111,19 +111,33 @@ def test_command(args: argparse.Namespace, settings: Settings, out: TextIO = sys
     policy = _load(path, settings, out)
     if policy is None:
         return 1
-    if not case_files(path):
-        print(f"no test cases: add YAML files under {path / 'tests'}", file=out)
-        return 0
+    files = case_files(path)
+    if not files:
+        print(
+            f"error: no test cases for {path}: add YAML files with 'cases:' under "
+            f"{path / 'tests' if path.is_dir() else path.parent / 'tests'}",
+            file=out,
+        )
+        return 1
     report = run_cases(path, FactsBuilder(policy), settings.environ)
-    for problem in report.problems:
-        print(problem, file=out)
     for result in report.results:
         if result.ok:
             print(f"PASS {result.name}", file=out)
         else:
             print(f"FAIL {result.name} ({result.file}:{result.line})\n{result.message}", file=out)
+    if report.problems:
+        # after the results, beside the summary: an invalid case is never silently skipped
+        print(f"INVALID: {len(report.problems)} problems in the case files (not run):", file=out)
+        for problem in report.problems:
+            print(problem, file=out)
     passed = sum(r.ok for r in report.results)
-    print(f"{passed} passed, {len(report.results) - passed} failed", file=out)
+    summary = f"{passed} passed, {len(report.results) - passed} failed"
+    if report.problems:
+        summary += f", {len(report.problems)} invalid"
+    print(summary, file=out)
+    if not report.results and not report.problems:
+        print(f"error: the case files in {files[0].parent} hold no cases", file=out)
+        return 1
     return 0 if report.ok else 1
 
 

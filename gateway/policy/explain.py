@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.errors import ModelNotFound
 from gateway.judging.build import FactsBuilder
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Decision, Facts
@@ -73,10 +74,21 @@ def explain_request(
 ) -> tuple[Facts, Decision]:
     """Facts and decision for a request, calling nothing upstream.
 
-    Raises :class:`~gateway.errors.InvalidRequest` for invalid hints and
-    :class:`~gateway.errors.PolicyDenied` for a key policy the policy lacks.
+    Raises :class:`~gateway.errors.InvalidRequest` for invalid hints,
+    :class:`~gateway.errors.ModelNotFound` for a ``model`` the policy does not
+    publish for ``endpoint`` (as ``POST /gateway/explain`` and the endpoints
+    themselves answer 404), and :class:`~gateway.errors.PolicyDenied` for a key
+    policy the policy lacks.
     """
     policy = builder.policy
+    model = body.get("model")
+    if isinstance(model, str):
+        alias = policy.aliases.get(model)
+        if alias is None or endpoint not in alias.endpoints:
+            raise ModelNotFound(
+                f"The model `{model}` does not exist or you do not have access to it.",
+                param="model",
+            )
     facts = builder.build(
         endpoint=endpoint,
         body=body,

@@ -109,11 +109,45 @@ def load_policy(
     if unreadable:
         # what the broken file defines is unknown: checking the rest would only cascade
         raise PolicyError(problems)
+    incomplete = _incomplete(path, merged)
+    if incomplete is not None:
+        # every rule would name an unknown target: one clear error instead of a cascade
+        problems.append(incomplete)
+        raise PolicyError(problems)
     policy = _compile(reader, merged, prices)
     if any(p.severity is Severity.ERROR for p in problems) or policy is None:
         raise PolicyError(problems)
     warnings = tuple(p for p in problems if p.severity is Severity.WARNING)
     return _finish(policy, warnings, tuple(files), digest.hexdigest())
+
+
+def _incomplete(path: Path, merged: _Merged) -> Problem | None:
+    """One clear error for a policy without targets, or for one file of a policy directory
+    checked on its own (else every rule would report each of its targets as unknown)."""
+    missing = []
+    if not merged.named["targets"]:
+        missing.append("no targets")
+    if merged.rules is None and not merged.named["policies"]:
+        missing.append("no rules")
+    siblings = [p for p in policy_files(path.parent) if p != path] if path.is_file() else []
+    if missing and siblings:
+        return Problem(
+            path,
+            None,
+            None,
+            f"{path.name} has {' and '.join(missing)}: it is one file of the policy in "
+            f"{path.parent}/ (with {', '.join(p.name for p in siblings)})",
+            f"check the whole directory: gateway policy check {path.parent}",
+        )
+    if not merged.named["targets"]:
+        return Problem(
+            path,
+            None,
+            None,
+            "no targets are declared: a policy needs at least one target to route to",
+            "add a 'targets:' section (see policies/targets.yaml)",
+        )
+    return None
 
 
 def _finish(

@@ -73,7 +73,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 
 def one_of(choices: Iterable[str]) -> str:
-    return "use one of: " + ", ".join(sorted(choices))
+    names = sorted(choices)
+    return "use one of: " + ", ".join(names) if names else "none is defined yet"
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

@@ -85,9 +85,11 @@ class RuleParser:
         rules: list[Rule] = []
         seen: dict[str, int] = {}
         catch_all: Rule | None = None
+        broken_catch_all = False  # a rule without 'when' that failed: already an error
         for item in items or []:
             rule = self.rule(item, f"{name}[{len(rules)}]")
             if rule is None:
+                broken_catch_all |= item.is_mapping and "when" not in item.value
                 continue
             if rule.name in seen:
                 with self.r.in_rule(rule.name):
@@ -108,7 +110,7 @@ class RuleParser:
             elif rule.when.always and not rule.use_alias:
                 catch_all = rule
             rules.append(rule)
-        if items is not None and catch_all is None and items:
+        if items is not None and catch_all is None and items and not broken_catch_all:
             self.r.warn(
                 node,
                 f"rule set '{name}' has no catch-all rule: a request no rule matches is denied",

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.decision_log import BadRecord, LoggedDecision
@@ -67,10 +68,27 @@ def _first_cost(targets: tuple[str, ...], costs: dict[str, float] | object) -> f
     return float(costs.get(targets[0], 0.0))
 
 
-def _rule_set(policy: CompiledPolicy, logged: LoggedDecision) -> str:
-    if logged.rule_set in policy.rule_sets:
-        return logged.rule_set
-    return policy.rule_set_for(logged.facts.team, None)
+def _key_policy(reference: CompiledPolicy, logged: LoggedDecision) -> str | None:
+    """The key's own rule set, if the logged one came from the key rather than its team.
+
+    The log names the rule set used, not why: a rule set other than what the
+    reference policy's team mapping gives is taken to be the key's own
+    ``policy`` (which no policy file can change); otherwise the rule set
+    follows each policy's ``teams:`` mapping.
+    """
+    if logged.rule_set == reference.rule_set_for(logged.facts.team, None):
+        return None
+    return logged.rule_set
+
+
+def _decide(
+    policy: CompiledPolicy, logged: LoggedDecision, key_policy: str | None
+) -> tuple[str, Decision | None]:
+    """The decision ``policy`` makes, or ``None`` (a deny) when it lacks the key's rule set."""
+    if key_policy is not None and key_policy not in policy.rule_sets:
+        return f"rule set '{key_policy}' undefined: deny", None
+    rule_set = policy.rule_set_for(logged.facts.team, key_policy)
+    return "", policy.decide(logged.facts, rule_set)
 
 
 def check_invariant(policy: CompiledPolicy, facts: Facts, decision: Decision) -> str | None:
@@ -94,23 +112,33 @@ def simulate(
     policy: CompiledPolicy,
     against: CompiledPolicy | None = None,
 ) -> SimulationReport:
+    """Replay ``records``; every target counts as available (see :func:`all_available`), so
+    the result does not depend on which API keys are set where it runs."""
     report = SimulationReport()
+    policy = all_available(policy)
+    judge = all_available(against) if against is not None else policy
     for item in records:
         if isinstance(item, BadRecord):
             report.bad_lines.append(str(item))
             continue
         report.total += 1
         facts = item.facts
+        key_policy = _key_policy(policy, item)
         if against is None:
             before = _summary(item.rule, item.action, item.targets)
             report.cost_before_usd += _first_cost(item.targets, dict(item.estimated_cost_usd))
-            judge = policy
         else:
-            old = policy.decide(facts, _rule_set(policy, item))
-            before = _summary(old.rule, old.action, old.targets)
-            report.cost_before_usd += _first_cost(old.targets, dict(old.estimated_cost_usd))
-            judge = against
-        new = judge.decide(facts, _rule_set(judge, item))
+            refused, old = _decide(policy, item, key_policy)
+            before = refused
+            if old is not None:
+                before = _summary(old.rule, old.action, old.targets)
+                report.cost_before_usd += _first_cost(old.targets, dict(old.estimated_cost_usd))
+        refused, new = _decide(judge, item, key_policy)
+        if new is None:
+            report.rule_counts[refused] += 1
+            if before != refused:
+                report.changes[(before, refused)] += 1
+            continue
         after = _summary(new.rule, new.action, new.targets)
         report.rule_counts[new.rule] += 1
         report.cost_after_usd += _first_cost(new.targets, dict(new.estimated_cost_usd))
@@ -120,3 +148,9 @@ def simulate(
         if violation is not None:
             report.violations.append(violation)
     return report
+
+
+def all_available(policy: CompiledPolicy) -> CompiledPolicy:
+    """``policy`` with no target marked unavailable (for environment-independent results)."""
+    targets = {n: replace(t, unavailable_reason=None) for n, t in policy.targets.items()}
+    return replace(policy, targets=MappingProxyType(targets))

@@ -123,14 +123,48 @@ def read_file(path: Path, environ: Mapping[str, str], problems: list[Problem]) -
             return Node({}, path, 1)
         return _Composer(path, environ, problems).convert(root, loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problems.append(
-            Problem(path, line, None, f"YAML syntax: {exc.problem or exc}", "fix the YAML syntax")
-        )
+        problems.append(syntax_problem(path, text, exc))
         return None
     except yaml.YAMLError as exc:
-        problems.append(Problem(path, None, None, f"YAML syntax: {exc}", "fix the YAML syntax"))
+        problems.append(Problem(path, None, None, f"invalid YAML: {exc}", "fix the YAML syntax"))
         return None
     finally:
         loader.dispose()
+
+
+def syntax_problem(path: Path, text: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """A YAML syntax error as a problem: line and column, what the parser expected, and where
+    the construct it was reading began, with the offending line quoted and a caret under it."""
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return Problem(path, None, None, f"invalid YAML: {exc}", "fix the YAML syntax")
+    what = exc.problem or "invalid syntax"
+    message = f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {what}"
+    context = exc.context_mark
+    if exc.context and context is not None and context is not mark:
+        message += (
+            f" ({exc.context.removeprefix('while ')} that began at line {context.line + 1}, "
+            f"column {context.column + 1})"
+        )
+    lines = text.splitlines()
+    quoted = ""
+    if mark.line < len(lines):
+        line = lines[mark.line]
+        quoted = f"\n        {line}\n        {' ' * mark.column}^"
+    return Problem(path, mark.line + 1, None, message, _syntax_hint(what, exc.context) + quoted)
+
+
+def _syntax_hint(problem: str, context: str | None) -> str:
+    if "'\\t'" in problem:
+        return "indent with spaces: YAML does not allow tabs"
+    if "mapping values are not allowed" in problem:
+        return "quote a value that contains ': ', or fix the indentation of this key"
+    if "flow sequence" in (context or ""):
+        return "close the [ ... ] list that began there, or separate its items with ','"
+    if "flow mapping" in (context or ""):
+        return "close the { ... } mapping that began there, or separate its entries with ','"
+    if "quoted scalar" in (context or ""):
+        return "close the quoted string that began there"
+    if "block" in problem or "block" in (context or ""):
+        return "line this entry up with the others at its level (same indentation, same kind: all '- item' or all 'key: value')"
+    return "fix the YAML syntax at the caret"

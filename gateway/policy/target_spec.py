@@ -5,7 +5,7 @@ Contract:
 * ``kind`` and ``model`` are required (``model`` defaults to the target's name
   for ``provider: simulated``); ``provider`` defaults to ``openai`` (any
   OpenAI-compatible server), which needs ``base_url``; ``litellm`` needs
-  ``litellm_provider``.
+  ``litellm_provider``. A ``base_url`` is an ``http://`` or ``https://`` URL with a host.
 * ``max_sensitivity`` defaults to ``restricted`` for open targets and
   ``internal`` for proprietary ones.
 * ``api_key`` may name an unset variable: for a proprietary target an empty
@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.judging.prices import PriceBook
 from gateway.levels import Level
@@ -139,6 +140,12 @@ def read_target(
         else:
             reader.error(node, f"{what} needs 'model'", "add model: <the upstream model name>")
     base_url = text("base_url")
+    if base_url is not None and _bad_url(base_url):
+        reader.error(
+            entries["base_url"],
+            f"{what}: base_url {base_url!r} is not an http(s) URL",
+            "write the scheme and host, e.g. http://localhost:8000/v1 or https://api.openai.com/v1",
+        )
     if provider is ProviderType.OPENAI_COMPATIBLE and "base_url" not in entries:
         reader.error(
             node,
@@ -233,6 +240,11 @@ def read_target(
         unavailable_reason=unavailable,
         weight=weight,
     )
+
+
+def _bad_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme not in ("http", "https") or not parts.hostname
 
 
 def _api_key(

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable, retry_after_header
 from gateway.observability.metrics import Metrics
 from gateway.policy.model import Decision, Facts
 from gateway.quota.leases import BudgetLeases, RateLeases
@@ -228,11 +228,12 @@ class Limits:
                 verdict = await self._admit_one(scope, limits, tokens)
                 if not verdict.allowed:
                     self._metrics.rate_limited.labels(label, verdict.limit or "rpm").inc()
+                    wait = retry_after_header(verdict.retry_after_s)
                     raise RateLimited(
                         f"Rate limit reached for {label} on {_describe(verdict)}. "
-                        f"Try again in {verdict.retry_after_s:.1f}s.",
-                        retry_after_s=verdict.retry_after_s,
-                        headers=_ratelimit_headers(verdict),
+                        f"Try again in {wait}s.",
+                        retry_after_s=wait,
+                        headers=_ratelimit_headers(verdict, refused_for_s=wait),
                     )
                 if verdict.limit_tokens is not None:
                     admission.token_scopes.append((scope, tokens))
@@ -351,14 +352,23 @@ def _duration(seconds: float | None) -> str:
     return f"{int(minutes)}m{rest:.0f}s" if minutes else f"{rest:.3g}s"
 
 
-def _ratelimit_headers(verdict: LimitDecision) -> dict[str, str]:
+def _ratelimit_headers(verdict: LimitDecision, refused_for_s: int | None = None) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers. ``reset`` is the time until the quota is full again;
+    on a refusal (``refused_for_s``, the ``Retry-After`` seconds) the limit that refused says
+    when the request would fit instead, so that both headers give a client the same wait."""
+    reset_requests, reset_tokens = verdict.reset_requests_s, verdict.reset_tokens_s
+    if refused_for_s is not None:
+        if verdict.limit == "tpm":
+            reset_tokens = refused_for_s
+        else:
+            reset_requests = refused_for_s
     headers: dict[str, str] = {}
     if verdict.limit_requests is not None:
         headers["x-ratelimit-limit-requests"] = str(verdict.limit_requests)
         headers["x-ratelimit-remaining-requests"] = str(max(0, verdict.remaining_requests or 0))
-        headers["x-ratelimit-reset-requests"] = _duration(verdict.reset_requests_s)
+        headers["x-ratelimit-reset-requests"] = _duration(reset_requests)
     if verdict.limit_tokens is not None:
         headers["x-ratelimit-limit-tokens"] = str(verdict.limit_tokens)
         headers["x-ratelimit-remaining-tokens"] = str(max(0, verdict.remaining_tokens or 0))
-        headers["x-ratelimit-reset-tokens"] = _duration(verdict.reset_tokens_s)
+        headers["x-ratelimit-reset-tokens"] = _duration(reset_tokens)
     return headers

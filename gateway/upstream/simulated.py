@@ -6,6 +6,12 @@ so nobody mistakes a demo for a model. Knobs (``Target.simulated``): latency
 before the first byte, delay between chunks, completion length, tokens per
 chunk, an error status (always, or for a deterministic fraction of requests)
 and a mid-stream failure after N chunks.
+
+Structured outputs work as with a real model: a ``response_format`` of type
+``json_schema`` is answered with JSON valid against its schema, ``json_object``
+with a JSON object, and a tool call's ``arguments`` are valid against the
+tool's ``parameters`` (see :mod:`gateway.upstream.schema_instance`), so the
+SDKs' ``parse()`` helpers and frameworks' structured output work in the demo.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from gateway.endpoints import Endpoint
 from gateway.errors import UpstreamDisconnected, UpstreamStatusError
 from gateway.targets import Target
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
+from gateway.upstream.schema_instance import instance
 
 FINGERPRINT = "fp_simulated"
 EMBEDDING_DIMENSIONS = 64
@@ -76,13 +83,13 @@ class SimulatedProvider:
         created = int(time.time())
         ident = _ident(call, seed)
         n = _n(call.body)
-        words = _answer_words(call, seed)
-        per_chunk = max(1, knobs.chunk_tokens)
+        text, completion_tokens = _answer(call, seed)
+        pieces = _pieces(call, text, max(1, knobs.chunk_tokens))
         sent = 0
         for index in range(n):
             if chat:
                 yield _chunk(call, ident, created, {index: {"role": "assistant", "content": ""}})
-        tool = _tool_call(call.body) if chat else None
+        tool = _tool_call(call.body, seed) if chat else None
         if tool is not None:
             function = tool["function"]
             for index in range(n):
@@ -96,12 +103,11 @@ class SimulatedProvider:
                 rest = {"index": 0, "function": {"arguments": function["arguments"]}}
                 yield _chunk(call, ident, created, {index: {"tool_calls": [rest]}})
         else:
-            for start in range(0, len(words), per_chunk):
+            for piece in pieces:
                 if knobs.fail_after_chunks is not None and sent >= knobs.fail_after_chunks:
                     raise UpstreamDisconnected(f"{call.target.name} (simulated) dropped the stream")
                 if knobs.chunk_delay_ms:
                     await asyncio.sleep(knobs.chunk_delay_ms / 1000)
-                piece = (" " if start else "") + " ".join(words[start : start + per_chunk])
                 for index in range(n):
                     delta = {"content": piece} if chat else {"text": piece}
                     yield _chunk(call, ident, created, {index: delta})
@@ -111,7 +117,7 @@ class SimulatedProvider:
             yield _chunk(call, ident, created, {index: {}}, finish=finish)
         options = call.body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
-            usage = _usage(call, len(words) * n)
+            usage = _usage(call, completion_tokens * n)
             yield orjson.dumps(
                 {
                     "id": ident,
@@ -172,6 +178,45 @@ def _answer_words(call: UpstreamCall, seed: int) -> list[str]:
     return words[: max(1, count)]
 
 
+def _answer(call: UpstreamCall, seed: int) -> tuple[str, int]:
+    """The answer's text and its completion tokens: JSON for structured outputs, else words."""
+    structured = _structured(call.body, call, seed)
+    if structured is not None:
+        return structured, max(1, len(structured) // 4)
+    words = _answer_words(call, seed)
+    return " ".join(words), len(words)
+
+
+def _structured(body: dict[str, Any], call: UpstreamCall, seed: int) -> str | None:
+    """The JSON text a ``response_format`` asks for, or ``None`` for a plain answer."""
+    wanted = body.get("response_format")
+    if not isinstance(wanted, dict):
+        return None
+    if wanted.get("type") == "json_schema":
+        spec = wanted.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        value = instance(schema if isinstance(schema, dict) else {"type": "object"}, seed=seed)
+        return orjson.dumps(value).decode()
+    if wanted.get("type") == "json_object":
+        label = f"simulated {call.target.kind.value} model {call.target.name}"
+        return orjson.dumps({"simulated": True, "model": label}).decode()
+    return None
+
+
+def _pieces(call: UpstreamCall, text: str, per_chunk: int) -> list[str]:
+    """The text as stream deltas: ``per_chunk`` words each, or about as many characters
+    for JSON (which has no words to split on)."""
+    wanted = call.body.get("response_format")
+    if isinstance(wanted, dict) and wanted.get("type") in ("json_schema", "json_object"):
+        size = 4 * per_chunk
+        return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+    words = text.split(" ")
+    return [
+        (" " if start else "") + " ".join(words[start : start + per_chunk])
+        for start in range(0, len(words), per_chunk)
+    ]
+
+
 def _prompt_tokens(call: UpstreamCall) -> int:
     size = len(
         orjson.dumps(
@@ -190,7 +235,7 @@ def _usage(call: UpstreamCall, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
+def _tool_call(body: dict[str, Any], seed: int) -> dict[str, Any] | None:
     tools = body.get("tools")
     choice = body.get("tool_choice", "auto")
     if not isinstance(tools, list) or not tools or choice == "none":
@@ -210,22 +255,25 @@ def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
     name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(name, str):
         return None
+    parameters = function.get("parameters") if isinstance(function, dict) else None
+    if not isinstance(parameters, dict) or not parameters:
+        parameters = {"type": "object"}
+    arguments = orjson.dumps(instance(parameters, seed=seed)).decode()
     return {
         "id": "call_simulated_0",
         "type": "function",
-        "function": {"name": name, "arguments": '{"simulated": true}'},
+        "function": {"name": name, "arguments": arguments},
     }
 
 
 def _completion(call: UpstreamCall, seed: int) -> dict[str, Any]:
-    words = _answer_words(call, seed)
-    text = " ".join(words)
+    text, completion_tokens = _answer(call, seed)
     n = _n(call.body)
     chat = call.endpoint is Endpoint.CHAT
     choices: list[dict[str, Any]] = []
     for index in range(n):
         if chat:
-            tool = _tool_call(call.body)
+            tool = _tool_call(call.body, seed)
             message: dict[str, Any] = {"role": "assistant", "content": None if tool else text}
             if tool is not None:
                 message["tool_calls"] = [tool]
@@ -248,7 +296,7 @@ def _completion(call: UpstreamCall, seed: int) -> dict[str, Any]:
         "model": call.target.model,
         "system_fingerprint": FINGERPRINT,
         "choices": choices,
-        "usage": _usage(call, len(words) * n),
+        "usage": _usage(call, completion_tokens * n),
     }
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ import yaml
 from tests.harness import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = Path(sys.executable).parent / "gateway"
 
 
 @pytest.fixture
@@ -84,7 +89,8 @@ def test_sighup_reloads_and_keeps_last_good_policy(demo: GatewayProcess, policie
     aliases_file = policies / "aliases.yaml"
     data = yaml.safe_load(aliases_file.read_text())
     data["aliases"]["brand-new"] = {"targets": ["local"]}
-    aliases_file.write_text(yaml.safe_dump(data))
+    good = yaml.safe_dump(data)
+    aliases_file.write_text(good)
     demo.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
     while "brand-new" not in _aliases(demo.url) and time.monotonic() < deadline:
@@ -99,12 +105,24 @@ def test_sighup_reloads_and_keeps_last_good_policy(demo: GatewayProcess, policie
     assert "no-such-target" in (ready["policy"]["last_reload_error"] or "")
     metrics = httpx.get(demo.url + "/metrics").text
     assert 'gateway_policy_reloads_total{result="failure"} 1.0' in metrics
+    assert "gateway_policy_reload_failing 1.0" in metrics  # the alert's series
     chat = httpx.post(
         demo.url + "/v1/chat/completions",
         json={"model": "brand-new", "messages": [{"role": "user", "content": "hi"}]},
         timeout=10,
     )
     assert chat.status_code == 200
+
+    # the files put back exactly as they were: nothing new loads, yet nothing is refused
+    aliases_file.write_text(good)
+    demo.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while (
+        "gateway_policy_reload_failing 0.0" not in httpx.get(demo.url + "/metrics").text
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert "gateway_policy_reload_failing 0.0" in httpx.get(demo.url + "/metrics").text
 
 
 def test_sigterm_drains_open_streams(policies: Path) -> None:
@@ -149,3 +167,24 @@ def test_sigterm_drains_open_streams(policies: Path) -> None:
     process.stop()
     assert code == 0
     assert b"".join(received).endswith(b"data: [DONE]\n\n"), "the open stream finished"
+
+
+def test_explain_agrees_with_the_cli_on_an_unknown_model(
+    demo: GatewayProcess, policies: Path, tmp_path: Path
+) -> None:
+    body = {"model": "gpt-5-turbo", "messages": [{"role": "user", "content": "hi"}]}
+    served = httpx.post(demo.url + "/gateway/explain", json=body, timeout=10)
+    assert served.status_code == 404
+    message = served.json()["error"]["message"]
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(body))
+    cli = subprocess.run(
+        [str(GATEWAY), "policy", "explain", str(request), "--dir", str(policies)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert cli.returncode == 1
+    assert cli.stdout.strip() == f"request refused (404): {message}"

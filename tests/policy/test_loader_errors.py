@@ -194,6 +194,18 @@ TARGET_CASES = [
     ),
     ("  t:\n    kind: open\n    model: m\n", 2, "needs 'base_url'", "add base_url"),
     (
+        "  t:\n    kind: open\n    base_url: localhost:8000/v1\n    model: m\n",
+        3,
+        "base_url 'localhost:8000/v1' is not an http(s) URL",
+        "http://localhost:8000/v1",
+    ),
+    (
+        "  t:\n    kind: open\n    base_url: api.openai.com/v1\n    model: m\n",
+        3,
+        "is not an http(s) URL",
+        "https://",
+    ),
+    (
         "  t:\n    kind: proprietary\n    provider: litellm\n    model: m\n",
         2,
         "needs 'litellm_provider'",
@@ -251,8 +263,74 @@ def test_unknown_top_level_section(write_policy: WriteDir) -> None:
 def test_yaml_syntax_error_has_a_line(write_policy: WriteDir) -> None:
     path = write_policy(**{"p.yaml": BASE + "  - name: [unclosed\n"})
     (problem,) = problems_of(path)
-    assert "YAML syntax" in problem.message
+    assert "invalid YAML at line" in problem.message
     assert problem.line is not None and problem.line >= 13
+
+
+def test_yaml_syntax_error_says_line_column_and_what_was_expected(
+    write_policy: WriteDir,
+) -> None:
+    path = write_policy(**{"p.yaml": "targets:\n  a: [1, 2\n  b: 3\n"})
+    (problem,) = problems_of(path)
+    assert problem.line == 3
+    assert "line 3, column 4" in problem.message
+    assert "expected ',' or ']'" in problem.message
+    assert "flow sequence that began at line 2, column 6" in problem.message
+    assert problem.fix is not None and "close the [ ... ] list" in problem.fix
+    assert "  b: 3\n" in problem.fix and problem.fix.endswith("   ^")
+    assert "fix the YAML syntax" not in str(problem)
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("a:\n\tb: 1\n", "not allow tabs"),
+        ("a: b: c\n", "quote a value that contains ': '"),
+        ("a: {x: 1\n", "close the { ... } mapping"),
+        ('a: "unclosed\n', "close the quoted string"),
+        ("a:\n  - x\n  y: 2\n", "line this entry up"),
+    ],
+)
+def test_yaml_syntax_errors_get_a_specific_hint(
+    write_policy: WriteDir, text: str, hint: str
+) -> None:
+    (problem,) = problems_of(write_policy(**{"p.yaml": text}))
+    assert problem.message.startswith("invalid YAML at line")
+    assert problem.fix is not None and hint in problem.fix
+
+
+def test_one_file_of_a_directory_gives_one_clear_error(write_policy: WriteDir) -> None:
+    path = write_policy(
+        **{
+            "targets.yaml": TARGETS,
+            "routing.yaml": "rules:\n  - name: r\n    route: {targets: [local, cloud]}\n",
+        }
+    )
+    for name, missing in (("routing.yaml", "no targets"), ("targets.yaml", "no rules")):
+        with pytest.raises(PolicyError) as info:
+            load(path / name)
+        (problem,) = info.value.problems
+        assert f"{name} has {missing}: it is one file of the policy in {path}/" in problem.message
+        assert problem.fix == f"check the whole directory: gateway policy check {path}"
+    load(path)  # the directory itself is fine
+
+
+def test_a_lone_policy_file_is_accepted(write_policy: WriteDir) -> None:
+    path = write_policy(**{"policy__only.yaml": BASE})
+    assert load(path / "policy" / "only.yaml").targets.keys() == {"open-a", "prop-a"}
+
+
+def test_no_targets_is_one_error_not_a_cascade(write_policy: WriteDir) -> None:
+    path = write_policy(**{"p.yaml": "rules:\n  - name: r\n    route: {targets: [a, b]}\n"})
+    (problem,) = problems_of(path)
+    assert "no targets are declared" in problem.message
+    assert "use one of: " not in str(problem)
+
+
+def test_an_unknown_name_with_nothing_to_choose_from_says_so() -> None:
+    from gateway.policy.problems import suggest
+
+    assert suggest("x", []) == "none is defined yet"
 
 
 def test_duplicate_key_in_one_mapping(write_policy: WriteDir) -> None:
@@ -344,3 +422,14 @@ def test_rule_set_without_catch_all_warns(write_policy: WriteDir) -> None:
     text = TARGETS + "rules:\n  - name: r\n    when: {task: code}\n    route: {targets: [local]}\n"
     policy = load(write_policy(**{"p.yaml": text}))
     assert any("no catch-all" in w.message for w in policy.warnings)
+
+
+def test_an_error_in_the_catch_all_rule_adds_no_catch_all_warning(write_policy: WriteDir) -> None:
+    text = TARGETS + (
+        "rules:\n  - name: r\n    when: {task: code}\n    route: {targets: [local]}\n"
+        "  - name: last\n    route: {targets: [local], strategy: cheapestt}\n"
+    )
+    with pytest.raises(PolicyError) as info:
+        load(write_policy(**{"p.yaml": text}))
+    (problem,) = info.value.problems
+    assert problem.rule == "last" and "cheapestt" in problem.message

@@ -274,3 +274,115 @@ def test_cli_simulate(tmp_path: Path) -> None:
     path = write_log(tmp_path, FactsBuilder(load(SHIPPED)))
     code, out = run_cli(["policy", "simulate", "--log", str(path), "--against", str(SHIPPED)])
     assert code == 0 and "requests replayed: 3" in out and "decisions that change: 0" in out
+
+
+def test_cli_test_names_invalid_cases_and_does_not_call_them_passed(
+    write_policy: WriteDir,
+) -> None:
+    path = write_policy(
+        **{
+            "p.yaml": BASE,
+            "tests__t.yaml": (
+                "cases:\n"
+                "  - {name: good, facts: {task: code}, expect: {rule: everything}}\n"
+                "  - {name: typo, facts: {task: code}, expect: {rulle: everything}}\n"
+            ),
+        }
+    )
+    code, out = run_cli(["policy", "test", str(path)])
+    assert code == 1
+    assert "INVALID: 1 problems in the case files (not run):" in out
+    assert "t.yaml:3: error: unknown key 'rulle' in expect of case 'typo'" in out
+    assert out.strip().splitlines()[-1] == "1 passed, 0 failed, 1 invalid"
+
+
+def test_cli_test_without_cases_fails_with_a_message(write_policy: WriteDir) -> None:
+    path = write_policy(**{"p.yaml": BASE})
+    code, out = run_cli(["policy", "test", str(path)])
+    assert code == 1 and out.startswith("error: no test cases for ") and "tests" in out
+    write_policy(**{"tests__empty.yaml": "cases: []\n"})
+    code, out = run_cli(["policy", "test", str(path)])
+    assert code == 1 and "hold no cases" in out
+
+
+def write_team_log(tmp_path: Path, policy_dir: Path, team: str) -> Path:
+    """A log of one team's requests, written under ``policy_dir`` the way the gateway would."""
+    policy = load_policy(policy_dir, KEYS, prices=PriceBook.from_litellm())
+    builder = FactsBuilder(policy)
+    path = tmp_path / f"{team}.jsonl"
+    with DecisionLog(path) as log:
+        for i, text in enumerate(["Sort a list in Python", "Write a poem", "Summarize this"]):
+            body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
+            facts = builder.build(endpoint="chat", body=body, headers={}, team=team)
+            rule_set = policy.rule_set_for(team, None)
+            log.write(
+                facts,
+                policy.decide(facts, rule_set),
+                request_id=f"r{i}",
+                ts=1000.0 + i,
+                rule_set=rule_set,
+            )
+    return path
+
+
+def test_simulate_against_sees_a_changed_team_mapping(tmp_path: Path) -> None:
+    current = load_policy(SHIPPED, KEYS, prices=PriceBook.from_litellm())
+    log = write_team_log(tmp_path, SHIPPED, "legal")
+    candidate_dir = shipped_copy(tmp_path)
+    teams = candidate_dir / "teams.yaml"
+    teams.write_text(teams.read_text().replace("  legal:\n    policy: local-only\n", ""))
+    candidate = load_policy(candidate_dir, KEYS, prices=PriceBook.from_litellm())
+    report = simulate(read_log(log), current, candidate)
+    # every request of team legal moves from the local-only rule set to the default rules
+    assert report.total == 3 and report.changed == 3, report.render()
+    assert all(old.startswith("local-everything") for old, _ in report.changes)
+    # and the other way round: a team newly given a rule set moves too
+    growth = write_team_log(tmp_path, SHIPPED, "growth")
+    teams.write_text(teams.read_text() + "  growth:\n    policy: local-only\n")
+    candidate = load_policy(candidate_dir, KEYS, prices=PriceBook.from_litellm())
+    report = simulate(read_log(growth), current, candidate)
+    assert report.changed == 3 and all(
+        new.startswith("local-everything") for _, new in report.changes
+    )
+
+
+def test_simulate_keeps_a_keys_own_policy(tmp_path: Path) -> None:
+    policy = load_policy(SHIPPED, KEYS, prices=PriceBook.from_litellm())
+    builder = FactsBuilder(policy)
+    path = tmp_path / "key.jsonl"
+    body = {"model": "auto", "messages": [{"role": "user", "content": "Sort a list in Python"}]}
+    facts = builder.build(endpoint="chat", body=body, headers={}, team="growth")
+    with DecisionLog(path) as log:
+        decision = policy.decide(facts, "local-only")
+        log.write(facts, decision, request_id="r", ts=1.0, rule_set="local-only")
+    report = simulate(read_log(path), policy, policy)
+    assert report.changed == 0 and report.rule_counts["local-everything"] == 1
+
+
+def test_simulate_does_not_depend_on_the_keys_in_the_shell(tmp_path: Path) -> None:
+    log = write_team_log(tmp_path, SHIPPED, "growth")
+    candidate_dir = shipped_copy(tmp_path)
+    renders = []
+    for environ in ({}, KEYS, {"OPENAI_API_KEY": "sk-only-openai"}):
+        policy = load_policy(SHIPPED, environ, prices=PriceBook.from_litellm())
+        candidate = load_policy(candidate_dir, environ, prices=PriceBook.from_litellm())
+        renders.append(simulate(read_log(log), policy, candidate).render())
+        renders.append(simulate(read_log(log), policy).render())
+    assert renders[0::2] == [renders[0]] * 3 and renders[1::2] == [renders[1]] * 3
+    assert "decisions that change: 0" in renders[0] and "decisions that change: 0" in renders[1]
+
+
+def test_cli_explain_refuses_an_unknown_model_like_the_server(tmp_path: Path) -> None:
+    request = tmp_path / "r.json"
+    request.write_text(
+        json.dumps({"model": "gpt-5-turbo", "messages": [{"role": "user", "content": "hi"}]})
+    )
+    code, out = run_cli(["policy", "explain", str(request)])
+    assert code == 1
+    assert out.strip() == (
+        "request refused (404): The model `gpt-5-turbo` does not exist or you do not have access to it."
+    )
+    # a chat alias asked for on the embeddings endpoint is unknown there too
+    request.write_text(json.dumps({"model": "gpt-4o", "input": "hello"}))
+    code, out = run_cli(["policy", "explain", str(request)])
+    assert code == 1 and "(404)" in out

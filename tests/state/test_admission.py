@@ -97,3 +97,28 @@ async def test_budget_fact_follows_this_replicas_spend_at_once(backend: Backend)
     await backend.state.ledger.record(SpendRecord("key-b", "team-a", "t", 0.5, 0.5, 10, 10))
     backend.clock.advance(1.5)
     assert await limits.budget_status(who) == (1.0, pytest.approx(0.25))
+
+
+def _seconds(duration: str) -> float:
+    minutes, _, rest = duration.rpartition("m")
+    return float(minutes or 0) * 60 + float(rest.removesuffix("s"))
+
+
+@pytest.mark.parametrize("limit", ["rpm", "tpm"])
+async def test_retry_after_and_the_reset_header_agree(backend: Backend, limit: str) -> None:
+    """A client that waits for either header is admitted at the same moment."""
+    key_limits = KeyLimits(rpm=1) if limit == "rpm" else KeyLimits(tpm=25)
+    header = "x-ratelimit-reset-requests" if limit == "rpm" else "x-ratelimit-reset-tokens"
+    limits, who = await setup(backend, key_limits)
+    backend.clock.advance(17.3)  # not on a whole second, and not at a window's start
+    admission, _ = await limits.admit(who, decision(cost_usd=0.0), facts(), stream=False)
+    await limits.release(admission)
+    with pytest.raises(RateLimited) as info:
+        await limits.admit(who, decision(cost_usd=0.0), facts(), stream=False)
+    headers = info.value.headers
+    retry_after = int(headers["retry-after"])
+    assert _seconds(headers[header]) == retry_after
+    assert f"Try again in {retry_after}s." in info.value.message
+    backend.clock.advance(retry_after)
+    admission, _ = await limits.admit(who, decision(cost_usd=0.0), facts(), stream=False)
+    await limits.release(admission)
