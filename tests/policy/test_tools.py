@@ -18,7 +18,8 @@ from gateway.judging.prices import PriceBook
 from gateway.levels import Level
 from gateway.policy.cases import run_cases
 from gateway.policy.commands import add_policy_parser
-from gateway.policy.decision_log import BadRecord, DecisionLog, LoggedDecision, read_log
+from gateway.observability.audit_log import AuditLog
+from gateway.policy.decision_log import BadRecord, LoggedDecision, read_log
 from gateway.policy.loader import load_policy
 from gateway.policy.model import Action, Decision
 from gateway.policy.reload import PolicyHolder, ReloadResult
@@ -49,7 +50,7 @@ def write_log(tmp_path: Path, builder: FactsBuilder) -> Path:
             "code",
         ),
     ]
-    with DecisionLog(path) as log:
+    with AuditLog(path) as log:
         for i, (body, task) in enumerate(bodies):
             facts = builder.build(
                 endpoint="chat",
@@ -65,8 +66,8 @@ def test_decision_log_round_trip_without_values(tmp_path: Path) -> None:
     builder = FactsBuilder(load(SHIPPED))
     path = write_log(tmp_path, builder)
     text = path.read_text()
-    assert SECRET not in text and "sk" not in json.loads(text.splitlines()[0])["headers"].values()
-    first = json.loads(text.splitlines()[0])
+    first = json.loads(text.splitlines()[1])
+    assert SECRET not in text and first["header_names"] == ["x-gateway-task"]
     for key in (
         "ts",
         "request_id",
