@@ -16,9 +16,9 @@ import pytest
 from gateway.judging.build import FactsBuilder
 from gateway.judging.prices import PriceBook
 from gateway.levels import Level
+from gateway.observability.audit_log import AuditLog
 from gateway.policy.cases import run_cases
 from gateway.policy.commands import add_policy_parser
-from gateway.observability.audit_log import AuditLog
 from gateway.policy.decision_log import BadRecord, LoggedDecision, read_log
 from gateway.policy.loader import load_policy
 from gateway.policy.model import Action, Decision
