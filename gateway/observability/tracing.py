@@ -259,6 +259,11 @@ class Tracer:
         bind_request(request_id, recording.trace_id)
         return recording
 
+    def force_flush(self) -> None:
+        """Export the spans ended so far, now (tests; an operator's dump)."""
+        if self._provider is not None:
+            self._provider.force_flush()
+
     def shutdown(self) -> None:
         """Export what is pending and stop (at shutdown)."""
         if self._provider is not None:
