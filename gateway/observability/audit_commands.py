@@ -61,7 +61,8 @@ def _when(value: str) -> float:
     )
 
 
-def verify_command(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
+def verify_command(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
     result = verify(args.logs, key=key, live=args.live)
     if key is None:
@@ -70,7 +71,8 @@ def verify_command(args: argparse.Namespace, settings: Settings, out: TextIO = s
     return 0 if result.ok else 1
 
 
-def report_command(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
+def report_command(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     missing = [str(p) for p in args.logs if not p.is_file()]
     if missing:
         print(f"error: no such log file: {', '.join(missing)}", file=sys.stderr)
