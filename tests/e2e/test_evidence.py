@@ -20,6 +20,7 @@ from tests.harness import ROOT, GatewayProcess, GatewayServer, write_policy
 from tests.otlp_receiver import Receiver
 from tests.upstream_server import Upstream
 
+PLANT = "PlantedValue9f3k"
 SECRET = "the vault code is 88-TANGO-41 and mail dora@example.org"
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -132,7 +133,25 @@ def test_gateway_serve_writes_json_lines_traces_and_a_verifiable_log(
     try:
         gateway.wait_ready()
         chat = {"model": "auto", "messages": [{"role": "user", "content": SECRET}]}
-        ok = httpx.post(gateway.url + "/v1/chat/completions", json=chat, timeout=10)
+        # a value planted in every place a client can put one: no log may hold it
+        planted = {
+            **chat,
+            "messages": [{"role": "user", "name": PLANT, "content": f"hi {PLANT}"}],
+            "metadata": {"ticket": PLANT},
+            "user": PLANT,
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {"name": "f", "description": PLANT, "parameters": {}},
+                }
+            ],
+        }
+        ok = httpx.post(
+            gateway.url + "/v1/chat/completions",
+            json=planted,
+            headers={"x-app-note": PLANT},
+            timeout=10,
+        )
         assert ok.status_code == 200, ok.text
         streamed = httpx.post(
             gateway.url + "/v1/chat/completions", json={**chat, "stream": True}, timeout=10
@@ -167,6 +186,10 @@ def test_gateway_serve_writes_json_lines_traces_and_a_verifiable_log(
         assert line["event"] == "request" and line["request_id"] and line["trace_id"]
     assert {line["status"] for line in access} == {200, 400, 404}
     assert "88-TANGO" not in out + err and "dora@" not in out + err
+    spans_text = orjson.dumps(receiver.spans).decode()
+    for text in (out, err, spans_text, log_path.read_text()):
+        assert PLANT not in text
+        assert PLANT[:8] not in text
     # the spans of the process reached the receiver, under the same trace ids
     mine = [s for s in receiver.spans if s["service"] == "gateway-under-test"]
     assert {line["trace_id"] for line in access} <= {s["trace_id"] for s in mine}
