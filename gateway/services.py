@@ -197,6 +197,7 @@ async def build_services(settings: Settings) -> Services:
         accountant=accountant,
         batch_writer=batch_writer,
         decision_log=decision_log,
+        tracer=tracer,
     )
     services = Services(
         settings,

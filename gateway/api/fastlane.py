@@ -75,7 +75,6 @@ class OpenAILane:
             ENDPOINT_LABELS[endpoint],
             client_request_id(headers.get("x-request-id")),
         )
-        ex.trace = services.tracer.request_span(ex.request_id, ex.endpoint, headers)
         answer = _Answer(send, ex, services.metrics)
         try:
             try:

@@ -44,6 +44,7 @@ from gateway.judging.task import task_input
 from gateway.observability.audit_log import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.record import Exchange
+from gateway.observability.tracing import Tracer
 from gateway.pipeline import response_cache
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Action, Decision, Facts
@@ -121,6 +122,7 @@ class Pipeline:
         accountant: Accountant,
         batch_writer: BatchWriter,
         decision_log: AuditLog | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._settings = settings
         self._policy = policy
@@ -132,6 +134,7 @@ class Pipeline:
         self._accountant = accountant
         self._batch_writer = batch_writer
         self._decision_log = decision_log
+        self._tracer = tracer or Tracer()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points -------------------------------------------------------
@@ -142,6 +145,7 @@ class Pipeline:
         """Answer one request, filling in ``ex`` as the steps go. A
         :class:`GatewayError` is recorded on ``ex`` and raised for the edge to
         render (with ``ex.headers()``); so is a cancellation."""
+        ex.trace = self._tracer.request_span(ex.request_id, ex.endpoint, headers)  # tracing
         try:
             return await self._handle(ex, endpoint, raw, headers)
         except GatewayError as error:
