@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_policy_parser(commands)
 
+    from gateway.observability.audit_commands import add_audit_parser
+
+    add_audit_parser(commands)
+
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(title="keys commands")
     create = keys.add_parser("create", help="create a key for a team (printed once)")
     create.add_argument("--team", required=True)

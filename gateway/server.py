@@ -12,32 +12,18 @@ import contextlib
 import gc
 import logging
 import signal
-import sys
 from collections.abc import Iterator
 
 import uvicorn
 
 from gateway.api.http_protocol import CoalescingHttpToolsProtocol
 from gateway.app import create_app
+from gateway.observability.logs import configure_logging
 from gateway.policy.problems import PolicyError
 from gateway.services import build_services
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
-    )
-    # the access line is already JSON: print it as it is
-    access = logging.getLogger("gateway.access")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.propagate = False
 
 
 class _Server(uvicorn.Server):
@@ -95,6 +81,8 @@ async def _serve(settings: Settings, loop_name: str) -> int:
         http=CoalescingHttpToolsProtocol,
         lifespan="on",
         access_log=False,
+        # uvicorn's loggers propagate to the gateway's JSON lines (gateway.observability.logs)
+        log_config=None,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         timeout_keep_alive=30,

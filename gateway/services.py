@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.observability.audit_log import AuditLog
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import Tracer
 from gateway.pipeline.handler import Pipeline
 from gateway.policy.compiled import CompiledPolicy
-from gateway.policy.decision_log import DecisionLog
 from gateway.policy.reload import PolicyHolder, ReloadResult
 from gateway.quota.auth import Authenticator
 from gateway.quota.batch_writer import BatchWriter
@@ -48,7 +49,8 @@ class Services:
     accountant: Accountant
     batch_writer: BatchWriter
     pipeline: Pipeline
-    decision_log: DecisionLog | None = None
+    decision_log: AuditLog | None = None
+    tracer: Tracer = field(default_factory=Tracer)
     draining: bool = False
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -144,6 +146,7 @@ class Services:
         await self.state.aclose()
         if self.decision_log is not None:
             self.decision_log.close()
+        self.tracer.shutdown()
 
 
 def _tasks_vocabulary() -> tuple[str, ...]:
@@ -166,7 +169,17 @@ async def build_services(settings: Settings) -> Services:
     )
     providers = Providers()
     router = Router(providers, metrics)
-    decision_log = DecisionLog(settings.decision_log) if settings.decision_log else None
+    decision_log = (
+        AuditLog(
+            settings.decision_log,
+            hmac_key=settings.audit_hmac_key.encode() if settings.audit_hmac_key else None,
+            max_bytes=settings.audit_max_bytes,
+            rotate_s=settings.audit_rotate_s,
+        )
+        if settings.decision_log
+        else None
+    )
+    tracer = Tracer.from_settings(settings)
     auth = Authenticator(state.keys, metrics)
     limits = Limits(
         state, metrics, fail_mode=settings.limits_fail_mode, lease_s=settings.limits_lease_s
@@ -184,6 +197,7 @@ async def build_services(settings: Settings) -> Services:
         accountant=accountant,
         batch_writer=batch_writer,
         decision_log=decision_log,
+        tracer=tracer,
     )
     services = Services(
         settings,
@@ -198,6 +212,7 @@ async def build_services(settings: Settings) -> Services:
         batch_writer,
         pipeline,
         decision_log,
+        tracer,
     )
     services.bind_policy(holder.policy)
     log.debug("services built in %.1f ms", (time.perf_counter() - started) * 1000)

@@ -48,8 +48,19 @@ class Settings:
     #: key that may call admin endpoints (``/gateway/spend``)
     admin_key: str | None = field(default=None, repr=False)
     log_level: str = "info"
-    #: JSONL file for the decision log (facts and decisions, never prompt text)
+    #: JSONL file for the decision log (facts and decisions, never values), hash-chained
     decision_log: Path | None = None
+    #: key for the decision log's HMAC (written and verified with it); unset: hash chain only
+    audit_hmac_key: str | None = field(default=None, repr=False)
+    #: the decision log rotates when its file reaches this size
+    audit_max_bytes: int = 64 * 1024 * 1024
+    #: ... or this age (0: never by age)
+    audit_rotate_s: float = 86_400.0
+    #: OTLP/HTTP traces endpoint (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, or
+    #: ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces``); None: tracing is off
+    otel_traces_endpoint: str | None = None
+    #: ``OTEL_SERVICE_NAME``
+    otel_service_name: str = "llm-gateway"
     #: seconds between checks of the policy files for changes (0 disables)
     reload_interval_s: float = 2.0
     #: how long SIGTERM waits for open streams to finish
@@ -81,6 +92,10 @@ class Settings:
             "GATEWAY_ADMIN_KEY": ("admin_key", str),
             "GATEWAY_LOG_LEVEL": ("log_level", str),
             "GATEWAY_DECISION_LOG": ("decision_log", Path),
+            "GATEWAY_AUDIT_HMAC_KEY": ("audit_hmac_key", str),
+            "GATEWAY_AUDIT_MAX_BYTES": ("audit_max_bytes", int),
+            "GATEWAY_AUDIT_ROTATE_S": ("audit_rotate_s", float),
+            "OTEL_SERVICE_NAME": ("otel_service_name", str),
             "GATEWAY_RELOAD_INTERVAL_S": ("reload_interval_s", float),
             "GATEWAY_DRAIN_TIMEOUT_S": ("drain_timeout_s", float),
             "GATEWAY_LOG_REDACTED_SAMPLES": ("log_redacted_samples", _bool),
@@ -95,11 +110,29 @@ class Settings:
                 values[name] = parse(raw)
             except ValueError as exc:
                 raise SystemExit(f"{var}={raw!r} is not valid: {exc}") from None
+        endpoint = _otel_traces_endpoint(env)
+        if endpoint is not None:
+            values["otel_traces_endpoint"] = endpoint
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _otel_traces_endpoint(env: Mapping[str, str]) -> str | None:
+    """Where traces go, by OpenTelemetry's own variables: off unless an OTLP
+    endpoint is named, and off when ``OTEL_SDK_DISABLED`` is true or
+    ``OTEL_TRACES_EXPORTER`` is ``none``. Only OTLP over HTTP (protobuf) is spoken."""
+    if _bool(env.get("OTEL_SDK_DISABLED", "")) or env.get("OTEL_TRACES_EXPORTER") == "none":
+        return None
+    traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if traces:
+        return traces
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if base:
+        return base.rstrip("/") + "/v1/traces"
+    return None
 
 
 def prepare_litellm_import() -> None:

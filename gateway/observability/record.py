@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import orjson
 
 from gateway.errors import (
     AuthenticationFailed,
@@ -28,6 +27,8 @@ from gateway.errors import (
     UpstreamStatusError,
 )
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import NO_SPAN, RequestSpan
+from gateway.policy.decision_log import Outcome
 
 access_log = logging.getLogger("gateway.access")
 
@@ -81,6 +82,8 @@ class Exchange:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
+    #: what the same usage would have cost on the rule's baseline target
+    baseline_usd: float | None = None
     upstream_s: float = 0.0
     first_token_s: float | None = None
     stream: bool = False
@@ -88,6 +91,10 @@ class Exchange:
     extra_headers: dict[str, str] = field(default_factory=dict)
     #: a redacted prompt excerpt, only when the operator turned sampling on
     sample: str | None = None
+    #: the request's trace span (:data:`NO_SPAN` when tracing is off)
+    trace: RequestSpan = NO_SPAN
+    #: writes the request's decision record, given how it ended (set once decided)
+    audit: Callable[[Outcome], None] | None = None
 
     def headers(self) -> dict[str, str]:
         given = self.client_request_id
@@ -215,4 +222,20 @@ def finish(ex: Exchange, metrics: Metrics) -> None:
         }
         if ex.sample is not None:
             line["prompt_sample_redacted"] = ex.sample
-        access_log.info(orjson.dumps(line).decode())
+        access_log.info("request", extra={"fields": line})
+    ex.trace.end(ex)
+    if ex.audit is not None:
+        ex.audit(
+            Outcome(
+                outcome=ex.outcome,
+                status=ex.status,
+                target=ex.target,
+                kind=ex.kind,
+                attempts=ex.attempts,
+                cache=ex.cache,
+                cost_usd=ex.cost_usd,
+                baseline_usd=ex.baseline_usd,
+                prompt_tokens=ex.prompt_tokens,
+                completion_tokens=ex.completion_tokens,
+            )
+        )

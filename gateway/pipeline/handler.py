@@ -41,11 +41,12 @@ from gateway.judging.build import FactsBuilder
 from gateway.judging.redaction import Redaction
 from gateway.judging.request import ParsedRequest, parse_body
 from gateway.judging.task import task_input
+from gateway.observability.audit_log import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.record import Exchange
+from gateway.observability.tracing import Tracer
 from gateway.pipeline import response_cache
 from gateway.policy.compiled import CompiledPolicy
-from gateway.policy.decision_log import DecisionLog
 from gateway.policy.model import Action, Decision, Facts
 from gateway.policy.reload import PolicyHolder
 from gateway.quota.auth import Authenticator
@@ -120,7 +121,8 @@ class Pipeline:
         limits: Limits,
         accountant: Accountant,
         batch_writer: BatchWriter,
-        decision_log: DecisionLog | None = None,
+        decision_log: AuditLog | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._settings = settings
         self._policy = policy
@@ -132,6 +134,7 @@ class Pipeline:
         self._accountant = accountant
         self._batch_writer = batch_writer
         self._decision_log = decision_log
+        self._tracer = tracer or Tracer()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points -------------------------------------------------------
@@ -142,6 +145,7 @@ class Pipeline:
         """Answer one request, filling in ``ex`` as the steps go. A
         :class:`GatewayError` is recorded on ``ex`` and raised for the edge to
         render (with ``ex.headers()``); so is a cancellation."""
+        ex.trace = self._tracer.request_span(ex.request_id, ex.endpoint, headers)  # tracing
         try:
             return await self._handle(ex, endpoint, raw, headers)
         except GatewayError as error:
@@ -168,7 +172,8 @@ class Pipeline:
     async def _handle(
         self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
     ) -> Reply:
-        decided = await self._decide(endpoint, raw, headers, ex)
+        with ex.trace.child("gateway.decide"):  # tracing
+            decided = await self._decide(endpoint, raw, headers, ex)
         who, parsed, facts, decision = decided.who, decided.parsed, decided.facts, decided.decision
         policy, builder, rule_set = decided.policy, decided.builder, decided.rule_set
         self._observe_decision(ex, facts, decision)
@@ -177,7 +182,8 @@ class Pipeline:
                 task_input(parsed.body).last_user
             )
         if self._decision_log is not None:
-            self._decision_log.write(
+            # written by ``finish`` once the request ended, with its outcome
+            ex.audit = self._decision_log.writer(
                 facts, decision, request_id=ex.request_id, ts=time.time(), rule_set=rule_set
             )
         if decision.action is Action.DENY:
@@ -193,11 +199,17 @@ class Pipeline:
         try:
             self._prepare_body(work, builder)
             self._cache_keys(work, headers)
-            hit = await self._cache_lookup(work, ex)
+            with ex.trace.child("gateway.cache"):  # tracing
+                hit = await self._cache_lookup(work, ex)
             if hit is not None:
                 return hit
             served = await self._router.run(
-                endpoint, work.body, targets, request_id=ex.request_id, stream=parsed.stream
+                endpoint,
+                work.body,
+                targets,
+                request_id=ex.request_id,
+                stream=parsed.stream,
+                trace=ex.trace,  # tracing
             )
         except BaseException:
             await self._limits.release(work.admission)
@@ -414,7 +426,7 @@ class Pipeline:
             work.decision, work.policy, target, work.who, usage, cached_from=cached_from
         )
         ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        ex.cost_usd = spend.cost_usd
+        ex.cost_usd, ex.baseline_usd = spend.cost_usd, spend.baseline_usd
         self._book(work, spend, usage)
 
     def _book(self, work: _Work, spend: SpendRecord, usage: Usage | None) -> None:

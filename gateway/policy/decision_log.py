@@ -1,23 +1,37 @@
-"""The decision log: one JSON line per request, facts and decision, never prompt text.
+"""The decision record: one JSON object per request, facts and decisions, never values.
 
-Each line holds who asked (key id, team), the request's shape, the
-sensitivity level and entity *types* (never values), the task, the decision
-(rule, action, targets, costs) and every other fact a policy may decide on, so
-that :func:`facts_from_record` rebuilds the :class:`Facts` and
-``policy simulate`` can re-decide the request under another policy.
+A record holds who asked (key id, team), the request's shape, the sensitivity
+level and entity *kinds* (never the values found), the task, the decision
+(rule, action, targets, estimated costs), every other fact a policy may decide
+on, and — once the request has finished — its outcome (what answered, the
+status, the cost and the baseline cost). :func:`facts_from_record` rebuilds
+the :class:`Facts` so that ``policy simulate`` can re-decide the request under
+another policy.
 
-Headers are logged only when their name starts with ``x-`` and does not look
-like a credential (``key``, ``token``, ``secret``, ``auth``, ``cookie``).
+Privacy by construction: ``metadata`` and headers are recorded by *name*
+only (``metadata_names``, ``header_names``), and only headers named ``x-*``
+that do not look like credentials. Their values are never written, so a
+replayed record sees each named metadata field and header with an empty
+value: a rule that compares a metadata or header *value* cannot be replayed
+exactly (one that asks whether a name is present can).
+
+Bounded size: at most :data:`MAX_NAMES` names of each kind, each cut to
+:data:`MAX_NAME_CHARS` characters (the count of names left out is recorded);
+every other field is a number, a level, an entity kind, or a name the policy
+itself defines (rule, target, alias, team), so a record stays under a few KB
+whatever the request holds.
+
+The chain (``seq``, ``prev``, ``hash``, ``hmac``) and the file's opening and
+closing records are added by the writer, :mod:`gateway.observability.audit_log`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -25,25 +39,75 @@ from gateway.levels import Level
 from gateway.policy.model import Action, Decision, Facts, Sensitivity
 
 _CREDENTIAL_WORDS = ("key", "token", "secret", "auth", "cookie", "password")
+#: names of each kind (metadata, headers) kept per record
+MAX_NAMES = 32
+#: characters kept of each name
+MAX_NAME_CHARS = 64
+#: the ``event`` of a decision record (the writer adds ``open`` and ``close``)
+DECISION = "decision"
 
 
-def loggable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in headers.items()
+def loggable_header_names(headers: Iterable[str]) -> list[str]:
+    """The ``x-*`` header names that do not look like credentials, sorted."""
+    return sorted(
+        name
+        for name in headers
         if name.startswith("x-") and not any(word in name for word in _CREDENTIAL_WORDS)
-    }
+    )
+
+
+def _bounded_names(names: Iterable[str]) -> tuple[list[str], int]:
+    """At most :data:`MAX_NAMES` names, each at most :data:`MAX_NAME_CHARS`
+    characters, and how many were left out."""
+    kept: list[str] = []
+    left_out = 0
+    for name in names:
+        if len(kept) < MAX_NAMES:
+            kept.append(name[:MAX_NAME_CHARS])
+        else:
+            left_out += 1
+    return kept, left_out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a request ended, for its record (plain values: no request objects)."""
+
+    #: ``success``, ``denied``, ``rate_limited``, ``upstream_error``, ... (see
+    #: :func:`gateway.observability.record.outcome_of`)
+    outcome: str
+    status: int
+    #: the target that answered (None: nothing answered; ``cache`` hits name the
+    #: target that answered first)
+    target: str | None = None
+    #: ``open`` or ``proprietary``: the kind of the target that answered
+    kind: str | None = None
+    attempts: int = 0
+    cache: str = "bypass"
+    cost_usd: float | None = None
+    baseline_usd: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 def record(
-    facts: Facts, decision: Decision, *, request_id: str, ts: float, rule_set: str = "default"
+    facts: Facts,
+    decision: Decision,
+    *,
+    request_id: str,
+    ts: float,
+    rule_set: str = "default",
+    outcome: Outcome | None = None,
 ) -> dict[str, Any]:
-    """The log line for one request, as a dict."""
-    return {
+    """The record of one request, as a dict (facts, decision, outcome; no values)."""
+    metadata_names, metadata_left_out = _bounded_names(sorted(facts.metadata))
+    header_names, headers_left_out = _bounded_names(loggable_header_names(facts.headers))
+    rec: dict[str, Any] = {
+        "event": DECISION,
         "ts": ts,
         "request_id": request_id,
         "endpoint": facts.endpoint,
-        "alias": facts.alias,
+        "alias": facts.alias[:MAX_NAME_CHARS],
         "team": facts.team,
         "key_id": facts.key_id,
         "rule_set": rule_set,
@@ -56,8 +120,8 @@ def record(
         "max_tokens": facts.max_tokens,
         "stream": facts.stream,
         "tools": facts.has_tools,
-        "metadata": dict(facts.metadata),
-        "headers": loggable_headers(facts.headers),
+        "metadata_names": metadata_names,
+        "header_names": header_names,
         "budget_usd": facts.budget_usd,
         "budget_remaining_usd": facts.budget_remaining_usd,
         "target_latency_ms": dict(facts.target_latency_ms),
@@ -70,43 +134,22 @@ def record(
         "redacted": sorted(decision.redact.entities) if decision.redact is not None else [],
         "estimated_cost_usd": dict(decision.estimated_cost_usd),
     }
-
-
-class DecisionLog:
-    """Appends records to a JSONL file; safe to share between threads."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[bytes] = path.open("ab")
-        self._lock = threading.Lock()
-
-    def write(
-        self,
-        facts: Facts,
-        decision: Decision,
-        *,
-        request_id: str,
-        ts: float,
-        rule_set: str = "default",
-    ) -> None:
-        line = (
-            orjson.dumps(record(facts, decision, request_id=request_id, ts=ts, rule_set=rule_set))
-            + b"\n"
-        )
-        with self._lock:
-            self._file.write(line)
-            self._file.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            self._file.close()
-
-    def __enter__(self) -> DecisionLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    if metadata_left_out or headers_left_out:
+        rec["names_left_out"] = {"metadata": metadata_left_out, "headers": headers_left_out}
+    if outcome is not None:
+        rec["outcome"] = {
+            "outcome": outcome.outcome,
+            "status": outcome.status,
+            "target": outcome.target,
+            "kind": outcome.kind,
+            "attempts": outcome.attempts,
+            "cache": outcome.cache,
+            "cost_usd": outcome.cost_usd,
+            "baseline_usd": outcome.baseline_usd,
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.completion_tokens,
+        }
+    return rec
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +165,15 @@ class LoggedDecision:
 
 class BadRecord(ValueError):
     """A log line that is not a decision record."""
+
+
+def _names(rec: Mapping[str, Any], names_field: str, legacy_field: str) -> dict[str, str]:
+    # a value is never logged: each name replays with an empty value (logs written
+    # before names-only records kept values under the legacy field: they are dropped too)
+    names = rec.get(names_field)
+    if names is None:
+        names = list(rec.get(legacy_field) or {})
+    return {str(name): "" for name in names}
 
 
 def facts_from_record(rec: Mapping[str, Any]) -> Facts:
@@ -140,8 +192,8 @@ def facts_from_record(rec: Mapping[str, Any]) -> Facts:
             max_tokens=rec.get("max_tokens"),
             key_id=rec.get("key_id"),
             team=rec.get("team"),
-            metadata=MappingProxyType(dict(rec.get("metadata") or {})),
-            headers=MappingProxyType(dict(rec.get("headers") or {})),
+            metadata=MappingProxyType(_names(rec, "metadata_names", "metadata")),
+            headers=MappingProxyType(_names(rec, "header_names", "headers")),
             budget_usd=rec.get("budget_usd"),
             budget_remaining_usd=rec.get("budget_remaining_usd"),
             target_latency_ms=MappingProxyType(dict(rec.get("target_latency_ms") or {})),
@@ -153,25 +205,49 @@ def facts_from_record(rec: Mapping[str, Any]) -> Facts:
         raise BadRecord(f"not a decision record: {exc}") from None
 
 
-def read_log(path: Path) -> Iterator[LoggedDecision | BadRecord]:
-    """Every line of a decision log: a :class:`LoggedDecision`, or a :class:`BadRecord` saying why not."""
+def decision_from_record(rec: Mapping[str, Any]) -> LoggedDecision:
+    """The logged decision of a record; raises :class:`BadRecord`."""
+    try:
+        return LoggedDecision(
+            facts=facts_from_record(rec),
+            rule_set=str(rec.get("rule_set") or "default"),
+            rule=str(rec["rule"]),
+            action=Action(rec["action"]),
+            targets=tuple(rec.get("targets") or ()),
+            level=Level.parse(rec.get("sent_level") or rec["level"]),
+            estimated_cost_usd=MappingProxyType(dict(rec.get("estimated_cost_usd") or {})),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadRecord(f"not a decision record: {exc}") from None
+
+
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
+    """Each decision record of a log file with its line number (the writer's
+    opening and closing records are skipped), or a :class:`BadRecord`."""
     with path.open("rb") as file:
         for number, line in enumerate(file, 1):
             if not line.strip():
                 continue
             try:
                 rec = orjson.loads(line)
-                if not isinstance(rec, dict):
-                    raise BadRecord("not a JSON object")
-                facts = facts_from_record(rec)
-                yield LoggedDecision(
-                    facts=facts,
-                    rule_set=str(rec.get("rule_set") or "default"),
-                    rule=str(rec["rule"]),
-                    action=Action(rec["action"]),
-                    targets=tuple(rec.get("targets") or ()),
-                    level=Level.parse(rec.get("sent_level") or rec["level"]),
-                    estimated_cost_usd=MappingProxyType(dict(rec.get("estimated_cost_usd") or {})),
-                )
-            except (orjson.JSONDecodeError, BadRecord, KeyError, ValueError) as exc:
-                yield BadRecord(f"{path}:{number}: {exc}")
+            except orjson.JSONDecodeError as exc:
+                yield number, BadRecord(f"{path}:{number}: {exc}")
+                continue
+            if not isinstance(rec, dict):
+                yield number, BadRecord(f"{path}:{number}: not a JSON object")
+                continue
+            if rec.get("event", DECISION) != DECISION:
+                continue
+            yield number, rec
+
+
+def read_log(path: Path) -> Iterator[LoggedDecision | BadRecord]:
+    """Every decision of a log: a :class:`LoggedDecision`, or a :class:`BadRecord` saying why not."""
+    for number, rec in read_records(path):
+        if isinstance(rec, BadRecord):
+            yield rec
+            continue
+        try:
+            yield decision_from_record(rec)
+        except BadRecord as exc:
+            yield BadRecord(f"{path}:{number}: {exc}")

@@ -165,8 +165,12 @@ def build_kwargs(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
         kwargs["api_key"] = target.api_key
     if target.base_url:
         kwargs["api_base"] = target.base_url
-    if target.headers:
-        kwargs["extra_headers"] = dict(target.headers)
+    headers = dict(target.headers)
+    if call.traceparent is not None:
+        # the attempt's trace context, as the OpenAI-compatible path sends it
+        headers["traceparent"] = call.traceparent
+    if headers:
+        kwargs["extra_headers"] = headers
     return kwargs
 
 

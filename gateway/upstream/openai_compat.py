@@ -58,7 +58,6 @@ _DATA_SPACE = b"data: "
 _DONE_LINE = b"data: [DONE]"
 _DONE_BLOCK = b"data: [DONE]\n\n"
 _DONE = b"[DONE]"
-_REQUEST_ID = "x-request-id"
 #: how long an error answer's body may take to arrive when streaming
 _ERROR_BODY_S = 5.0
 
@@ -103,7 +102,7 @@ class OpenAICompatProvider:
                 request,
                 orjson.dumps(call.body),
                 target.timeouts,
-                ((_REQUEST_ID, call.request_id),),
+                call.trace_headers(),
             )
         except HTTPClientError as exc:
             raise _before_body(exc, target) from exc
@@ -126,7 +125,7 @@ class OpenAICompatProvider:
                 request,
                 orjson.dumps(call.body),
                 target.timeouts,
-                ((_REQUEST_ID, call.request_id),),
+                call.trace_headers(),
             )
         except HTTPClientError as exc:
             raise _before_body(exc, target) from exc

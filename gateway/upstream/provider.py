@@ -44,6 +44,9 @@ class Usage:
         return cls(prompt_tokens=prompt, completion_tokens=completion)
 
 
+_REQUEST_ID = "x-request-id"
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamCall:
     endpoint: Endpoint
@@ -51,6 +54,14 @@ class UpstreamCall:
     #: OpenAI-shaped request body; ``model`` is the target's model
     body: dict[str, Any]
     request_id: str
+    #: W3C trace context of this attempt, sent upstream as ``traceparent``
+    traceparent: str | None = None
+
+    def trace_headers(self) -> tuple[tuple[str, str], ...]:
+        """The gateway's own headers for the upstream: its request id and trace context."""
+        if self.traceparent is None:
+            return ((_REQUEST_ID, self.request_id),)
+        return ((_REQUEST_ID, self.request_id), ("traceparent", self.traceparent))
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.endpoints import Endpoint
@@ -42,6 +42,7 @@ from gateway.errors import (
     is_retryable,
 )
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import NO_SPAN, RequestSpan
 from gateway.targets import Target
 from gateway.upstream.breakers import CircuitBreakers, CircuitState, backoff_delay
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
@@ -97,6 +98,7 @@ class Router:
         *,
         request_id: str,
         stream: bool,
+        trace: RequestSpan = NO_SPAN,
     ) -> Served:
         attempts = 0
         failures: list[tuple[str, BaseException | str]] = []
@@ -116,7 +118,14 @@ class Router:
                 attempts += 1
                 started = self._clock()
                 try:
-                    served = await self._attempt(call, stream, started)
+                    # one span per attempt; its traceparent goes upstream with it
+                    with trace.attempt(target, attempt) as span:
+                        sent = (
+                            call
+                            if span.traceparent is None
+                            else replace(call, traceparent=span.traceparent)
+                        )
+                        served = await self._attempt(sent, stream, started)
                 except GatewayError as error:
                     if not is_retryable(error):
                         self.breakers.release_probe(target.name, target.circuit)

@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from gateway.observability.logs import JsonFormatter
 from gateway.settings import Settings
 from tests.e2e.conftest import e2e_policy
 from tests.harness import GatewayServer, write_policy
@@ -47,7 +48,11 @@ def test_sampled_line_has_redacted_excerpt_only(
             },
         )
         assert response.status_code == 200
-    lines = [orjson.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.access"]
+    lines = [
+        orjson.loads(JsonFormatter().format(r))
+        for r in caplog.records
+        if r.name == "gateway.access"
+    ]
     assert len(lines) == 1
     sample = lines[0]["prompt_sample_redacted"]
     assert "kim@example.com" not in sample and "555 0100" not in sample

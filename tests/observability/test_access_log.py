@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.observability.logs import JsonFormatter
 from gateway.settings import Settings
 from tests.harness import GatewayServer, write_policy
 from tests.observability.conftest import ACTION, chat, observed_policy, policy_environ
@@ -90,7 +91,7 @@ class _Collect(logging.Handler):
         found = []
         for record in list(self.records):
             if record.name == "gateway.access":
-                line = json.loads(record.getMessage())
+                line = json.loads(JsonFormatter().format(record))
                 if line["request_id"] == request_id:
                     found.append(line)
         return found
@@ -147,7 +148,7 @@ def _send(
         content = response.read()
     assert response.headers["x-request-id"] == request_id  # echoed to its client only
     lines = handler.wait_for_line(response.headers["x-gateway-request-id"])
-    text = "\n".join(record.getMessage() for record in handler.records[first:])
+    text = "\n".join(JsonFormatter().format(record) for record in handler.records[first:])
     return Logged(response, content, lines, text)
 
 

@@ -16,9 +16,10 @@ import pytest
 from gateway.judging.build import FactsBuilder
 from gateway.judging.prices import PriceBook
 from gateway.levels import Level
+from gateway.observability.audit_log import AuditLog
 from gateway.policy.cases import run_cases
 from gateway.policy.commands import add_policy_parser
-from gateway.policy.decision_log import BadRecord, DecisionLog, LoggedDecision, read_log
+from gateway.policy.decision_log import BadRecord, LoggedDecision, read_log
 from gateway.policy.loader import load_policy
 from gateway.policy.model import Action, Decision
 from gateway.policy.reload import PolicyHolder, ReloadResult
@@ -49,7 +50,7 @@ def write_log(tmp_path: Path, builder: FactsBuilder) -> Path:
             "code",
         ),
     ]
-    with DecisionLog(path) as log:
+    with AuditLog(path) as log:
         for i, (body, task) in enumerate(bodies):
             facts = builder.build(
                 endpoint="chat",
@@ -65,8 +66,8 @@ def test_decision_log_round_trip_without_values(tmp_path: Path) -> None:
     builder = FactsBuilder(load(SHIPPED))
     path = write_log(tmp_path, builder)
     text = path.read_text()
-    assert SECRET not in text and "sk" not in json.loads(text.splitlines()[0])["headers"].values()
-    first = json.loads(text.splitlines()[0])
+    first = json.loads(text.splitlines()[1])
+    assert SECRET not in text and first["header_names"] == ["x-gateway-task"]
     for key in (
         "ts",
         "request_id",
@@ -310,7 +311,7 @@ def write_team_log(tmp_path: Path, policy_dir: Path, team: str) -> Path:
     policy = load_policy(policy_dir, KEYS, prices=PriceBook.from_litellm())
     builder = FactsBuilder(policy)
     path = tmp_path / f"{team}.jsonl"
-    with DecisionLog(path) as log:
+    with AuditLog(path) as log:
         for i, text in enumerate(["Sort a list in Python", "Write a poem", "Summarize this"]):
             body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
             facts = builder.build(endpoint="chat", body=body, headers={}, team=team)
@@ -352,7 +353,7 @@ def test_simulate_keeps_a_keys_own_policy(tmp_path: Path) -> None:
     path = tmp_path / "key.jsonl"
     body = {"model": "auto", "messages": [{"role": "user", "content": "Sort a list in Python"}]}
     facts = builder.build(endpoint="chat", body=body, headers={}, team="growth")
-    with DecisionLog(path) as log:
+    with AuditLog(path) as log:
         decision = policy.decide(facts, "local-only")
         log.write(facts, decision, request_id="r", ts=1.0, rule_set="local-only")
     report = simulate(read_log(path), policy, policy)

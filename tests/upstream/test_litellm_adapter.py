@@ -7,6 +7,7 @@ HTTP requests litellm would send to Anthropic and Gemini.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -204,6 +205,18 @@ async def test_anthropic_chat_is_translated_both_ways(
     assert reply.data["usage"]["total_tokens"] == 30
     assert set(reply.data) == {"id", "object", "created", "model", "choices", "usage"}
     assert orjson.loads(reply.to_bytes()) == reply.data
+
+
+async def test_the_attempts_trace_context_reaches_the_provider(
+    provider: LiteLLMProvider, upstream: respx.MockRouter
+) -> None:
+    route = upstream.post(ANTHROPIC_URL).respond(
+        200, content=read_data("anthropic/message_text.json")
+    )
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    call = dataclasses.replace(chat(anthropic_target()), traceparent=traceparent)
+    await provider.complete(call)
+    assert route.calls.last.request.headers["traceparent"] == traceparent
 
 
 async def test_anthropic_gets_a_default_max_tokens(
