@@ -33,6 +33,7 @@ from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, Policy
 from gateway.judging.build import FactsBuilder
 from gateway.judging.redaction import Redaction
 from gateway.judging.request import ParsedRequest, parse_body
+from gateway.judging.shape import RequestLimits
 from gateway.judging.task import task_input
 from gateway.observability.metrics import Metrics
 from gateway.observability.record import Exchange, finish, request_id_from
@@ -117,6 +118,7 @@ class Pipeline:
         self._state = state
         self._metrics = metrics
         self._decision_log = decision_log
+        self._request_limits = RequestLimits.of(settings)
         self.auth = Authenticator(state.keys, metrics)
         self.limits = Limits(
             state, metrics, fail_mode=settings.limits_fail_mode, lease_s=settings.limits_lease_s
@@ -219,7 +221,9 @@ class Pipeline:
         who = await self.auth.authenticate(headers.get("authorization"))
         if ex is not None and who is not None:
             ex.key_id, ex.team = who.key_id, who.team
-        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
+        parsed = parse_body(
+            raw, endpoint, max_bytes=self._settings.max_body_bytes, limits=self._request_limits
+        )
         if ex is not None:
             ex.alias, ex.stream = parsed.model, parsed.stream
         # one snapshot per request: a reload mid-request cannot mix two policies
