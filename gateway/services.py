@@ -42,8 +42,10 @@ class Services:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def start_background(self) -> None:
-        """Start the policy watcher (hot reload on file change) and warm litellm up."""
+        """Warm the key store (``/readyz`` waits for it), start the policy
+        watcher (hot reload on file change) and warm litellm up."""
         loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self.pipeline.auth.warm()))
         targets = list(self.policy.policy.targets.values())
         self._tasks.append(loop.create_task(self.providers.warm_up(targets)))
         if self.settings.reload_interval_s > 0:
@@ -108,8 +110,15 @@ class Services:
                 }
             else:
                 targets[name] = {"available": True}
-        ready = not self.draining
-        status = "draining" if self.draining else ("ok" if state_ok else "degraded")
+        warming = not self.pipeline.auth.warmed
+        ready = not self.draining and not warming
+        status = (
+            "draining"
+            if self.draining
+            else "warming"
+            if warming
+            else ("ok" if state_ok else "degraded")
+        )
         return {
             "ready": ready,
             "status": status,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -74,6 +75,8 @@ class Exchange:
     extra_headers: dict[str, str] = field(default_factory=dict)
     #: a redacted prompt excerpt, only when the operator turned sampling on
     sample: str | None = None
+    #: called once when the exchange is finished (the key's in-flight slot)
+    on_finish: Callable[[], None] | None = None
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -136,6 +139,9 @@ def _destination(ex: Exchange) -> str:
 
 def finish(ex: Exchange, metrics: Metrics) -> None:
     """Emit the metrics and the log line of a finished exchange."""
+    if ex.on_finish is not None:
+        ex.on_finish()
+        ex.on_finish = None
     total = time.perf_counter() - ex.started
     kind = ex.kind or "none"
     target = metrics.target(ex.target)

@@ -44,6 +44,7 @@ from gateway.policy.model import Action, Decision, Facts
 from gateway.policy.reload import PolicyHolder
 from gateway.quota.auth import Authenticator
 from gateway.quota.batch_writer import Bookkeeper
+from gateway.quota.in_flight import InFlight
 from gateway.quota.limits import Admission, Limits
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
@@ -124,6 +125,7 @@ class Pipeline:
             state, metrics, fail_mode=settings.limits_fail_mode, lease_s=settings.limits_lease_s
         )
         self.accountant = Accountant(state, metrics)
+        self.in_flight = InFlight(settings.key_max_in_flight)
         self.bookkeeper = Bookkeeper([self.accountant.flush, self.limits.flush])
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -142,6 +144,10 @@ class Pipeline:
             ex.outcome = "cancelled"
             ex.status = 499
             finish(ex, self._metrics)
+            raise
+        except Exception:
+            if ex.on_finish is not None:  # a bug: the key's slot is still given back
+                ex.on_finish()
             raise
 
     async def decide_only(
@@ -221,6 +227,7 @@ class Pipeline:
         who = await self.auth.authenticate(headers.get("authorization"))
         if ex is not None and who is not None:
             ex.key_id, ex.team = who.key_id, who.team
+            ex.on_finish = self.in_flight.enter(who.key_id)  # 429 past the key's limit
         parsed = parse_body(
             raw, endpoint, max_bytes=self._settings.max_body_bytes, limits=self._request_limits
         )
