@@ -68,6 +68,18 @@ class PayloadTooLarge(InvalidRequest):
     default_code = "request_too_large"
 
 
+class RequestTimeout(InvalidRequest):
+    """The client took too long to send its request (headers or body)."""
+
+    status = 408
+    default_code = "request_timeout"
+
+
+class HeadersTooLarge(InvalidRequest):
+    status = 431
+    default_code = "request_headers_too_large"
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     type = "invalid_request_error"

@@ -13,10 +13,11 @@ import gc
 import logging
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
-from gateway.api.http_protocol import CoalescingHttpToolsProtocol
+from gateway.api.http_protocol import ConnectionLimits, protocol_class
 from gateway.app import create_app
 from gateway.observability.logs import configure_logging
 from gateway.policy.problems import PolicyError
@@ -41,6 +42,33 @@ class _Server(uvicorn.Server):
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """How the gateway runs under uvicorn: httptools with the gateway's own
+    protocol (one write per answer; header, body and idle clocks, header and
+    connection limits: :mod:`gateway.api.http_protocol`). Tests run the app
+    with this same configuration."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "none",
+        "http": protocol_class(ConnectionLimits.of(settings)),
+        "lifespan": "on",
+        "access_log": False,
+        # uvicorn's loggers propagate to the gateway's JSON lines (gateway.observability.logs)
+        "log_config": None,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": int(settings.drain_timeout_s),
+        # the protocol's own idle clock (GATEWAY_KEEPALIVE_TIMEOUT_S) closes idle connections
+        "timeout_keep_alive": int(settings.keepalive_timeout_s),
+        "server_header": False,
+        "date_header": False,
+        # client addresses are never logged or used: skip the per-request rewrite
+        "proxy_headers": False,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
 
 
 def run(settings: Settings) -> int:
@@ -72,26 +100,7 @@ async def _serve(settings: Settings, loop_name: str) -> int:
     # the gateway's instructions per request (callgrind), no growth in RSS
     # (bench/run.py, memory rows).
     gc.set_threshold(7_000, 10, 10)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="none",
-        # httptools, writing each response's head with its first body bytes
-        http=CoalescingHttpToolsProtocol,
-        lifespan="on",
-        access_log=False,
-        # uvicorn's loggers propagate to the gateway's JSON lines (gateway.observability.logs)
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=int(settings.drain_timeout_s),
-        timeout_keep_alive=30,
-        server_header=False,
-        date_header=False,
-        # client addresses are never logged or used: skip the per-request rewrite
-        proxy_headers=False,
-    )
-    server = _Server(config)
+    server = _Server(uvicorn_config(app, settings))
     loop = asyncio.get_running_loop()
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, services.reload_now)

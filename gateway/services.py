@@ -24,6 +24,7 @@ from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.reload import PolicyHolder, ReloadResult
 from gateway.quota.auth import Authenticator
 from gateway.quota.batch_writer import BatchWriter
+from gateway.quota.in_flight import InFlight
 from gateway.quota.limits import Limits
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
@@ -48,6 +49,7 @@ class Services:
     limits: Limits
     accountant: Accountant
     batch_writer: BatchWriter
+    in_flight: InFlight
     pipeline: Pipeline
     decision_log: AuditLog | None = None
     tracer: Tracer = field(default_factory=Tracer)
@@ -55,8 +57,10 @@ class Services:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def start_background(self) -> None:
-        """Start the policy watcher (hot reload on file change) and warm litellm up."""
+        """Warm the key store (``/readyz`` waits for it), start the policy
+        watcher (hot reload on file change) and warm litellm up."""
         loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self.auth.warm()))
         targets = list(self.policy.policy.targets.values())
         self._tasks.append(loop.create_task(self.providers.warm_up(targets)))
         if self.settings.reload_interval_s > 0:
@@ -121,8 +125,15 @@ class Services:
                 }
             else:
                 targets[name] = {"available": True}
-        ready = not self.draining
-        status = "draining" if self.draining else ("ok" if state_ok else "degraded")
+        warming = not self.auth.warmed
+        ready = not self.draining and not warming
+        status = (
+            "draining"
+            if self.draining
+            else "warming"
+            if warming
+            else ("ok" if state_ok else "degraded")
+        )
         return {
             "ready": ready,
             "status": status,
@@ -186,6 +197,7 @@ async def build_services(settings: Settings) -> Services:
     )
     accountant = Accountant(state, metrics)
     batch_writer = BatchWriter([accountant.flush, limits.flush])
+    in_flight = InFlight(settings.key_max_in_flight)
     pipeline = Pipeline(
         settings=settings,
         policy=holder,
@@ -196,6 +208,7 @@ async def build_services(settings: Settings) -> Services:
         limits=limits,
         accountant=accountant,
         batch_writer=batch_writer,
+        in_flight=in_flight,
         decision_log=decision_log,
         tracer=tracer,
     )
@@ -210,6 +223,7 @@ async def build_services(settings: Settings) -> Services:
         limits,
         accountant,
         batch_writer,
+        in_flight,
         pipeline,
         decision_log,
         tracer,

@@ -44,6 +44,25 @@ class Settings:
     #: entry's own expiry); 0: every cache read goes to Redis
     cache_near_s: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
+    #: request bodies: deepest nesting (the body object is level 1) and longest arrays
+    max_json_depth: int = 64
+    max_messages: int = 2048
+    max_content_parts: int = 1024
+    max_tools: int = 128
+    max_inputs: int = 2048
+    #: connections: the most bytes of a request line and headers
+    max_header_bytes: int = 64 * 1024
+    #: from a request's first byte to the end of its headers
+    header_timeout_s: float = 10.0
+    #: a body may take this long plus one second per ``body_min_rate`` bytes
+    body_timeout_s: float = 10.0
+    body_min_rate: int = 32 * 1024
+    #: how long a connection may sit idle between requests (or before its first)
+    keepalive_timeout_s: float = 30.0
+    #: open client connections per process; more are answered 503 and closed
+    max_connections: int = 4096
+    #: requests one key may have in flight at once, per replica (0: no limit)
+    key_max_in_flight: int = 256
     demo: bool = False
     #: key that may call admin endpoints (``/gateway/spend``)
     admin_key: str | None = field(default=None, repr=False)
@@ -88,6 +107,18 @@ class Settings:
             "GATEWAY_LIMITS_LEASE_S": ("limits_lease_s", float),
             "GATEWAY_CACHE_NEAR_S": ("cache_near_s", float),
             "GATEWAY_MAX_BODY_BYTES": ("max_body_bytes", int),
+            "GATEWAY_MAX_JSON_DEPTH": ("max_json_depth", int),
+            "GATEWAY_MAX_MESSAGES": ("max_messages", int),
+            "GATEWAY_MAX_CONTENT_PARTS": ("max_content_parts", int),
+            "GATEWAY_MAX_TOOLS": ("max_tools", int),
+            "GATEWAY_MAX_INPUTS": ("max_inputs", int),
+            "GATEWAY_MAX_HEADER_BYTES": ("max_header_bytes", int),
+            "GATEWAY_HEADER_TIMEOUT_S": ("header_timeout_s", float),
+            "GATEWAY_BODY_TIMEOUT_S": ("body_timeout_s", float),
+            "GATEWAY_BODY_MIN_RATE": ("body_min_rate", int),
+            "GATEWAY_KEEPALIVE_TIMEOUT_S": ("keepalive_timeout_s", float),
+            "GATEWAY_MAX_CONNECTIONS": ("max_connections", int),
+            "GATEWAY_KEY_MAX_IN_FLIGHT": ("key_max_in_flight", int),
             "GATEWAY_DEMO": ("demo", _bool),
             "GATEWAY_ADMIN_KEY": ("admin_key", str),
             "GATEWAY_LOG_LEVEL": ("log_level", str),

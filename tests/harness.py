@@ -15,8 +15,8 @@ import httpx
 import uvicorn
 import yaml
 
-from gateway.api.http_protocol import CoalescingHttpToolsProtocol
 from gateway.app import create_app
+from gateway.server import uvicorn_config
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 from tests.upstream_server import free_port
@@ -60,14 +60,10 @@ class GatewayServer:
     async def _serve(self) -> None:
         self.services = await build_services(self.settings)
         app = create_app(self.settings, self.services)
-        config = uvicorn.Config(
+        config = uvicorn_config(
             app,
+            self.settings,
             host="127.0.0.1",
-            port=self.settings.port,
-            loop="none",
-            http=CoalescingHttpToolsProtocol,
-            lifespan="on",
-            access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=2,
         )

@@ -241,7 +241,7 @@ def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
             continue
         role = item.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequest(
                 f"Invalid value for '{where}.role': use user, assistant, system or developer.",
                 param=f"{where}.role",

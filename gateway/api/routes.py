@@ -1,4 +1,8 @@
-"""Thin routes: read the request, call one function, render the answer."""
+"""Thin routes: read the request, call one function, render the answer.
+
+With keys configured every ``/v1/*`` and ``/gateway/*`` route needs one (401
+otherwise; ``/gateway/spend`` needs the admin key); ``/healthz``, ``/readyz``
+and ``/metrics`` stay open, as Kubernetes probes and Prometheus expect."""
 
 from __future__ import annotations
 
@@ -38,15 +42,22 @@ async def post_only(request: Request) -> Response:
     )
 
 
+async def authenticated(request: Request) -> Services:
+    """The services, once the caller's key is checked (a no-op in open mode)."""
+    services = services_of(request)
+    await services.auth.authenticate(request.headers.get("authorization"))
+    return services
+
+
 async def list_models(request: Request) -> Response:
-    policy = services_of(request).policy.policy
+    policy = (await authenticated(request)).policy.policy
     created = int(policy_loaded_at(request))
     data = [_model(name, created) for name in policy.aliases]
     return json_response({"object": "list", "data": data})
 
 
 async def get_model(request: Request) -> Response:
-    policy = services_of(request).policy.policy
+    policy = (await authenticated(request)).policy.policy
     name = request.path_params["model"]
     if name not in policy.aliases:
         raise ModelNotFound(
@@ -71,7 +82,7 @@ async def explain(request: Request) -> Response:
     ``system`` or an ``anthropic-version`` header: Messages; else chat). A
     Responses or Messages body is judged as the chat body it translates to,
     exactly as its own endpoint would judge it."""
-    services = services_of(request)
+    services = await authenticated(request)  # before the body is read
     raw = await read_body(request.receive, request.headers, services.settings.max_body_bytes)
     headers = request_headers(request.scope["headers"])
     api = request.query_params.get("api") or _api_of(raw, headers)

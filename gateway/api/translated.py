@@ -22,6 +22,7 @@ from gateway.api.render import send_error, send_json
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, InternalError, InvalidRequest, NotFound
 from gateway.judging.build import CLASSIFICATION_HEADER
+from gateway.judging.shape import check_depth
 from gateway.judging.tokens import estimate_request_tokens
 from gateway.observability.record import Exchange
 from gateway.services import Services
@@ -63,7 +64,7 @@ async def serve(
         return
     headers = anthropic_headers(headers)
     try:
-        body = _json(raw)
+        body = _json(raw, services.settings.max_json_depth)
         chat = messages.to_chat(body, counting=path == COUNT_TOKENS)
         if path == COUNT_TOKENS:
             await services.auth.authenticate(headers.get("authorization"))
@@ -93,13 +94,15 @@ async def serve(
     await send({"type": "http.response.body", "body": b""})
 
 
-def _json(raw: bytes) -> Any:
+def _json(raw: bytes, max_depth: int) -> Any:
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+    check_depth(raw, body, max_depth)
+    return body
 
 
 async def serve_responses(
@@ -109,7 +112,7 @@ async def serve_responses(
     judge and route the whole conversation as chat, answer a Response (or its
     event stream) and store it when ``store`` is on."""
     try:
-        turn = responses.parse(_json(raw))
+        turn = responses.parse(_json(raw, services.settings.max_json_depth))
         who = await services.auth.authenticate(headers.get("authorization"))
         team = who.team if who is not None else None
         history: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ import orjson
 
 from gateway.endpoints import Endpoint
 from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.judging.shape import RequestLimits, check_count, check_depth
 
 #: Fields a client could use to point a provider elsewhere or inject
 #: credentials or provider-specific behaviour. Never forwarded.
@@ -70,8 +71,17 @@ class ParsedRequest:
     include_usage: bool
 
 
-def parse_body(raw: bytes, endpoint: Endpoint, *, max_bytes: int) -> ParsedRequest:
-    """Parse and validate one request body; raises :class:`InvalidRequest`."""
+_DEFAULT_LIMITS = RequestLimits()
+
+
+def parse_body(
+    raw: bytes, endpoint: Endpoint, *, max_bytes: int, limits: RequestLimits = _DEFAULT_LIMITS
+) -> ParsedRequest:
+    """Parse and validate one request body; raises :class:`InvalidRequest`.
+
+    Past this function, every field the gateway reads has the type it
+    expects and the body is within ``limits`` (depth, counts), so no later
+    step can fail on the client's input."""
     if len(raw) > max_bytes:
         raise PayloadTooLarge(
             f"Request body is {len(raw)} bytes; the limit is {max_bytes} bytes.",
@@ -95,10 +105,13 @@ def parse_body(raw: bytes, endpoint: Endpoint, *, max_bytes: int) -> ParsedReque
             f"The request body must be a JSON object, not {_json_type(body)}.",
             code="invalid_type",
         )
-    return validate(body, endpoint)
+    check_depth(raw, body, limits.max_depth)
+    return validate(body, endpoint, limits)
 
 
-def validate(body: dict[str, Any], endpoint: Endpoint) -> ParsedRequest:
+def validate(
+    body: dict[str, Any], endpoint: Endpoint, limits: RequestLimits = _DEFAULT_LIMITS
+) -> ParsedRequest:
     for key in [k for k in body if k in STEERING_FIELDS or k.startswith(STEERING_PREFIXES)]:
         del body[key]
     model = body.get("model")
@@ -118,14 +131,15 @@ def validate(body: dict[str, Any], endpoint: Endpoint) -> ParsedRequest:
     if not isinstance(stream, bool):
         raise _type_error("stream", "a boolean", stream)
     if endpoint is Endpoint.CHAT:
-        _validate_messages(body.get("messages"))
+        _validate_messages(body.get("messages"), limits)
     elif endpoint is Endpoint.COMPLETIONS:
-        _validate_prompt(body.get("prompt"))
+        _validate_prompt(body.get("prompt"), limits)
+        _validate_optional(body, "suffix", str, "a string")
     else:
-        _validate_input(body.get("input"))
+        _validate_input(body.get("input"), limits)
         if stream:
             raise InvalidRequest("Embeddings cannot be streamed.", param="stream")
-    _validate_common(body)
+    _validate_common(body, limits)
     include_usage = False
     options = body.get("stream_options")
     if options is not None:
@@ -143,7 +157,7 @@ def validate(body: dict[str, Any], endpoint: Endpoint) -> ParsedRequest:
     return ParsedRequest(endpoint, body, model, stream, include_usage)
 
 
-def _validate_messages(messages: Any) -> None:
+def _validate_messages(messages: Any, limits: RequestLimits) -> None:
     if messages is None:
         raise InvalidRequest(
             "Missing required parameter: 'messages'.",
@@ -159,6 +173,7 @@ def _validate_messages(messages: Any) -> None:
             param="messages",
             code="empty_array",
         )
+    check_count("messages", messages, limits.max_messages, "GATEWAY_MAX_MESSAGES")
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
@@ -170,6 +185,8 @@ def _validate_messages(messages: Any) -> None:
                 param=f"{where}.role",
                 code="missing_required_parameter",
             )
+        if not isinstance(role, str):
+            raise _type_error(f"{where}.role", "a string", role)
         if role not in CHAT_ROLES:
             roles = ", ".join(sorted(CHAT_ROLES))
             raise InvalidRequest(
@@ -178,22 +195,57 @@ def _validate_messages(messages: Any) -> None:
                 code="invalid_value",
             )
         content = message.get("content")
-        if content is None or isinstance(content, str):
-            continue
-        if not isinstance(content, list):
-            raise _type_error(f"{where}.content", "a string or an array of content parts", content)
-        for j, part in enumerate(content):
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                raise InvalidRequest(
-                    f"Invalid '{where}.content[{j}]': expected an object with a 'type' field.",
-                    param=f"{where}.content[{j}]",
-                    code="invalid_type",
-                )
-            if part["type"] == "text" and not isinstance(part.get("text"), str):
-                raise _type_error(f"{where}.content[{j}].text", "a string", part.get("text"))
+        if not (content is None or isinstance(content, str)):
+            _validate_parts(where, content, limits)
+        if len(message) > (2 if "content" in message else 1):  # more than role and content
+            _validate_message_fields(where, message)
 
 
-def _validate_prompt(prompt: Any) -> None:
+def _validate_parts(where: str, content: Any, limits: RequestLimits) -> None:
+    if not isinstance(content, list):
+        raise _type_error(f"{where}.content", "a string or an array of content parts", content)
+    check_count(f"{where}.content", content, limits.max_parts, "GATEWAY_MAX_CONTENT_PARTS")
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise InvalidRequest(
+                f"Invalid '{where}.content[{j}]': expected an object with a 'type' field.",
+                param=f"{where}.content[{j}]",
+                code="invalid_type",
+            )
+        if part["type"] == "text" and not isinstance(part.get("text"), str):
+            raise _type_error(f"{where}.content[{j}].text", "a string", part.get("text"))
+
+
+def _validate_message_fields(where: str, message: dict[str, Any]) -> None:
+    """The other message fields the gateway reads (names, tool calls)."""
+    for name in ("name", "tool_call_id", "refusal"):
+        value = message.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _type_error(f"{where}.{name}", "a string", value)
+    calls = message.get("tool_calls")
+    if calls is not None:
+        if not isinstance(calls, list):
+            raise _type_error(f"{where}.tool_calls", "an array", calls)
+        for k, call in enumerate(calls):
+            if not isinstance(call, dict):
+                raise _type_error(f"{where}.tool_calls[{k}]", "an object", call)
+            _validate_function(f"{where}.tool_calls[{k}].function", call.get("function"))
+    if "function_call" in message:
+        _validate_function(f"{where}.function_call", message["function_call"])
+
+
+def _validate_function(where: str, function: Any) -> None:
+    if function is None:
+        return
+    if not isinstance(function, dict):
+        raise _type_error(where, "an object", function)
+    for name in ("name", "arguments"):
+        value = function.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _type_error(f"{where}.{name}", "a string", value)
+
+
+def _validate_prompt(prompt: Any, limits: RequestLimits) -> None:
     if prompt is None:
         raise InvalidRequest(
             "Missing required parameter: 'prompt'.",
@@ -202,12 +254,12 @@ def _validate_prompt(prompt: Any) -> None:
         )
     if isinstance(prompt, str):
         return
-    if isinstance(prompt, list) and prompt and _all_of(prompt, (str, int, list)):
+    if isinstance(prompt, list) and prompt and _prompt_items(prompt, limits, "prompt"):
         return
     raise _type_error("prompt", "a string, an array of strings or an array of tokens", prompt)
 
 
-def _validate_input(value: Any) -> None:
+def _validate_input(value: Any, limits: RequestLimits) -> None:
     if value is None:
         raise InvalidRequest(
             "Missing required parameter: 'input'.",
@@ -218,13 +270,25 @@ def _validate_input(value: Any) -> None:
         if not value:
             raise InvalidRequest("'input' cannot be an empty string.", param="input")
         return
-    if isinstance(value, list) and value and _all_of(value, (str, int, list)):
+    if isinstance(value, list) and value and _prompt_items(value, limits, "input"):
         if any(isinstance(item, str) and not item for item in value):
             raise InvalidRequest("'input' cannot contain empty strings.", param="input")
         return
     raise _type_error(
         "input", "a non-empty string, an array of strings or an array of tokens", value
     )
+
+
+def _prompt_items(items: list[Any], limits: RequestLimits, param: str) -> bool:
+    """A list of strings, of token ids, or of token-id lists (OpenAI's shapes)."""
+    check_count(param, items, limits.max_inputs, "GATEWAY_MAX_INPUTS")
+    for item in items:
+        if isinstance(item, list):
+            if not _all_of(item, (int,)):
+                return False
+        elif not isinstance(item, str | int) or isinstance(item, bool):
+            return False
+    return True
 
 
 _NUMERIC = {
@@ -236,7 +300,7 @@ _NUMERIC = {
 _POSITIVE_INTS = ("n", "max_tokens", "max_completion_tokens")
 
 
-def _validate_common(body: dict[str, Any]) -> None:
+def _validate_common(body: dict[str, Any], limits: RequestLimits) -> None:
     for name, (low, high) in _NUMERIC.items():
         value = body.get(name)
         if value is None:
@@ -267,11 +331,34 @@ def _validate_common(body: dict[str, Any]) -> None:
         raise _type_error("seed", "an integer", seed)
     for name in ("tools", "functions"):
         value = body.get(name)
-        if value is not None and not isinstance(value, list):
+        if value is None:
+            continue
+        if not isinstance(value, list):
             raise _type_error(name, "an array", value)
+        check_count(name, value, limits.max_tools, "GATEWAY_MAX_TOOLS")
+        for i, tool in enumerate(value):
+            if not isinstance(tool, dict):
+                raise _type_error(f"{name}[{i}]", "an object", tool)
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise _type_error("metadata", "an object", metadata)
+    _validate_optional(body, "user", str, "a string")
+    _validate_optional(body, "response_format", dict, "an object")
+    _validate_optional(body, "prediction", dict, "an object")
+    choice = body.get("tool_choice")
+    if choice is not None and not isinstance(choice, str | dict):
+        raise _type_error("tool_choice", "a string or an object", choice)
+    stop = body.get("stop")
+    if not (
+        stop is None or isinstance(stop, str) or (isinstance(stop, list) and _all_of(stop, (str,)))
+    ):
+        raise _type_error("stop", "a string or an array of strings", stop)
+
+
+def _validate_optional(body: dict[str, Any], name: str, kind: type, expected: str) -> None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise _type_error(name, expected, value)
 
 
 def _all_of(items: list[Any], types: tuple[type, ...]) -> bool:

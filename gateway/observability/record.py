@@ -95,6 +95,8 @@ class Exchange:
     trace: RequestSpan = NO_SPAN
     #: writes the request's decision record, given how it ended (set once decided)
     audit: Callable[[Outcome], None] | None = None
+    #: called once when the exchange is finished (the key's in-flight slot)
+    on_finish: Callable[[], None] | None = None
 
     def headers(self) -> dict[str, str]:
         given = self.client_request_id
@@ -168,6 +170,9 @@ def _destination(ex: Exchange) -> str:
 def finish(ex: Exchange, metrics: Metrics) -> None:
     """Emit the metrics and the access line of a finished exchange: called once
     per request, by the edge, when its answer has been sent (or has failed)."""
+    if ex.on_finish is not None:
+        ex.on_finish()
+        ex.on_finish = None
     total = time.perf_counter() - ex.started
     kind = ex.kind or "none"
     target = metrics.target(ex.target)

@@ -40,6 +40,7 @@ from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, Policy
 from gateway.judging.build import FactsBuilder
 from gateway.judging.redaction import Redaction
 from gateway.judging.request import ParsedRequest, parse_body
+from gateway.judging.shape import RequestLimits
 from gateway.judging.task import task_input
 from gateway.observability.audit_log import AuditLog
 from gateway.observability.metrics import Metrics
@@ -51,6 +52,7 @@ from gateway.policy.model import Action, Decision, Facts
 from gateway.policy.reload import PolicyHolder
 from gateway.quota.auth import Authenticator
 from gateway.quota.batch_writer import BatchWriter
+from gateway.quota.in_flight import InFlight
 from gateway.quota.limits import Admission, Limits
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
@@ -121,6 +123,7 @@ class Pipeline:
         limits: Limits,
         accountant: Accountant,
         batch_writer: BatchWriter,
+        in_flight: InFlight,
         decision_log: AuditLog | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -135,6 +138,8 @@ class Pipeline:
         self._batch_writer = batch_writer
         self._decision_log = decision_log
         self._tracer = tracer or Tracer()
+        self._request_limits = RequestLimits.of(settings)
+        self._in_flight = in_flight
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points -------------------------------------------------------
@@ -237,7 +242,10 @@ class Pipeline:
         who = await self._auth.authenticate(headers.get("authorization"))
         if ex is not None and who is not None:
             ex.key_id, ex.team = who.key_id, who.team
-        parsed = parse_body(raw, endpoint, max_bytes=self._settings.max_body_bytes)
+            ex.on_finish = self._in_flight.enter(who.key_id)  # 429 past the key's limit
+        parsed = parse_body(
+            raw, endpoint, max_bytes=self._settings.max_body_bytes, limits=self._request_limits
+        )
         if ex is not None:
             ex.alias, ex.stream = parsed.model, parsed.stream
         # one snapshot per request: a reload mid-request cannot mix two policies
