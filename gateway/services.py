@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.judging.prices import PriceBook
 from gateway.observability.metrics import Metrics
 from gateway.pipeline.handler import Pipeline
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.decision_log import DecisionLog
+from gateway.policy.price_report import log_price_sources, price_readiness
 from gateway.policy.reload import PolicyHolder, ReloadResult
 from gateway.settings import Settings
 from gateway.state.factory import StateBackends, build_state
@@ -120,6 +122,7 @@ class Services:
                 "last_reload_error": self.policy.last_error,
             },
             "targets": targets,
+            "prices": price_readiness(policy, self.policy.prices),
         }
 
     async def aclose(self) -> None:
@@ -144,7 +147,9 @@ async def build_services(settings: Settings) -> Services:
     started = time.perf_counter()
     metrics = Metrics()
     holder_type = DemoPolicyHolder if settings.demo else PolicyHolder
-    holder = holder_type(settings.policies, settings.environ)
+    prices = PriceBook.from_litellm(settings.prices_file)
+    holder = holder_type(settings.policies, settings.environ, prices=prices)
+    log_price_sources(holder.policy, prices)
     metrics.policy_reloads.labels("success").inc()
     state = await build_state(
         settings.redis_url,

@@ -45,8 +45,13 @@ class Settings:
     cache_near_s: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
     demo: bool = False
-    #: key that may call admin endpoints (``/gateway/spend``)
+    #: key that may call admin endpoints (``/gateway/spend``, ``/gateway/keys``)
     admin_key: str | None = field(default=None, repr=False)
+    #: without Redis: the file that holds the API keys' hashes and records
+    #: (``gateway keys create`` writes it; the gateway reloads it on change)
+    keys_file: Path = Path("gateway-keys.json")
+    #: prices in litellm's cost-map format, over litellm's own map
+    prices_file: Path | None = None
     log_level: str = "info"
     #: JSONL file for the decision log (facts and decisions, never prompt text)
     decision_log: Path | None = None
@@ -77,6 +82,8 @@ class Settings:
             "GATEWAY_MAX_BODY_BYTES": ("max_body_bytes", int),
             "GATEWAY_DEMO": ("demo", _bool),
             "GATEWAY_ADMIN_KEY": ("admin_key", str),
+            "GATEWAY_KEYS_FILE": ("keys_file", Path),
+            "GATEWAY_PRICES_FILE": ("prices_file", Path),
             "GATEWAY_LOG_LEVEL": ("log_level", str),
             "GATEWAY_DECISION_LOG": ("decision_log", Path),
             "GATEWAY_RELOAD_INTERVAL_S": ("reload_interval_s", float),

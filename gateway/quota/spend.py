@@ -62,17 +62,9 @@ class Accountant:
         if usage is None:
             usage = Usage(prompt_tokens=ex.prompt_tokens, completion_tokens=0)
         ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        cost = (
-            0.0
-            if target is None
-            else target.prices.cost(usage.prompt_tokens, usage.completion_tokens)
-        )
+        cost = 0.0 if target is None else usage.cost(target.prices)
         baseline_target = policy.targets.get(decision.baseline or "")
-        baseline = (
-            baseline_target.prices.cost(usage.prompt_tokens, usage.completion_tokens)
-            if baseline_target is not None
-            else cost
-        )
+        baseline = usage.cost(baseline_target.prices) if baseline_target is not None else cost
         ex.cost_usd = cost
         m = self._metrics
         team = m.team(ex.team)
