@@ -11,9 +11,14 @@ one Lua script, so replicas share the count without drift), through this
 replica's local leases (:mod:`gateway.quota.leases`): a request covered by the
 scope's lease is admitted without a round trip, and no limit is ever passed.
 A refusal is 429 with ``Retry-After`` and OpenAI's ``x-ratelimit-*`` headers.
-Budgets are per team: a request reserves its estimated cost before it leaves
-(from the team's budget lease) and its actual cost is recorded after, so
-concurrent requests never overspend by more than one request's cost. The
+Budgets are per team: a request reserves what it may cost at most before it
+leaves (its prompt plus ``max_tokens``, or the target's output limit when
+unset: :attr:`Decision.reserve_usd`), from the team's budget lease, and its
+actual cost is recorded after, so concurrent requests, streamed or not, never
+overspend by more than one request's worst case. A request a soft-cap rule
+stepped down to free targets reserves nothing and is admitted past the
+budget. A refusal names what was used, the limit, the period and when it
+resets. The
 remaining budget a policy can route on is read at most once a second per team
 and replica (``_SPENT_TTL_S``).
 
@@ -30,6 +35,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable
 from gateway.observability.metrics import Metrics
@@ -83,6 +89,7 @@ class Limits:
         self._metrics = metrics
         self._fail_mode = fail_mode
         self._clock = clock
+        self._wall_clock = wall_clock
         self._rates = RateLeases(
             state.limiter,
             lease_s=lease_s,
@@ -198,7 +205,11 @@ class Limits:
         if who is None or budget is None:
             await self._count(scopes, tokens, stream, admission, headers)
         elif not scopes:
-            await self._reserve(who, budget, decision, admission)
+            if not (decision.soft_cap and decision.reserve_usd == 0.0):
+                await self._reserve(who, budget, decision, admission)
+        elif decision.soft_cap and decision.reserve_usd == 0.0:
+            # free targets cannot overspend: a soft cap admits them past the budget
+            await self._count(scopes, tokens, stream, admission, headers)
         elif self._budgets.covers(who.team, budget, _estimate(decision)):
             # the reservation needs no round trip: no need to run both together
             await self._count(scopes, tokens, stream, admission, headers)
@@ -325,16 +336,70 @@ class Limits:
         estimate = _estimate(decision)
         if not await self._budgets.reserve(who.team, budget, estimate):
             self._metrics.rate_limited.labels("team", "budget").inc()
+            try:
+                used: float | None = await self._state.ledger.team_spend(who.team, budget.period)
+            except StateUnavailable:
+                used = None
+            now = self._wall_clock()
             raise BudgetExceeded(
-                f"Team '{who.team}' has used its budget of ${budget.usd:.2f} for this "
-                f"{budget.period.value}.",
+                budget_refusal(who.team, budget, used, estimate, now),
+                # retrying before the reset cannot help (the OpenAI SDKs read this)
+                headers={
+                    "x-should-retry": "false",
+                    "x-gateway-budget-resets": _iso(period_end(budget.period, now)),
+                },
             )
         admission.team, admission.budget, admission.reserved_usd = who.team, budget, estimate
 
 
 def _estimate(decision: Decision) -> float:
-    """What a request reserves: the highest estimated cost among its targets."""
-    return max(decision.estimated_cost_usd.values(), default=0.0)
+    """What a request reserves: the most it may cost on any of its targets."""
+    return decision.reserve_usd
+
+
+def period_end(period: Period, now: float) -> float:
+    """When the budget period that contains ``now`` ends (UTC midnight, or the first of a month)."""
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is Period.DAY:
+        return (day + timedelta(days=1)).timestamp()
+    first = day.replace(day=1)
+    following = (
+        first.replace(year=first.year + 1, month=1)
+        if first.month == 12
+        else first.replace(month=first.month + 1)
+    )
+    return following.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _usd(value: float) -> str:
+    """Dollars with the digits a small budget needs ($0.00045, not $0.00)."""
+    if value == 0:
+        return "$0"
+    return f"${value:.2f}" if abs(value) >= 1 else f"${value:.6f}".rstrip("0").rstrip(".")
+
+
+def budget_refusal(
+    team: str, budget: Budget, used: float | None, request_usd: float, now: float
+) -> str:
+    """The message of a budget refusal: used, limit, period, reset, and what the request needs."""
+    resets = _iso(period_end(budget.period, now))
+    per = "daily" if budget.period is Period.DAY else "monthly"
+    spent = (
+        f"has used {_usd(used)} ({used / budget.usd:.0%}) of its {per} budget of {_usd(budget.usd)}"
+        if used is not None and budget.usd > 0
+        else f"has no room left in its {per} budget of {_usd(budget.usd)}"
+    )
+    return (
+        f"Team '{team}' {spent}; this request may cost up to {_usd(request_usd)} "
+        f"(its prompt plus max_tokens, or the model's output limit when max_tokens is unset), "
+        f"more than the budget has left once in-flight requests are counted. "
+        f"The budget resets at {resets}."
+    )
 
 
 def _describe(verdict: LimitDecision) -> str:
