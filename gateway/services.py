@@ -111,11 +111,16 @@ class Services:
             else:
                 targets[name] = {"available": True}
         ready = not self.draining
-        status = "draining" if self.draining else ("ok" if state_ok else "degraded")
+        healthy = state_ok and not self.state.problems()
+        status = "draining" if self.draining else ("ok" if healthy else "degraded")
         return {
             "ready": ready,
             "status": status,
-            "state": {"backend": self.state.backend, "ok": state_ok},
+            "state": {
+                "backend": self.state.backend,
+                "ok": state_ok,
+                "problems": self.state.problems(),
+            },
             "policy": {
                 "fingerprint": policy.fingerprint,
                 "loaded_at": self.policy.loaded_at,
@@ -155,6 +160,7 @@ async def build_services(settings: Settings) -> Services:
         settings.redis_url,
         timeout_s=settings.redis_timeout_s,
         near_cache_s=settings.cache_near_s,
+        keys_file=settings.keys_file,
     )
     providers = Providers()
     router = Router(providers, metrics)

@@ -11,15 +11,11 @@ from gateway.api.body import read_body
 from gateway.api.render import json_response
 from gateway.endpoints import Endpoint
 from gateway.errors import (
-    AuthenticationFailed,
-    InvalidRequest,
     MethodNotAllowed,
     ModelNotFound,
-    PolicyDenied,
 )
 from gateway.policy.explain import explanation
 from gateway.services import Services
-from gateway.state.base import Period
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -68,29 +64,6 @@ async def explain(request: Request) -> Response:
     raw = await read_body(request.receive, request.headers, services.settings.max_body_bytes)
     facts, decision = await services.pipeline.decide_only(Endpoint.CHAT, raw, request.headers)
     return json_response(explanation(facts, decision))
-
-
-async def spend(request: Request) -> Response:
-    services = services_of(request)
-    admin = services.settings.admin_key
-    if not admin:
-        raise PolicyDenied(
-            "Spend reports need an admin key: set GATEWAY_ADMIN_KEY.",
-            code="admin_key_not_configured",
-        )
-    token = request.headers.get("authorization", "")
-    if not services.pipeline.auth.is_admin(token, admin):
-        raise AuthenticationFailed("This endpoint needs the admin key.")
-    raw_period = request.query_params.get("period", "month")
-    try:
-        period = Period(raw_period)
-    except ValueError:
-        raise InvalidRequest(
-            f"Invalid period {raw_period!r}; use 'day' or 'month'.", param="period"
-        ) from None
-    await services.pipeline.bookkeeper.flush()  # this replica's latest spend is in it
-    report = await services.state.ledger.report(period)
-    return json_response(report.to_dict())
 
 
 async def healthz(request: Request) -> Response:
