@@ -330,16 +330,23 @@ class Limits:
     async def _open_stream(self, scope: str, max_streams: int) -> bool:
         return await self._state.limiter.open_stream(scope, max_streams)
 
+    async def _used(self, team: str, period: Period) -> float | None:
+        """What the team spent this period, for a refusal's message: the ledger,
+        or this replica's newer figure (its latest spend is not flushed yet)."""
+        seen = self._spent.get((team, period))
+        try:
+            used = await self._state.ledger.team_spend(team, period)
+        except StateUnavailable:
+            return seen[1] if seen is not None else None
+        return max(used, seen[1]) if seen is not None else used
+
     async def _reserve(
         self, who: KeyRecord, budget: Budget, decision: Decision, admission: Admission
     ) -> None:
         estimate = _estimate(decision)
         if not await self._budgets.reserve(who.team, budget, estimate):
             self._metrics.rate_limited.labels("team", "budget").inc()
-            try:
-                used: float | None = await self._state.ledger.team_spend(who.team, budget.period)
-            except StateUnavailable:
-                used = None
+            used = await self._used(who.team, budget.period)
             now = self._wall_clock()
             raise BudgetExceeded(
                 budget_refusal(who.team, budget, used, estimate, now),
