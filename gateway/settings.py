@@ -21,6 +21,9 @@ class FailMode(StrEnum):
     CLOSED = "closed"
 
 
+DEFAULT_KEYS_FILE = Path("gateway-keys.json")
+
+
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -48,8 +51,10 @@ class Settings:
     #: key that may call admin endpoints (``/gateway/spend``, ``/gateway/keys``)
     admin_key: str | None = field(default=None, repr=False)
     #: without Redis: the file that holds the API keys' hashes and records
-    #: (``gateway keys create`` writes it; the gateway reloads it on change)
-    keys_file: Path = Path("gateway-keys.json")
+    #: (``gateway keys create`` writes it; the gateway reloads it on change).
+    #: From the environment it defaults to ``./gateway-keys.json``; None (a
+    #: ``Settings`` built in code, as tests do) keeps keys in memory.
+    keys_file: Path | None = None
     #: prices in litellm's cost-map format, over litellm's own map
     prices_file: Path | None = None
     log_level: str = "info"
@@ -99,6 +104,7 @@ class Settings:
                 values[name] = parse(raw)
             except ValueError as exc:
                 raise SystemExit(f"{var}={raw!r} is not valid: {exc}") from None
+        values.setdefault("keys_file", DEFAULT_KEYS_FILE)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
