@@ -43,7 +43,7 @@ from gateway.policy.model import Action, Decision, Facts
 from gateway.policy.reload import PolicyHolder
 from gateway.quota.auth import Authenticator
 from gateway.quota.batch_writer import Bookkeeper
-from gateway.quota.limits import Admission, Limits
+from gateway.quota.limits import Admission, Limits, StreamBudgetReached, budget_cap
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
 from gateway.state.base import KeyRecord, SpendRecord, StateUnavailable
@@ -380,6 +380,7 @@ class Pipeline:
             capture=work.cache_write is not None,
             on_done=lambda result: self._stream_done(ex, work, served, result),
             on_first=first_sent,
+            cap=budget_cap(work.admission, work.facts, served.target),
         )
         return Reply(ex.headers(), events=events)
 
@@ -392,6 +393,9 @@ class Pipeline:
             if result.error is not None:
                 ex.outcome, ex.status = "stream_error", 200
             usage, target = result.usage, served.target
+            if usage is None and isinstance(result.error, StreamBudgetReached):
+                # cut before its usage chunk: about one token per event arrived
+                usage = Usage(ex.prompt_tokens, result.events_seen)
             spend = self.accountant.charge(ex, work.decision, work.policy, target, work.who, usage)
             self._book(work, spend, usage)
             if result.events is not None and work.cache_write is not None:

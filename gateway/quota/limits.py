@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable
 from gateway.observability.metrics import Metrics
+from gateway.policy.compiled import UNKNOWN_OUTPUT_LIMIT
 from gateway.policy.model import Decision, Facts
 from gateway.quota.leases import BudgetLeases, RateLeases
 from gateway.settings import FailMode
@@ -52,7 +53,9 @@ from gateway.state.base import (
     TeamRecord,
 )
 from gateway.state.factory import StateBackends
+from gateway.targets import Target
 from gateway.upstream.provider import Usage
+from gateway.upstream.relay import StreamCap
 
 _TEAM_TTL_S = 5.0
 #: how old the remaining-budget fact a policy routes on may be. Enforcement
@@ -357,6 +360,30 @@ class Limits:
                 },
             )
         admission.team, admission.budget, admission.reserved_usd = who.team, budget, estimate
+
+
+class StreamBudgetReached(BudgetExceeded):
+    """A stream ended mid-way: it reached what its request reserved of the budget."""
+
+
+#: events a stream may send beyond its token allowance (role, finish and usage chunks)
+_STREAM_SLACK_EVENTS = 8
+
+
+def budget_cap(admission: Admission, facts: Facts, target: Target) -> StreamCap | None:
+    """For a stream that reserved budget: the events its reservation covers
+    (``max_tokens``, or the target's output limit, at about one token per
+    event), past which the relay ends it cleanly."""
+    if not admission.team or admission.budget is None:
+        return None
+    tokens = facts.max_tokens or target.max_output_tokens or UNKNOWN_OUTPUT_LIMIT
+    return StreamCap(
+        tokens + _STREAM_SLACK_EVENTS,
+        StreamBudgetReached(
+            f"The stream was ended: it reached the {tokens} tokens its request reserved "
+            f"of team '{admission.team}''s budget.",
+        ),
+    )
 
 
 def _estimate(decision: Decision) -> float:

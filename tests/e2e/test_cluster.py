@@ -67,6 +67,7 @@ def test_cache_limits_and_spend_on_a_cluster(
     assert httpx.get(gateway.url + "/readyz").json()["state"] == {
         "backend": "redis-cluster",
         "ok": True,
+        "problems": [],
     }
     third = httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=headers)
     assert third.status_code == 200

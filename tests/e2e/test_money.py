@@ -262,3 +262,33 @@ def test_concurrent_streams_never_overspend(deployment: Deployment) -> None:
     worst = prompt_tokens * GPT4O_IN + max_tokens * GPT4O_OUT
     assert spent["streams"] > 0
     assert spent["streams"] <= budget + worst
+
+
+def test_a_stream_past_its_reservation_ends_cleanly(deployment: Deployment) -> None:
+    """The fake upstream ignores max_tokens (as a misbehaving server might): the
+    gateway ends the stream where its reservation ends, with an error event
+    and [DONE], and charges what arrived."""
+    url = deployment.replicas[0].url
+    key = create_key(deployment, "cutoff", "--budget-usd", "1", "--period", "day")
+    with httpx.stream(
+        "POST",
+        url + "/v1/chat/completions",
+        json={
+            "model": "gpt-4o",
+            "stream": True,
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": WORDS}],
+        },
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    error = orjson.loads(events[-2].removeprefix("data: "))["error"]
+    assert error["code"] == "insufficient_quota" and "reserved" in error["message"]
+    words = sum("word" in e for e in events)
+    assert 5 <= words <= 10 + 8, words  # not the 100 words the upstream sent
+    time.sleep(1.5)
+    spent = spend(url)["by_team"]
+    assert isinstance(spent, dict) and spent["cutoff"] > 0
