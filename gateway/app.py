@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
 from gateway import __version__
-from gateway.api import responses_store, routes
+from gateway.api import admin, responses_store, routes
 from gateway.api.fastlane import ENDPOINTS, OpenAILane
 from gateway.api.headers import GatewayHeaders
 from gateway.api.render import on_gateway_error, on_http_exception, on_unexpected
@@ -85,7 +85,7 @@ def create_app(settings: Settings, services: Services | None = None) -> OpenAILa
         include_in_schema=False,
     )
     add("/gateway/explain", routes.explain, methods=["POST"], include_in_schema=False)
-    add("/gateway/spend", routes.spend, methods=["GET"], include_in_schema=False)
+    admin.install(app)  # /gateway/keys, /gateway/spend, /gateway/openapi.json
     add("/healthz", routes.healthz, methods=["GET"], include_in_schema=False)
     add("/readyz", routes.readyz, methods=["GET"], include_in_schema=False)
     add("/metrics", routes.metrics, methods=["GET"], include_in_schema=False)

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-
-import orjson
 
 from gateway.settings import Settings
 
@@ -23,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env(
         policies=getattr(args, "policies", None),
         redis_url=getattr(args, "redis_url", None),
+        keys_file=getattr(args, "keys_file", None),
     )
     code: int = args.func(args, settings)
     return code
@@ -59,21 +56,18 @@ def _parser() -> argparse.ArgumentParser:
 
     add_audit_parser(commands)
 
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(title="keys commands")
-    create = keys.add_parser("create", help="create a key for a team (printed once)")
-    create.add_argument("--team", required=True)
-    create.add_argument("--rpm", type=int, help="requests per minute for this key")
-    create.add_argument("--tpm", type=int, help="tokens per minute for this key")
-    create.add_argument("--max-streams", type=int, help="concurrent streams for this key")
-    create.add_argument("--budget-usd", type=float, help="the team's budget per period")
-    create.add_argument("--period", choices=["day", "month"], default="month")
-    create.add_argument("--policy", help="named policy (rule set) for this key")
-    create.add_argument("--redis-url", help="shared state (GATEWAY_REDIS_URL)")
-    create.set_defaults(func=_keys_create)
+    from gateway.quota.keys_cli import add_keys_parser
+
+    add_keys_parser(commands)
 
     spend = commands.add_parser("spend", help="report spend per team, key and target")
     spend.add_argument("--period", choices=["day", "month"], default="month")
     spend.add_argument("--redis-url", help="shared state (GATEWAY_REDIS_URL)")
+    spend.add_argument(
+        "--url",
+        help="ask a running gateway (its /gateway/spend, with GATEWAY_ADMIN_KEY) instead of "
+        "Redis: the way to see an embedded gateway's in-memory spend",
+    )
     spend.set_defaults(func=_spend)
     return parser
 
@@ -94,50 +88,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return run(settings)
 
 
-def _need_redis(settings: Settings) -> bool:
-    if settings.redis_url:
-        return True
-    print(
-        "error: keys and spend live in Redis: set GATEWAY_REDIS_URL (or pass --redis-url) "
-        "to the Redis the gateway uses.",
-        file=sys.stderr,
-    )
-    return False
-
-
-def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    if not _need_redis(settings):
-        return 1
-    from gateway.quota.keys_admin import create_key
-
-    key, record = asyncio.run(
-        create_key(
-            settings,
-            team=args.team,
-            rpm=args.rpm,
-            tpm=args.tpm,
-            max_streams=args.max_streams,
-            budget_usd=args.budget_usd,
-            period=args.period,
-            policy=args.policy,
-        )
-    )
-    print(key)
-    print(
-        f"key id {record.key_id} for team {record.team!r}; this is the only time the key is shown.",
-        file=sys.stderr,
-    )
-    return 0
-
-
 def _spend(args: argparse.Namespace, settings: Settings) -> int:
-    if not _need_redis(settings):
-        return 1
-    from gateway.quota.keys_admin import spend_report
+    from gateway.quota.keys_cli import spend_command
 
-    report = asyncio.run(spend_report(settings, args.period))
-    sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0
+    return spend_command(args, settings)
 
 
 if __name__ == "__main__":

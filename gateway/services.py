@@ -16,11 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.judging.prices import PriceBook
 from gateway.observability.audit_log import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracer
 from gateway.pipeline.handler import Pipeline
 from gateway.policy.compiled import CompiledPolicy
+from gateway.policy.price_report import log_price_sources, price_readiness
 from gateway.policy.reload import PolicyHolder, ReloadResult
 from gateway.quota.auth import Authenticator
 from gateway.quota.batch_writer import BatchWriter
@@ -127,23 +129,29 @@ class Services:
                 targets[name] = {"available": True}
         warming = not self.auth.warmed
         ready = not self.draining and not warming
+        healthy = state_ok and not self.state.problems()
         status = (
             "draining"
             if self.draining
             else "warming"
             if warming
-            else ("ok" if state_ok else "degraded")
+            else ("ok" if healthy else "degraded")
         )
         return {
             "ready": ready,
             "status": status,
-            "state": {"backend": self.state.backend, "ok": state_ok},
+            "state": {
+                "backend": self.state.backend,
+                "ok": state_ok,
+                "problems": self.state.problems(),
+            },
             "policy": {
                 "fingerprint": policy.fingerprint,
                 "loaded_at": self.policy.loaded_at,
                 "last_reload_error": self.policy.last_error,
             },
             "targets": targets,
+            "prices": price_readiness(policy, self.policy.prices),
         }
 
     async def aclose(self) -> None:
@@ -171,12 +179,15 @@ async def build_services(settings: Settings) -> Services:
     started = time.perf_counter()
     metrics = Metrics()
     holder_type = DemoPolicyHolder if settings.demo else PolicyHolder
-    holder = holder_type(settings.policies, settings.environ)
+    prices = PriceBook.from_litellm(settings.prices_file)
+    holder = holder_type(settings.policies, settings.environ, prices=prices)
+    log_price_sources(holder.policy, prices)
     metrics.policy_loaded(ok=True)
     state = await build_state(
         settings.redis_url,
         timeout_s=settings.redis_timeout_s,
         near_cache_s=settings.cache_near_s,
+        keys_file=settings.keys_file,
     )
     providers = Providers()
     router = Router(providers, metrics)

@@ -21,6 +21,9 @@ class FailMode(StrEnum):
     CLOSED = "closed"
 
 
+DEFAULT_KEYS_FILE = Path("gateway-keys.json")
+
+
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -64,8 +67,15 @@ class Settings:
     #: requests one key may have in flight at once, per replica (0: no limit)
     key_max_in_flight: int = 256
     demo: bool = False
-    #: key that may call admin endpoints (``/gateway/spend``)
+    #: key that may call admin endpoints (``/gateway/spend``, ``/gateway/keys``)
     admin_key: str | None = field(default=None, repr=False)
+    #: without Redis: the file that holds the API keys' hashes and records
+    #: (``gateway keys create`` writes it; the gateway reloads it on change).
+    #: From the environment it defaults to ``./gateway-keys.json``; None (a
+    #: ``Settings`` built in code, as tests do) keeps keys in memory.
+    keys_file: Path | None = None
+    #: prices in litellm's cost-map format, over litellm's own map
+    prices_file: Path | None = None
     log_level: str = "info"
     #: JSONL file for the decision log (facts and decisions, never values), hash-chained
     decision_log: Path | None = None
@@ -121,6 +131,8 @@ class Settings:
             "GATEWAY_KEY_MAX_IN_FLIGHT": ("key_max_in_flight", int),
             "GATEWAY_DEMO": ("demo", _bool),
             "GATEWAY_ADMIN_KEY": ("admin_key", str),
+            "GATEWAY_KEYS_FILE": ("keys_file", Path),
+            "GATEWAY_PRICES_FILE": ("prices_file", Path),
             "GATEWAY_LOG_LEVEL": ("log_level", str),
             "GATEWAY_DECISION_LOG": ("decision_log", Path),
             "GATEWAY_AUDIT_HMAC_KEY": ("audit_hmac_key", str),
@@ -144,6 +156,7 @@ class Settings:
         endpoint = _otel_traces_endpoint(env)
         if endpoint is not None:
             values["otel_traces_endpoint"] = endpoint
+        values.setdefault("keys_file", DEFAULT_KEYS_FILE)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -51,16 +51,65 @@ class CircuitPolicy:
     open_seconds: float = 30.0
 
 
+class PriceSource(StrEnum):
+    """Where a target's prices came from (logged at start, shown in ``/readyz``)."""
+
+    #: the policy's ``price:``
+    DECLARED = "declared"
+    #: litellm's model cost map
+    LITELLM = "litellm"
+    #: an open or simulated target without a declared price: it costs nothing
+    FREE = "free"
+    #: a proprietary target whose price nobody knows: it counts as 0 (a warning)
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """USD per one million tokens."""
+    """USD per one million tokens.
+
+    ``cache_read_per_mtok`` prices prompt tokens read from the provider's
+    prompt cache, ``cache_write_per_mtok`` prompt tokens written to it and
+    ``reasoning_per_mtok`` reasoning tokens; ``None`` means "as an ordinary
+    input (or output) token", as litellm counts them.
+    """
 
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
+    cache_read_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    reasoning_per_mtok: float | None = None
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+    ) -> float:
+        """USD for a usage. ``prompt_tokens`` counts every prompt token, the
+        cached and cache-written ones too (OpenAI's convention), and
+        ``completion_tokens`` the reasoning ones: each part is priced at its
+        own rate, the rest at the plain input and output rates."""
+        if not (cached_tokens or cache_write_tokens or reasoning_tokens):
+            return (
+                prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
+            ) / 1_000_000
+        plain_prompt = max(0, prompt_tokens - cached_tokens - cache_write_tokens)
+        plain_completion = max(0, completion_tokens - reasoning_tokens)
+        read = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
+        write = (
+            self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        )
+        think = self.output_per_mtok if self.reasoning_per_mtok is None else self.reasoning_per_mtok
         return (
-            prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
+            plain_prompt * self.input_per_mtok
+            + cached_tokens * read
+            + cache_write_tokens * write
+            + plain_completion * self.output_per_mtok
+            + reasoning_tokens * think
         ) / 1_000_000
 
 
@@ -89,7 +138,11 @@ class Target:
     #: for ``ProviderType.LITELLM``: litellm's provider prefix, e.g. ``anthropic``
     litellm_provider: str | None = None
     prices: Prices = Prices()
+    price_source: PriceSource = PriceSource.FREE
     context_window: int | None = None
+    #: the most tokens one answer may have (litellm's ``max_output_tokens`` or
+    #: the policy's); what a request without ``max_tokens`` reserves against
+    max_output_tokens: int | None = None
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
     circuit: CircuitPolicy = CircuitPolicy()

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -125,6 +126,8 @@ class GatewayProcess:
             "GATEWAY_LOG_LEVEL": "warning",
         }
         full_env.update(env or {})
+        # never the repository's ./gateway-keys.json: a key left there would close every gateway
+        full_env.setdefault("GATEWAY_KEYS_FILE", str(Path(tempfile.mkdtemp()) / "keys.json"))
         self.env = full_env
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(

@@ -18,15 +18,12 @@ from gateway.api.render import json_response
 from gateway.api.translated import anthropic_headers
 from gateway.endpoints import Endpoint
 from gateway.errors import (
-    AuthenticationFailed,
     InvalidRequest,
     MethodNotAllowed,
     ModelNotFound,
-    PolicyDenied,
 )
 from gateway.policy.explain import explanation
 from gateway.services import Services
-from gateway.state.base import Period
 
 
 def services_of(request: Request) -> Services:
@@ -116,29 +113,6 @@ def _api_of(raw: bytes, headers: dict[str, str]) -> str:
     if "system" in body or "anthropic-version" in headers:
         return "messages"
     return "chat"
-
-
-async def spend(request: Request) -> Response:
-    services = services_of(request)
-    admin = services.settings.admin_key
-    if not admin:
-        raise PolicyDenied(
-            "Spend reports need an admin key: set GATEWAY_ADMIN_KEY.",
-            code="admin_key_not_configured",
-        )
-    token = request.headers.get("authorization", "")
-    if not services.auth.is_admin(token, admin):
-        raise AuthenticationFailed("This endpoint needs the admin key.")
-    raw_period = request.query_params.get("period", "month")
-    try:
-        period = Period(raw_period)
-    except ValueError:
-        raise InvalidRequest(
-            f"Invalid period {raw_period!r}; use 'day' or 'month'.", param="period"
-        ) from None
-    await services.batch_writer.flush()  # this replica's latest spend is in it
-    report = await services.state.ledger.report(period)
-    return json_response(report.to_dict())
 
 
 async def healthz(request: Request) -> Response:

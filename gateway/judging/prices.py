@@ -9,11 +9,15 @@ package) and parses it on the first lookup.
 Contract:
 
 * Prices are USD per one million tokens: the file's ``input_cost_per_token``
-  and ``output_cost_per_token`` times 1e6.
+  and ``output_cost_per_token`` times 1e6; likewise ``cache_read_input_token_cost``,
+  ``cache_creation_input_token_cost`` and ``output_cost_per_reasoning_token``
+  when the entry has them (``None`` otherwise: such tokens cost what an
+  ordinary input or output token does, as litellm counts them).
 * An entry without a numeric ``input_cost_per_token`` is not a price and is
   skipped; a missing output price counts as 0.
 * ``context_window`` is the entry's ``max_input_tokens`` (else ``max_tokens``),
-  ``None`` when neither is an integer.
+  ``None`` when neither is an integer; ``max_output_tokens`` is the entry's
+  ``max_output_tokens``.
 * A missing or unreadable file gives an empty book, not an error: a target
   without a known price falls back to the ``price`` its policy declares.
 """
@@ -42,6 +46,10 @@ class ModelPrice:
     input_per_mtok: float
     output_per_mtok: float
     context_window: int | None
+    cache_read_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    reasoning_per_mtok: float | None = None
+    max_output_tokens: int | None = None
 
 
 def litellm_prices_path() -> Path | None:
@@ -64,8 +72,10 @@ def _per_mtok(value: object) -> float | None:
     return round(float(value) * 1_000_000, 9)
 
 
-def _context_window(entry: Mapping[str, Any]) -> int | None:
-    for key in ("max_input_tokens", "max_tokens"):
+def _context_window(
+    entry: Mapping[str, Any], keys: tuple[str, ...] = ("max_input_tokens", "max_tokens")
+) -> int | None:
+    for key in keys:
         value = entry.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
@@ -86,12 +96,21 @@ def parse_cost_map(raw: Mapping[str, Any]) -> dict[str, ModelPrice]:
             input_per_mtok=input_price,
             output_per_mtok=output_price if output_price is not None else 0.0,
             context_window=_context_window(entry),
+            cache_read_per_mtok=_per_mtok(entry.get("cache_read_input_token_cost")),
+            cache_write_per_mtok=_per_mtok(entry.get("cache_creation_input_token_cost")),
+            reasoning_per_mtok=_per_mtok(entry.get("output_cost_per_reasoning_token")),
+            max_output_tokens=_context_window(entry, ("max_output_tokens",)),
         )
     return prices
 
 
 class PriceBook:
-    """Prices by model name, loaded from a file on first use (thread-safe).
+    """Prices by model name, loaded from files on first use (thread-safe).
+
+    The files are read in order, a later one's entries replacing an earlier
+    one's (litellm's map first, then the operator's ``GATEWAY_PRICES_FILE``).
+    A file that cannot be read or parsed adds nothing and is named in
+    :attr:`errors` (shown in ``/readyz``); it never raises.
 
     :meth:`lookup` tries, in order: ``"{provider}/{model}"``, ``model``, then
     ``model`` without its first ``provider/`` prefix (so
@@ -100,30 +119,40 @@ class PriceBook:
     ignoring case.
     """
 
-    __slots__ = ("_entries", "_folded", "_lock", "_path")
+    __slots__ = ("_entries", "_errors", "_folded", "_lock", "_paths")
 
     def __init__(
-        self, entries: Mapping[str, ModelPrice] | None = None, *, path: Path | None = None
+        self,
+        entries: Mapping[str, ModelPrice] | None = None,
+        *,
+        path: Path | None = None,
+        paths: tuple[Path, ...] = (),
     ) -> None:
-        self._path = path
+        self._paths = ((path,) if path is not None else ()) + paths
         self._lock = threading.Lock()
         self._entries: dict[str, ModelPrice] | None = None
         self._folded: dict[str, ModelPrice] = {}
+        self._errors: list[str] = []
         if entries is not None:
             self._install(dict(entries))
 
     @classmethod
-    def from_litellm(cls) -> PriceBook:
-        """The book of litellm's shipped cost map; empty when litellm or its file is missing."""
+    def from_litellm(cls, extra: Path | None = None) -> PriceBook:
+        """litellm's shipped cost map (nothing when litellm or its file is
+        missing), then ``extra`` (a file in the same format) over it."""
         path = litellm_prices_path()
-        if path is None:
-            return cls({})
-        return cls(path=path)
+        return cls(paths=tuple(p for p in (path, extra) if p is not None))
 
     @classmethod
     def from_file(cls, path: Path) -> PriceBook:
         """A book read lazily from a JSON file in litellm's cost-map format."""
         return cls(path=path)
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """What went wrong reading the files (after the first lookup)."""
+        self._loaded()
+        return tuple(self._errors)
 
     def _install(self, entries: dict[str, ModelPrice]) -> None:
         folded: dict[str, ModelPrice] = {}
@@ -139,20 +168,26 @@ class PriceBook:
             return entries
         with self._lock:
             if self._entries is None:
-                self._install(self._read())
+                merged: dict[str, ModelPrice] = {}
+                for path in self._paths:
+                    merged.update(self._read(path))
+                self._install(merged)
             assert self._entries is not None
             return self._entries
 
-    def _read(self) -> dict[str, ModelPrice]:
-        if self._path is None:
-            return {}
+    def _read(self, path: Path) -> dict[str, ModelPrice]:
         try:
-            raw = orjson.loads(self._path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            # documented: an unreadable cost map is an empty book, and the
+            raw = orjson.loads(path.read_bytes())
+        except OSError as exc:
+            # documented: an unreadable cost map adds nothing, and the
             # policy's declared prices apply
+            self._errors.append(f"price file {path}: {exc.strerror or exc}")
+            return {}
+        except orjson.JSONDecodeError as exc:
+            self._errors.append(f"price file {path} is not valid JSON: {exc}")
             return {}
         if not isinstance(raw, dict):
+            self._errors.append(f"price file {path}: expected an object of model entries")
             return {}
         return parse_cost_map(raw)
 

@@ -53,7 +53,7 @@ from gateway.policy.reload import PolicyHolder
 from gateway.quota.auth import Authenticator
 from gateway.quota.batch_writer import BatchWriter
 from gateway.quota.in_flight import InFlight
-from gateway.quota.limits import Admission, Limits
+from gateway.quota.limits import Admission, Limits, StreamBudgetReached, budget_cap
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
 from gateway.state.base import KeyRecord, SpendRecord, StateUnavailable
@@ -400,6 +400,7 @@ class Pipeline:
             capture=work.cache_write is not None,
             on_done=lambda result: self._stream_done(ex, work, served, result),
             on_first=first_sent,
+            cap=budget_cap(work.admission, work.facts, served.target),
         )
         return Reply(ex.headers(), events=events)
 
@@ -412,6 +413,9 @@ class Pipeline:
             if result.error is not None:
                 ex.outcome, ex.status = "stream_error", 200
             usage, target = result.usage, served.target
+            if usage is None and isinstance(result.error, StreamBudgetReached):
+                # cut before its usage chunk: about one token per event arrived
+                usage = Usage(ex.prompt_tokens, result.events_seen)
             self._settle(ex, work, target, usage)
             if result.events is not None and work.cache_write is not None:
                 chunks = tuple(result.events)

@@ -76,7 +76,9 @@ def _dir(args: argparse.Namespace, settings: Settings) -> Path:
 
 def _load(path: Path, settings: Settings, err: TextIO) -> CompiledPolicy | None:
     try:
-        return load_policy(path, settings.environ, prices=PriceBook.from_litellm())
+        return load_policy(
+            path, settings.environ, prices=PriceBook.from_litellm(settings.prices_file)
+        )
     except PolicyError as exc:
         print(exc.report(), file=err)
         return None

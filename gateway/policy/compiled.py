@@ -202,6 +202,13 @@ class CompiledPolicy:
             targets = choice.ordered
         else:
             targets = tuple(t.name for t in order(rule.strategy, choice.eligible, facts, costs))
+        worst = {t.name: worst_cost(t, prompt, facts.max_tokens) for t in choice.eligible}
+        stepped_down = False
+        remaining = facts.budget_remaining_usd
+        if rule.step_down and remaining is not None and worst[targets[0]] > remaining:
+            covered = sorted((n for n in targets if worst[n] <= remaining), key=worst.__getitem__)
+            if covered:
+                targets, stepped_down = tuple(covered), True
         return Decision(
             rule=rule.name,
             action=Action.ROUTE,
@@ -213,6 +220,9 @@ class CompiledPolicy:
             limits=rule.limits,
             baseline=rule.baseline or self.default_baseline,
             estimated_cost_usd=MappingProxyType(costs),
+            reserve_usd=max(worst[n] for n in targets),
+            soft_cap=rule.step_down,
+            stepped_down=stepped_down,
             trace=trace,
         )
 
@@ -241,3 +251,17 @@ class CompiledPolicy:
         if facts.sensitivity.level > explained:
             kept = max(kept, facts.sensitivity.level)
         return kept if redacted else max(kept, facts.sensitivity.level)
+
+
+#: the output a request without ``max_tokens`` may reach on a target whose
+#: limit nobody knows (neither the policy nor litellm's map)
+UNKNOWN_OUTPUT_LIMIT = 4096
+
+
+def worst_cost(target: Target, prompt_tokens: int, max_tokens: int | None) -> float:
+    """What one request may cost at most on ``target``: its prompt plus
+    ``max_tokens`` of output, or the target's output limit when unset."""
+    if not (target.prices.input_per_mtok or target.prices.output_per_mtok):
+        return 0.0
+    output = max_tokens or target.max_output_tokens or UNKNOWN_OUTPUT_LIMIT
+    return target.prices.cost(prompt_tokens, output)

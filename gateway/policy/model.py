@@ -85,6 +85,15 @@ class Decision:
     baseline: str | None = None
     #: estimated cost in USD per eligible target
     estimated_cost_usd: Mapping[str, float] = field(default_factory=lambda: EMPTY_FLOATS)
+    #: what the request may cost at most on any of its targets (prompt plus
+    #: ``max_tokens``, or each target's output limit): what its budget
+    #: reservation covers
+    reserve_usd: float = 0.0
+    #: the rule steps down instead of refusing a team past its budget
+    #: (``over_budget: step_down``); True also when it did
+    soft_cap: bool = False
+    #: the rule's targets were replaced by cheaper ones the remaining budget covers
+    stepped_down: bool = False
     #: the rules considered, in order (``decide`` gives a
     #: :class:`~gateway.policy.trace.Trace`, which builds its steps when read)
     trace: Sequence[TraceStep] = ()
@@ -106,6 +115,9 @@ class Decision:
         limits: RuleLimits | None = None,
         baseline: str | None = None,
         estimated_cost_usd: Mapping[str, float] = EMPTY_FLOATS,
+        reserve_usd: float = 0.0,
+        soft_cap: bool = False,
+        stepped_down: bool = False,
         trace: Sequence[TraceStep] = (),
     ) -> None:
         values = self.__dict__
@@ -120,4 +132,7 @@ class Decision:
         values["limits"] = limits
         values["baseline"] = baseline
         values["estimated_cost_usd"] = estimated_cost_usd
+        values["reserve_usd"] = reserve_usd
+        values["soft_cap"] = soft_cap
+        values["stepped_down"] = stepped_down
         values["trace"] = trace

@@ -94,6 +94,11 @@ class PolicyHolder:
         return LoadedPolicy(policy, builder)
 
     @property
+    def prices(self) -> PriceBook | None:
+        """The price book every load prices the targets from."""
+        return self._prices
+
+    @property
     def current(self) -> LoadedPolicy:
         """The policy and facts builder in force, as one consistent snapshot."""
         return self._current

@@ -3,7 +3,14 @@
 A rule has a unique ``name``, an optional ``when`` (omitted: always) and
 exactly one action: ``route`` (a target list with a strategy, or
 ``alias: true`` for the requested alias's own targets) or ``deny``. ``redact``
-goes with ``route`` only. ``cache``, ``limits`` and ``baseline`` are optional.
+goes with ``route`` only. ``cache``, ``limits``, ``baseline`` and
+``over_budget`` are optional.
+
+``over_budget: step_down`` makes a route rule a soft cap: a team whose
+remaining budget cannot cover the request on the rule's first target is sent
+to the cheapest of the rule's eligible targets the remaining budget does
+cover (a free open model always qualifies), instead of being refused;
+``over_budget: refuse`` (the default) refuses it with 429.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ RULE_KEYS = (
     "cache",
     "limits",
     "baseline",
+    "over_budget",
 )
+OVER_BUDGET = ("refuse", "step_down")
 ROUTE_KEYS = ("targets", "alias", "strategy")
 
 
@@ -55,6 +64,8 @@ class Rule:
     cache: CacheSpec | None = None
     limits: RuleLimits | None = None
     baseline: str | None = None
+    #: step down to a cheaper target instead of refusing a team past its budget
+    step_down: bool = False
     file: Path | None = None
     line: int | None = None
 
@@ -163,7 +174,7 @@ class RuleParser:
         if "deny" in entries:
             fields["action"] = Action.DENY
             fields["deny_message"] = self._deny(entries["deny"])
-            for extra in ("redact", "cache", "limits", "baseline"):
+            for extra in ("redact", "cache", "limits", "baseline", "over_budget"):
                 if extra in entries:
                     self.r.error(
                         entries[extra],
@@ -178,6 +189,9 @@ class RuleParser:
             fields["limits"] = self._limits(entries["limits"])
         if "baseline" in entries:
             fields["baseline"] = self.target_name(entries["baseline"], "baseline")
+        if "over_budget" in entries and "route" in entries:
+            choice = self.r.choice(entries["over_budget"], "over_budget", list(OVER_BUDGET))
+            fields["step_down"] = choice == "step_down"
         if when is None or any(p.severity.value == "error" for p in self.r.problems[before:]):
             return None
         return replace(rule, **fields)  # type: ignore[arg-type]

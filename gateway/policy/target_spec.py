@@ -12,9 +12,14 @@ Contract:
   key makes the target *unavailable* (``unavailable_reason`` names the
   variable) instead of refusing the policy; an open target with an empty
   ``${VAR:-}`` key simply sends none.
-* Prices: the declared ``price`` wins; else a proprietary target's model is
-  looked up in the price book (litellm's cost map); else 0, with a warning for
-  proprietary targets. Open targets cost 0 unless they declare a price.
+* Prices: the declared ``price`` wins (``input_per_mtok``, ``output_per_mtok``
+  and optionally ``cache_read_per_mtok``, ``cache_write_per_mtok``,
+  ``reasoning_per_mtok``); else a proprietary target's model is looked up in
+  the price book (litellm's cost map); else 0, with a warning for proprietary
+  targets. Open targets cost 0 unless they declare a price. The target's
+  ``price_source`` says which applied.
+* ``max_output_tokens`` (declared, else the price book's) bounds what a
+  request without ``max_tokens`` may cost, and so what it reserves.
 * ``timeouts``, ``retry`` and ``circuit`` fill unset fields from ``defaults:``.
 """
 
@@ -25,7 +30,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.judging.prices import PriceBook
+from gateway.judging.prices import ModelPrice, PriceBook
 from gateway.levels import Level
 from gateway.policy.read import Reader
 from gateway.policy.source import Node
@@ -33,6 +38,7 @@ from gateway.targets import (
     CircuitPolicy,
     Kind,
     Prices,
+    PriceSource,
     ProviderType,
     RetryPolicy,
     SimulatedKnobs,
@@ -49,6 +55,7 @@ TARGET_KEYS = (
     "model",
     "price",
     "context_window",
+    "max_output_tokens",
     "max_sensitivity",
     "timeouts",
     "retry",
@@ -182,6 +189,11 @@ def read_target(
         if "context_window" in entries
         else None
     )
+    max_output = (
+        reader.integer(entries["max_output_tokens"], f"{what}: max_output_tokens", minimum=1)
+        if "max_output_tokens" in entries
+        else None
+    )
     headers = _headers(reader, what, entries.get("headers"))
     price = (
         read_knobs(reader, entries["price"], f"{what}: price", Prices())
@@ -216,11 +228,17 @@ def read_target(
     ):
         return None
     assert model is not None and level is not None and weight is not None
+    source = PriceSource.DECLARED
     if price is None:
-        price, looked_up_window = _price(
+        price, source, found = _price(
             reader, node, what, kind, provider, model, litellm_provider, prices
         )
-        context_window = context_window or looked_up_window
+        if found is not None:
+            context_window = context_window or found.context_window
+            max_output = max_output or found.max_output_tokens
+    elif prices is not None and kind is Kind.PROPRIETARY and max_output is None:
+        found = prices.lookup(model, litellm_provider)
+        max_output = found.max_output_tokens if found is not None else None
     return Target(
         name=name,
         kind=kind,
@@ -231,7 +249,9 @@ def read_target(
         api_key=api_key,
         litellm_provider=litellm_provider,
         prices=price,
+        price_source=source,
         context_window=context_window,
+        max_output_tokens=max_output,
         timeouts=timeouts,
         retry=retry,
         circuit=circuit,
@@ -284,15 +304,22 @@ def _price(
     model: str,
     litellm_provider: str | None,
     book: PriceBook | None,
-) -> tuple[Prices, int | None]:
+) -> tuple[Prices, PriceSource, ModelPrice | None]:
     if kind is Kind.OPEN or provider is ProviderType.SIMULATED:
-        return Prices(), None
+        return Prices(), PriceSource.FREE, None
     found = book.lookup(model, litellm_provider) if book is not None else None
     if found is not None:
-        return Prices(found.input_per_mtok, found.output_per_mtok), found.context_window
+        price = Prices(
+            found.input_per_mtok,
+            found.output_per_mtok,
+            cache_read_per_mtok=found.cache_read_per_mtok,
+            cache_write_per_mtok=found.cache_write_per_mtok,
+            reasoning_per_mtok=found.reasoning_per_mtok,
+        )
+        return price, PriceSource.LITELLM, found
     reader.warn(
         node,
         f"{what}: no known price for model '{model}'; its cost counts as 0",
         "add price: {input_per_mtok: ..., output_per_mtok: ...}",
     )
-    return Prices(), None
+    return Prices(), PriceSource.UNKNOWN, None

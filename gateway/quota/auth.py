@@ -2,9 +2,10 @@
 
 * No key exists at all → the gateway runs open (it says so loudly at start).
 * Keys exist → a missing or unknown key is 401 in OpenAI's shape.
-* A key checked in the last ``_FRESH_S`` seconds is not looked up again
-  (one Redis round trip saved per request); a change to a key's record takes
-  at most that long to reach every replica.
+* A key checked in the last :data:`FRESH_S` seconds is not looked up again
+  (one Redis round trip saved per request); a change to a key's record (a
+  revocation, new limits) takes at most that long to reach every replica
+  (with the keys file, plus the file's own check interval, one second).
 * The key store (Redis) down → keys seen in the last minute keep working from
   an in-process cache of their hashes; unknown keys get 503, never admission.
 * A transient key-store error is retried (``_RETRY_DELAYS_S``, well within a
@@ -30,7 +31,7 @@ from gateway.observability.metrics import Metrics
 from gateway.state.base import KeyRecord, KeyStore, StateUnavailable
 
 _HAS_KEYS_TTL_S = 5.0
-_FRESH_S = 10.0
+FRESH_S = 5.0
 _RECENT_TTL_S = 60.0
 _RECENT_MAX = 10_000
 #: waits between attempts of a key lookup that met a state error (each attempt
@@ -121,7 +122,7 @@ class Authenticator:
             )
         digest = hashlib.sha256(token.encode()).hexdigest()
         recent = self._recent.get(digest)
-        if recent is not None and self._clock() - recent[0] < _FRESH_S:
+        if recent is not None and self._clock() - recent[0] < FRESH_S:
             return recent[1]
         lookup = self._lookups.get(digest)
         if lookup is None:

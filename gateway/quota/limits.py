@@ -11,9 +11,14 @@ one Lua script, so replicas share the count without drift), through this
 replica's local leases (:mod:`gateway.quota.leases`): a request covered by the
 scope's lease is admitted without a round trip, and no limit is ever passed.
 A refusal is 429 with ``Retry-After`` and OpenAI's ``x-ratelimit-*`` headers.
-Budgets are per team: a request reserves its estimated cost before it leaves
-(from the team's budget lease) and its actual cost is recorded after, so
-concurrent requests never overspend by more than one request's cost. The
+Budgets are per team: a request reserves what it may cost at most before it
+leaves (its prompt plus ``max_tokens``, or the target's output limit when
+unset: :attr:`Decision.reserve_usd`), from the team's budget lease, and its
+actual cost is recorded after, so concurrent requests, streamed or not, never
+overspend by more than one request's worst case. A request a soft-cap rule
+stepped down to free targets reserves nothing and is admitted past the
+budget. A refusal names what was used, the limit, the period and when it
+resets. The
 remaining budget a policy can route on is read at most once a second per team
 and replica (``_SPENT_TTL_S``).
 
@@ -30,9 +35,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable, retry_after_header
 from gateway.observability.metrics import Metrics
+from gateway.policy.compiled import UNKNOWN_OUTPUT_LIMIT
 from gateway.policy.model import Decision, Facts
 from gateway.quota.leases import BudgetLeases, RateLeases
 from gateway.settings import FailMode
@@ -46,7 +53,9 @@ from gateway.state.base import (
     TeamRecord,
 )
 from gateway.state.factory import StateBackends
+from gateway.targets import Target
 from gateway.upstream.provider import Usage
+from gateway.upstream.relay import StreamCap
 
 _TEAM_TTL_S = 5.0
 #: how old the remaining-budget fact a policy routes on may be. Enforcement
@@ -83,6 +92,7 @@ class Limits:
         self._metrics = metrics
         self._fail_mode = fail_mode
         self._clock = clock
+        self._wall_clock = wall_clock
         self._rates = RateLeases(
             state.limiter,
             lease_s=lease_s,
@@ -198,7 +208,11 @@ class Limits:
         if who is None or budget is None:
             await self._count(scopes, tokens, stream, admission, headers)
         elif not scopes:
-            await self._reserve(who, budget, decision, admission)
+            if not (decision.soft_cap and decision.reserve_usd == 0.0):
+                await self._reserve(who, budget, decision, admission)
+        elif decision.soft_cap and decision.reserve_usd == 0.0:
+            # free targets cannot overspend: a soft cap admits them past the budget
+            await self._count(scopes, tokens, stream, admission, headers)
         elif self._budgets.covers(who.team, budget, _estimate(decision)):
             # the reservation needs no round trip: no need to run both together
             await self._count(scopes, tokens, stream, admission, headers)
@@ -320,22 +334,107 @@ class Limits:
     async def _open_stream(self, scope: str, max_streams: int) -> bool:
         return await self._state.limiter.open_stream(scope, max_streams)
 
+    async def _used(self, team: str, period: Period) -> float | None:
+        """What the team spent this period, for a refusal's message: the ledger,
+        or this replica's newer figure (its latest spend is not flushed yet)."""
+        seen = self._spent.get((team, period))
+        try:
+            used = await self._state.ledger.team_spend(team, period)
+        except StateUnavailable:
+            return seen[1] if seen is not None else None
+        return max(used, seen[1]) if seen is not None else used
+
     async def _reserve(
         self, who: KeyRecord, budget: Budget, decision: Decision, admission: Admission
     ) -> None:
         estimate = _estimate(decision)
         if not await self._budgets.reserve(who.team, budget, estimate):
             self._metrics.rate_limited.labels("team", "budget").inc()
+            used = await self._used(who.team, budget.period)
+            now = self._wall_clock()
             raise BudgetExceeded(
-                f"Team '{who.team}' has used its budget of ${budget.usd:.2f} for this "
-                f"{budget.period.value}.",
+                budget_refusal(who.team, budget, used, estimate, now),
+                # retrying before the reset cannot help (the OpenAI SDKs read this)
+                headers={
+                    "x-should-retry": "false",
+                    "x-gateway-budget-resets": _iso(period_end(budget.period, now)),
+                },
             )
         admission.team, admission.budget, admission.reserved_usd = who.team, budget, estimate
 
 
+class StreamBudgetReached(BudgetExceeded):
+    """A stream ended mid-way: it reached what its request reserved of the budget."""
+
+
+#: events a stream may send beyond its token allowance (role, finish and usage chunks)
+_STREAM_SLACK_EVENTS = 8
+
+
+def budget_cap(admission: Admission, facts: Facts, target: Target) -> StreamCap | None:
+    """For a stream that reserved budget: the events its reservation covers
+    (``max_tokens``, or the target's output limit, at about one token per
+    event), past which the relay ends it cleanly."""
+    if not admission.team or admission.budget is None:
+        return None
+    tokens = facts.max_tokens or target.max_output_tokens or UNKNOWN_OUTPUT_LIMIT
+    return StreamCap(
+        tokens + _STREAM_SLACK_EVENTS,
+        StreamBudgetReached(
+            f"The stream was ended: it reached the {tokens} tokens its request reserved "
+            f"of team '{admission.team}''s budget.",
+        ),
+    )
+
+
 def _estimate(decision: Decision) -> float:
-    """What a request reserves: the highest estimated cost among its targets."""
-    return max(decision.estimated_cost_usd.values(), default=0.0)
+    """What a request reserves: the most it may cost on any of its targets."""
+    return decision.reserve_usd
+
+
+def period_end(period: Period, now: float) -> float:
+    """When the budget period that contains ``now`` ends (UTC midnight, or the first of a month)."""
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is Period.DAY:
+        return (day + timedelta(days=1)).timestamp()
+    first = day.replace(day=1)
+    following = (
+        first.replace(year=first.year + 1, month=1)
+        if first.month == 12
+        else first.replace(month=first.month + 1)
+    )
+    return following.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _usd(value: float) -> str:
+    """Dollars with the digits a small budget needs ($0.00045, not $0.00)."""
+    if value == 0:
+        return "$0"
+    return f"${value:.2f}" if abs(value) >= 1 else f"${value:.6f}".rstrip("0").rstrip(".")
+
+
+def budget_refusal(
+    team: str, budget: Budget, used: float | None, request_usd: float, now: float
+) -> str:
+    """The message of a budget refusal: used, limit, period, reset, and what the request needs."""
+    resets = _iso(period_end(budget.period, now))
+    per = "daily" if budget.period is Period.DAY else "monthly"
+    spent = (
+        f"has used {_usd(used)} ({used / budget.usd:.0%}) of its {per} budget of {_usd(budget.usd)}"
+        if used is not None and budget.usd > 0
+        else f"has no room left in its {per} budget of {_usd(budget.usd)}"
+    )
+    return (
+        f"Team '{team}' {spent}; this request may cost up to {_usd(request_usd)} "
+        f"(its prompt plus max_tokens, or the model's output limit when max_tokens is unset), "
+        f"more than the budget has left once in-flight requests are counted. "
+        f"The budget resets at {resets}."
+    )
 
 
 def _describe(verdict: LimitDecision) -> str:

@@ -60,17 +60,9 @@ class Accountant:
         """Price a finished request (no I/O) and count its tokens and cost in the
         metrics; returns what :meth:`add` sums. ``target`` None is a cache hit
         (free), served from the entry of ``cached_from``."""
-        cost = (
-            0.0
-            if target is None
-            else target.prices.cost(usage.prompt_tokens, usage.completion_tokens)
-        )
+        cost = 0.0 if target is None else usage.cost(target.prices)
         baseline_target = policy.targets.get(decision.baseline or "")
-        baseline = (
-            baseline_target.prices.cost(usage.prompt_tokens, usage.completion_tokens)
-            if baseline_target is not None
-            else cost
-        )
+        baseline = usage.cost(baseline_target.prices) if baseline_target is not None else cost
         m = self._metrics
         team = m.team(who.team if who is not None else None)
         if target is not None:

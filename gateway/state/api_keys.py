@@ -123,65 +123,112 @@ def _budget(raw: Any) -> Budget | None:
     return Budget(usd=_float(raw.get("usd")), period=Period(_str(raw.get("period"))))
 
 
-def encode_key_record(key_hash: str, record: KeyRecord) -> bytes:
-    """The stored form of a key's record; it carries the full hash for the
-    constant-time check in :func:`decode_key_record`'s callers."""
-    return orjson.dumps(
-        {
-            "hash": key_hash,
-            "key_id": record.key_id,
-            "team": record.team,
-            "limits": _limits_json(record.limits),
-            "budget": _budget_json(record.budget),
-            "policy": record.policy,
-            "created_at": record.created_at,
-        }
+def key_record_json(key_hash: str, record: KeyRecord) -> dict[str, Any]:
+    """The stored form of a key's record, as JSON-ready data; it carries the
+    full hash for the constant-time check of the key."""
+    return {
+        "hash": key_hash,
+        "key_id": record.key_id,
+        "team": record.team,
+        "limits": _limits_json(record.limits),
+        "budget": _budget_json(record.budget),
+        "policy": record.policy,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+        "name": record.name,
+    }
+
+
+def key_record_from_json(data: Any) -> tuple[str, KeyRecord]:
+    """``(stored hash, record)``; raises TypeError or ValueError on a wrong shape."""
+    if not isinstance(data, dict):
+        raise TypeError("a key record must be an object")
+    expires, revoked = data.get("expires_at"), data.get("revoked_at")
+    record = KeyRecord(
+        key_id=_str(data.get("key_id")),
+        team=_str(data.get("team")),
+        limits=_limits(data.get("limits", {})),
+        budget=_budget(data.get("budget")),
+        policy=_opt_str(data.get("policy")),
+        created_at=_float(data.get("created_at", 0.0)),
+        expires_at=None if expires is None else _float(expires),
+        revoked_at=None if revoked is None else _float(revoked),
+        name=_opt_str(data.get("name")),
     )
+    key_hash = _str(data.get("hash"))
+    if key_id_of(key_hash) != record.key_id:
+        raise ValueError(f"key {record.key_id}: its id is not the start of its hash")
+    return key_hash, record
+
+
+def encode_key_record(key_hash: str, record: KeyRecord) -> bytes:
+    """The stored form of a key's record (see :func:`key_record_json`)."""
+    return orjson.dumps(key_record_json(key_hash, record))
 
 
 def decode_key_record(raw: bytes | str, *, where: str) -> tuple[str, KeyRecord] | None:
     """``(stored hash, record)``, or None (logged) when ``raw`` is corrupt."""
     try:
-        data = orjson.loads(raw)
-        if not isinstance(data, dict):
-            raise TypeError("a key record must be an object")
-        record = KeyRecord(
-            key_id=_str(data.get("key_id")),
-            team=_str(data.get("team")),
-            limits=_limits(data.get("limits", {})),
-            budget=_budget(data.get("budget")),
-            policy=_opt_str(data.get("policy")),
-            created_at=_float(data.get("created_at", 0.0)),
-        )
-        return _str(data.get("hash")), record
+        return key_record_from_json(orjson.loads(raw))
     except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
         logger.warning("corrupt key record at %s treated as missing: %s", where, exc)
         return None
 
 
-def encode_team_record(record: TeamRecord) -> bytes:
-    return orjson.dumps(
-        {
-            "team": record.team,
-            "limits": _limits_json(record.limits),
-            "budget": _budget_json(record.budget),
-            "policy": record.policy,
-        }
+def team_record_json(record: TeamRecord) -> dict[str, Any]:
+    return {
+        "team": record.team,
+        "limits": _limits_json(record.limits),
+        "budget": _budget_json(record.budget),
+        "policy": record.policy,
+    }
+
+
+def team_record_from_json(data: Any) -> TeamRecord:
+    """The team's record; raises TypeError or ValueError on a wrong shape."""
+    if not isinstance(data, dict):
+        raise TypeError("a team record must be an object")
+    return TeamRecord(
+        team=_str(data.get("team")),
+        limits=_limits(data.get("limits", {})),
+        budget=_budget(data.get("budget")),
+        policy=_opt_str(data.get("policy")),
     )
+
+
+def new_record(
+    key_hash: str,
+    team: str,
+    *,
+    limits: KeyLimits,
+    budget: Budget | None,
+    policy: str | None,
+    now: float,
+    expires_at: float | None,
+    name: str | None,
+) -> KeyRecord:
+    """The record of a key just made."""
+    return KeyRecord(
+        key_id=key_id_of(key_hash),
+        team=team,
+        limits=limits,
+        budget=budget,
+        policy=policy,
+        created_at=now,
+        expires_at=expires_at,
+        name=name,
+    )
+
+
+def encode_team_record(record: TeamRecord) -> bytes:
+    return orjson.dumps(team_record_json(record))
 
 
 def decode_team_record(raw: bytes | str, *, where: str) -> TeamRecord | None:
     """The team's record, or None (logged) when ``raw`` is corrupt."""
     try:
-        data = orjson.loads(raw)
-        if not isinstance(data, dict):
-            raise TypeError("a team record must be an object")
-        return TeamRecord(
-            team=_str(data.get("team")),
-            limits=_limits(data.get("limits", {})),
-            budget=_budget(data.get("budget")),
-            policy=_opt_str(data.get("policy")),
-        )
+        return team_record_from_json(orjson.loads(raw))
     except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
         logger.warning("corrupt team record at %s treated as missing: %s", where, exc)
         return None

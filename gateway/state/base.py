@@ -79,6 +79,16 @@ class KeyRecord:
     #: name of the policy this key's team uses, if not the default
     policy: str | None = None
     created_at: float = 0.0
+    #: when the key stops working (epoch seconds); None: never
+    expires_at: float | None = None
+    #: when the key was revoked; a revoked key never authenticates again
+    revoked_at: float | None = None
+    #: a note for people (who holds the key, what for)
+    name: str | None = None
+
+    def usable(self, now: float) -> bool:
+        """Neither revoked nor expired at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +107,24 @@ class KeyStore(Protocol):
         limits: KeyLimits = KeyLimits(),
         budget: Budget | None = None,
         policy: str | None = None,
+        expires_at: float | None = None,
+        name: str | None = None,
     ) -> tuple[str, KeyRecord]:
         """Make a new key; returns the plaintext (shown once) and its record.
         Only a hash of the key is stored."""
         ...
 
     async def authenticate(self, presented: str) -> KeyRecord | None:
-        """The record for a presented key, compared in constant time; None if unknown."""
+        """The record for a presented key, compared in constant time; None if
+        unknown, revoked or expired."""
+        ...
+
+    async def list_keys(self) -> list[KeyRecord]:
+        """Every key's record, revoked and expired ones too, oldest first."""
+        ...
+
+    async def update_key(self, record: KeyRecord) -> bool:
+        """Replace the record of the key ``record.key_id``; False when there is none."""
         ...
 
     async def has_keys(self) -> bool: ...

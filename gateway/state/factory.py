@@ -1,7 +1,8 @@
 """Build the state services from one setting: the Redis URL, or none.
 
 ``build_state(None)`` gives the in-memory backend, the embedded default of a
-single process. Otherwise ``redis_url`` names the Redis deployment:
+single process; with ``keys_file`` its API keys live in that file
+(:mod:`gateway.state.key_file`) instead of in memory. Otherwise ``redis_url`` names the Redis deployment:
 
 * ``redis://[user:password@]host:port/db`` — one node (db defaults to 0);
 * ``rediss://...`` — the same over TLS; TLS options in the query string
@@ -25,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.state.base import (
     KeyStore,
@@ -38,6 +40,7 @@ from gateway.state.conversations import (
     MemoryConversations,
     RedisConversations,
 )
+from gateway.state.key_file import FileKeyStore
 from gateway.state.memory import (
     MemoryKeyStore,
     MemoryKV,
@@ -72,6 +75,11 @@ class StateBackends:
     backend: str
     redis: RedisConnection | None = None
 
+    def problems(self) -> list[str]:
+        """What is wrong with the state that ``ping`` cannot see (a corrupt keys file)."""
+        error = getattr(self.keys, "error", None)
+        return [error] if isinstance(error, str) else []
+
     async def ping(self) -> bool:
         """Is the backend answering (for ``/readyz``)? Never raises."""
         return True if self.redis is None else await self.redis.ping()
@@ -102,6 +110,7 @@ async def build_state(
     timeout_s: float = 0.05,
     clock: Callable[[], float] = time.time,
     near_cache_s: float = 0.0,
+    keys_file: Path | None = None,
 ) -> StateBackends:
     """The state services for ``redis_url`` (see the module docstring).
 
@@ -114,7 +123,11 @@ async def build_state(
     that is not a Redis URL.
     """
     if not redis_url:
-        return memory_state(clock)
+        state = memory_state(clock)
+        if keys_file is not None:
+            state.keys = FileKeyStore(keys_file, clock)
+            state.backend = "memory"
+        return state
     redis = connect(redis_url, timeout_s)
     if redis.cluster:
         try:

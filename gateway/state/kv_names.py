@@ -33,6 +33,9 @@ def key_record(key_hash: str) -> str:
 #: exists once any key has been created (``has_keys`` without scanning)
 KEYS_PRESENT = "gw:keys:present"
 
+#: set of every key's hash (for listing keys; the records stay under key_record)
+KEY_HASHES = "gw:keys:hashes"
+
 #: set of team names; team records share its tag so one slot holds them all
 TEAMS_INDEX = "gw:{teams}:index"
 

@@ -25,8 +25,8 @@ from gateway.state.api_keys import (
     encode_team_record,
     hash_key,
     hashes_match,
-    key_id_of,
     new_key,
+    new_record,
     plausible_key,
 )
 from gateway.state.base import (
@@ -144,19 +144,26 @@ class MemoryKeyStore:
         limits: KeyLimits = NO_LIMITS,
         budget: Budget | None = None,
         policy: str | None = None,
+        expires_at: float | None = None,
+        name: str | None = None,
     ) -> tuple[str, KeyRecord]:
         plaintext = new_key()
         key_hash = hash_key(plaintext)
-        record = KeyRecord(
-            key_id=key_id_of(key_hash),
-            team=team,
+        record = new_record(
+            key_hash,
+            team,
             limits=limits,
             budget=budget,
             policy=policy,
-            created_at=self._clock(),
+            now=self._clock(),
+            expires_at=expires_at,
+            name=name,
         )
         self._kv.put(kv_names.key_record(key_hash), encode_key_record(key_hash, record))
         self._kv.put(kv_names.KEYS_PRESENT, b"1")
+        index = self._kv.typed(kv_names.KEY_HASHES, set) or set()
+        index.add(key_hash)
+        self._kv.put(kv_names.KEY_HASHES, index)
         return plaintext, record
 
     async def authenticate(self, presented: str) -> KeyRecord | None:
@@ -169,7 +176,32 @@ class MemoryKeyStore:
         if found is None:
             return None
         stored_hash, record = found
-        return record if hashes_match(stored_hash, presented_hash) else None
+        if not hashes_match(stored_hash, presented_hash):
+            return None
+        return record if record.usable(self._clock()) else None
+
+    async def _records(self) -> list[tuple[str, KeyRecord]]:
+        found = []
+        for key_hash in self._kv.typed(kv_names.KEY_HASHES, set) or ():
+            name = kv_names.key_record(str(key_hash))
+            raw = self._kv.typed(name, bytes)
+            decoded = None if raw is None else decode_key_record(raw, where=name)
+            if decoded is not None:
+                found.append(decoded)
+        return found
+
+    async def _write(self, key_hash: str, record: KeyRecord) -> None:
+        self._kv.put(kv_names.key_record(key_hash), encode_key_record(key_hash, record))
+
+    async def list_keys(self) -> list[KeyRecord]:
+        return sorted((r for _, r in await self._records()), key=lambda r: r.created_at)
+
+    async def update_key(self, record: KeyRecord) -> bool:
+        for key_hash, old in await self._records():
+            if old.key_id == record.key_id:
+                await self._write(key_hash, record)
+                return True
+        return False
 
     async def has_keys(self) -> bool:
         return self._kv.get(kv_names.KEYS_PRESENT) is not None

@@ -41,6 +41,10 @@ def _usage(raw: Any, *, embeddings: bool = False) -> dict[str, Any] | None:
         details = raw.get(name)
         if isinstance(details, dict) and (kept := _present(details, keys)):
             usage[name] = kept
+    written = raw.get("cache_creation_input_tokens")
+    if isinstance(written, int) and written > 0:
+        # what the answer cost depends on it (cache writes are priced apart)
+        usage["cache_creation_input_tokens"] = written
     return usage
 
 

@@ -20,28 +20,91 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.endpoints import Endpoint
-from gateway.targets import Target
+from gateway.targets import Prices, Target
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens an answer used, in OpenAI's convention: ``prompt_tokens``
+    counts every prompt token, including those read from the provider's
+    prompt cache (``cached_tokens``) and those written to it
+    (``cache_write_tokens``); ``completion_tokens`` includes
+    ``reasoning_tokens``."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def cost(self, prices: Prices) -> float:
+        """USD of this usage at ``prices`` (each kind of token at its own rate)."""
+        return prices.cost(
+            self.prompt_tokens,
+            self.completion_tokens,
+            cached_tokens=self.cached_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+        )
+
     @classmethod
     def from_wire(cls, usage: Any) -> Usage | None:
-        """Read OpenAI's ``usage`` object; ``None`` when absent or malformed."""
+        """Read a ``usage`` object; ``None`` when absent or malformed.
+
+        OpenAI's shape: ``prompt_tokens``, ``completion_tokens``,
+        ``prompt_tokens_details.cached_tokens`` and
+        ``completion_tokens_details.reasoning_tokens``; the cache-write count
+        litellm adds for Anthropic (``cache_creation_input_tokens``, or
+        ``prompt_tokens_details.cache_creation_tokens``) is read too.
+        Anthropic's own shape (``input_tokens`` without the cache reads and
+        writes, ``output_tokens``, ``cache_read_input_tokens``,
+        ``cache_creation_input_tokens``) is turned into OpenAI's."""
         if not isinstance(usage, dict):
             return None
         prompt = usage.get("prompt_tokens")
+        if prompt is None and isinstance(usage.get("input_tokens"), int):
+            return cls._from_anthropic(usage)
         completion = usage.get("completion_tokens", 0)
         if not isinstance(prompt, int) or not isinstance(completion, int):
             return None
-        return cls(prompt_tokens=prompt, completion_tokens=completion)
+        details = usage.get("prompt_tokens_details")
+        out_details = usage.get("completion_tokens_details")
+        if details is None and out_details is None and "cache_creation_input_tokens" not in usage:
+            return cls(prompt_tokens=prompt, completion_tokens=completion)
+        details = details if isinstance(details, dict) else {}
+        out_details = out_details if isinstance(out_details, dict) else {}
+        cached = _count(details.get("cached_tokens")) or _count(
+            usage.get("cache_read_input_tokens")
+        )
+        written = _count(details.get("cache_creation_tokens")) or _count(
+            usage.get("cache_creation_input_tokens")
+        )
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            cache_write_tokens=written,
+            reasoning_tokens=_count(out_details.get("reasoning_tokens")),
+        )
+
+    @classmethod
+    def _from_anthropic(cls, usage: dict[str, Any]) -> Usage:
+        read = _count(usage.get("cache_read_input_tokens"))
+        written = _count(usage.get("cache_creation_input_tokens"))
+        return cls(
+            prompt_tokens=_count(usage.get("input_tokens")) + read + written,
+            completion_tokens=_count(usage.get("output_tokens")),
+            cached_tokens=read,
+            cache_write_tokens=written,
+        )
 
 
 _REQUEST_ID = "x-request-id"

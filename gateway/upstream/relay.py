@@ -12,7 +12,12 @@ Contract:
 * A failure after the first event ends the stream with one OpenAI-shaped
   error event, then ``[DONE]``.
 * ``on_done`` is called exactly once, with the usage seen, the raw events
-  (for the cache) when the stream completed, and the error if any.
+  (for the cache) when the stream completed, the error if any, and how many
+  upstream events arrived.
+* With a :class:`StreamCap`, a stream whose upstream sends more events than
+  the cap allows (an upstream that ignores ``max_tokens`` and would spend past
+  what the request reserved of its team's budget) is ended there: the
+  cap's error event, then ``[DONE]``; nothing past the cap is sent.
 """
 
 from __future__ import annotations
@@ -62,6 +67,16 @@ class StreamResult:
     events: list[bytes] | None
     error: GatewayError | None
     first_event_sent: bool
+    #: upstream events that arrived (about one token each)
+    events_seen: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCap:
+    """At most ``events`` upstream events; past them, end the stream with ``error``."""
+
+    events: int
+    error: GatewayError
 
 
 def sse(payload: bytes) -> bytes:
@@ -85,6 +100,7 @@ async def relay(
     capture: bool,
     on_done: Callable[[StreamResult], Awaitable[None] | None],
     on_first: Callable[[], None] | None = None,
+    cap: StreamCap | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the SSE bytes of ``first`` and then of each batch of ``rest`` (one
     write per batch); ``rest`` is closed when the relay ends, however it ends."""
@@ -92,9 +108,18 @@ async def relay(
     captured: list[bytes] | None = [] if capture else None
     error: GatewayError | None = None
     sent_any = False
+    seen = 0
+    #: set by render when a batch reached the cap (a list: mypy narrows a flag
+    #: written only in the closure to always False)
+    capped: list[bool] = []
 
     def render(batch: list[bytes]) -> bytes | None:
-        nonlocal usage, sent_any
+        nonlocal usage, sent_any, seen
+        seen += len(batch)
+        if cap is not None and seen > cap.events:
+            # what fits under the cap is sent, then the stream ends (see the loop)
+            capped.append(True)
+            batch = list(batch[: max(0, len(batch) - (seen - cap.events))])
         out: list[bytes] = []
         if captured is not None:
             captured.extend(batch)
@@ -129,10 +154,14 @@ async def relay(
     try:
         if first is not None and (chunk := render(first)) is not None:
             yield chunk
-        if rest is not None:
+        if rest is not None and not capped:
             async for batch in rest:
                 if (chunk := render(batch)) is not None:
                     yield chunk
+                if capped:
+                    break
+        if capped and cap is not None:
+            raise cap.error
         if restorer is not None:
             for tail in _flush_all(restorer):
                 yield sse(tail)
@@ -146,7 +175,7 @@ async def relay(
         yield error_event(error)
         yield DONE
     finally:
-        result = StreamResult(usage, captured if error is None else None, error, sent_any)
+        result = StreamResult(usage, captured if error is None else None, error, sent_any, seen)
         done = on_done(result)
         if done is not None:
             await done

@@ -184,7 +184,8 @@ def test_concurrent_spend_never_passes_the_budget(
     replicas: list[GatewayProcess], keys: dict[str, str]
 ) -> None:
     def one(i: int) -> httpx.Response:
-        return chat(replicas[i % 3], keys["spender"], model="pricey")
+        # max_tokens: what each request reserves (without it, the target's whole output limit)
+        return chat(replicas[i % 3], keys["spender"], model="pricey", max_tokens=200)
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         responses = list(pool.map(one, range(60)))

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.levels import LEVEL_NAMES, Level
-from gateway.policy.compiled import CompiledPolicy
+from gateway.policy.compiled import CompiledPolicy, worst_cost
 from gateway.policy.model import Action, Decision, Facts, Sensitivity, TraceStep
 from gateway.policy.predicates import Condition
 from gateway.policy.rules import Rule
@@ -96,10 +96,21 @@ def _reference_apply(
     )
     costs = {t.name: t.prices.cost(facts.prompt_tokens, completion) for t in eligible}
     ranked = order(rule.strategy, eligible, facts, costs)
+    worst = {t.name: worst_cost(t, facts.prompt_tokens, facts.max_tokens) for t in eligible}
+    names = tuple(t.name for t in ranked)
+    stepped_down = False
+    remaining = facts.budget_remaining_usd
+    if rule.step_down and remaining is not None and worst[names[0]] > remaining:
+        covered = sorted((n for n in names if worst[n] <= remaining), key=worst.__getitem__)
+        if covered:
+            names, stepped_down = tuple(covered), True
     return Decision(
         rule=rule.name,
         action=Action.ROUTE,
-        targets=tuple(t.name for t in ranked),
+        targets=names,
+        reserve_usd=max(worst[n] for n in names),
+        soft_cap=rule.step_down,
+        stepped_down=stepped_down,
         level=level,
         excluded=excluded,
         redact=redact,

@@ -30,7 +30,11 @@ def facts() -> Facts:
 
 def decision(cost_usd: float) -> Decision:
     return Decision(
-        rule="r", action=Action.ROUTE, targets=("t",), estimated_cost_usd={"t": cost_usd}
+        rule="r",
+        action=Action.ROUTE,
+        targets=("t",),
+        estimated_cost_usd={"t": cost_usd},
+        reserve_usd=cost_usd,
     )
 
 
