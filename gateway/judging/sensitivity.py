@@ -42,7 +42,15 @@ from gateway.judging.credentials import assignments, password, url_passwords
 from gateway.judging.probe import Finding, Probe
 from gateway.judging.secrets import SECRET_RULES, secrets, secrets_everywhere
 
-__all__ = ["BUILTIN_ENTITIES", "SECRET_ENTITIES", "Detector", "Finding", "Scanner"]
+__all__ = [
+    "BUILTIN_ENTITIES",
+    "SECRET_ENTITIES",
+    "UNJUDGED",
+    "Detector",
+    "Finding",
+    "Scanner",
+    "resolve",
+]
 
 
 class Detector(Protocol):
@@ -73,7 +81,12 @@ _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
 )
 
 _SECRET_NAMES = tuple(rule.entity for rule in SECRET_RULES)
-BUILTIN_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS}
+#: the entity of content the gateway cannot read as text (token ids, binary,
+#: audio, files, opaque URLs): found by the walk (:mod:`gateway.judging.walk`)
+UNJUDGED = "unjudged"
+BUILTIN_ENTITIES: frozenset[str] = (
+    frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS} | {UNJUDGED}
+)
 SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {"password"}
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
 _RANK: Mapping[str, int] = MappingProxyType(
@@ -165,7 +178,7 @@ class Scanner:
                     if (entities is None or f.entity in entities)
                     and 0 <= f.start < f.end <= len(text)
                 )
-        return _resolve(found) if len(found) > 1 else found
+        return resolve(found) if len(found) > 1 else found
 
     def entity_types(self, texts: Iterable[str]) -> frozenset[str]:
         """The entity types :meth:`find` reports in any of ``texts``."""
@@ -201,7 +214,9 @@ def _applicable(probe: Probe) -> list[tuple[str, BuiltinFn]]:
     return parts
 
 
-def _resolve(found: list[Finding]) -> list[Finding]:
+def resolve(found: list[Finding]) -> list[Finding]:
+    """Non-overlapping findings sorted by start: of overlapping ones the longer wins
+    (on a tie, the more specific type)."""
     other = len(_RANK)
     found.sort(key=lambda f: (f.start - f.end, _RANK.get(f.entity, other), f.start))
     # kept intervals never overlap, so sorted by start they are sorted by end too
