@@ -178,7 +178,7 @@ _BINARY_KEYS = frozenset(
     {"file_data", "b64_json", "image_data", "audio_data", "bytes", "image_bytes", "blob"}
 )
 
-_PEM_BODY = re.compile(r"M[A-Za-z0-9+/]{40,}(?:(?:\r?\n|\\r|\\n|[ \t])+[A-Za-z0-9+/]{4,})*={0,2}")
+_PEM_BODY = re.compile(r"M[A-Za-z0-9+/]{40,}(?:(?:\r?\n|\\r|\\n)+[A-Za-z0-9+/]{4,})*={0,2}")
 
 
 def headless_private_keys(text: str) -> Iterator[Finding]:

@@ -165,10 +165,9 @@ def _top(w: _Walk, body: Any) -> Any:
         return w.value(body, None, 0, False)
     out: dict[Any, Any] = {}
     for k, v in body.items():
+        name = w.string(k, False) if type(k) is str else k
         if k == "model" and type(v) is str:
-            out[w.string(k, False)] = v
+            out[name] = v
         else:
-            out[w.string(k, False) if type(k) is str else k] = w.value(
-                v, k if type(k) is str else None, 1, False
-            )
+            out[name] = w.value(v, k if type(k) is str else None, 1, False)
     return out
