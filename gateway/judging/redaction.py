@@ -83,10 +83,14 @@ class Redaction:
                 spans[i] = found
         pieces = walked.pieces
         for parts in across(self._scanner, [strings[i] for i in pieces], self._entities):
-            # a piece's own finding glued to its neighbour's text is that piece's
-            # finding, already replaced; only what no piece shows alone is added
-            if not any(_overlaps(spans.get(pieces[k], ()), f) for k, f in parts):
-                for k, f in parts:
+            # every part goes, even where a piece's own finding covers the rest
+            # ("ada.love" + "lace@example.com"): text glued to a finding is lost to
+            # the placeholder rather than a piece of a value left. Only an
+            # identifier glued to a finding its neighbour holds whole keeps its
+            # value ("call_1" + "jane@example.com: 3 orders"), so references hold.
+            explained = any(_overlaps(spans.get(pieces[k], ()), f) for k, f in parts)
+            for k, f in parts:
+                if not (explained and pieces[k] in walked.ids):
                     spans.setdefault(pieces[k], []).append(f)
         replaced = [
             self._replace(text, cover(spans[i]) if i in spans else ())

@@ -47,7 +47,10 @@ TEXT_KEYS = frozenset(
 #: a list of this many integers is token ids wherever it is
 TOKEN_RUN = 16
 #: value strings under these keys are structure, not the conversation's text
+#: (each is still scanned on its own)
 _STRUCTURE_KEYS = frozenset({"role", "type", "object", "format", "media_type", "detail"})
+#: value strings under these keys are identifiers another part refers to
+ID_KEYS = frozenset({"id", "tool_call_id", "call_id"})
 _OPAQUE_PARTS = frozenset(
     {"file", "input_file", "input_audio", "audio", "video", "input_video", "video_url"}
 )
@@ -65,6 +68,8 @@ class Walked:
     #: indices into ``strings`` of the values that make up the conversation's
     #: text, in order (joined to find what is split across parts)
     pieces: list[int] = field(default_factory=list)
+    #: indices into ``strings`` of identifier values (:data:`ID_KEYS`)
+    ids: set[int] = field(default_factory=set)
     #: how many parts are unjudged
     unjudged: int = 0
 
@@ -81,7 +86,7 @@ class _Walk:
         self.strings_at = 0
         self.unjudged_at = 0
 
-    def string(self, value: str, piece: bool) -> str:
+    def string(self, value: str, piece: bool, key: str | None = None) -> str:
         i = self.strings_at
         self.strings_at = i + 1
         seen = self.seen
@@ -89,6 +94,8 @@ class _Walk:
             seen.strings.append(value)
             if piece:
                 seen.pieces.append(i)
+                if key in ID_KEYS:
+                    seen.ids.add(i)
         return value if self.replace is None else self.replace[i]
 
     def value(self, node: Any, key: str | None, depth: int, in_list: bool) -> Any:
@@ -98,7 +105,7 @@ class _Walk:
             )
         kind = type(node)
         if kind is str:
-            out: Any = self.string(node, key not in _STRUCTURE_KEYS)
+            out: Any = self.string(node, key not in _STRUCTURE_KEYS, key)
             opaque = opaque_string(node, key)
         elif kind is dict or isinstance(node, Mapping):
             out = {}
