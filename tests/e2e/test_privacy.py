@@ -193,7 +193,7 @@ def corpus() -> Iterator[tuple[str, str, dict[str, Any]]]:
     for value in VALUES.values():
         for path, body in placements(value):
             yield value, path, body
-    for name, obfuscate in OBFUSCATIONS.items():
+    for obfuscate in OBFUSCATIONS.values():
         for value in (VALUES["aws"], VALUES["email"]):
             for path, body in placements(obfuscate(value))[:8]:
                 yield value, path, body
@@ -260,7 +260,7 @@ def test_no_planted_value_reaches_the_proprietary_api(
 def test_token_ids_never_reach_the_proprietary_api(
     clouds: tuple[Upstream, Upstream, GatewayServer],
 ) -> None:
-    open_model, openai, gateway = clouds
+    _, openai, gateway = clouds
     bodies = [
         ("/v1/completions", {"model": "gpt-4o", "prompt": [9906, 1917, 15339]}),
         ("/v1/completions", {"model": "gpt-4o", "prompt": [[9906, 1917], [15339]]}),
