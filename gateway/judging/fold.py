@@ -9,8 +9,10 @@ A view is built only when a cheap test says it would differ from the text
   mathematical letters), without format characters (Unicode ``Cf``: zero-width
   spaces and joiners, soft hyphens, bidi marks, BOM), other control characters,
   combining marks and variation selectors, with Cyrillic and Greek look-alikes
-  folded to Latin (:data:`CONFUSABLES`), and with the literal escapes of NUL and
-  of the invisible characters (``\\u0000``, ``\\x00``, ``\\u200b``…) removed.
+  folded to Latin (:data:`CONFUSABLES`), and with literal escapes read as their
+  character (``\\u0041`` is ``A``; ``\\u0000``, ``\\x00``, ``\\u200b`` vanish).
+  Text that is NFKC already and where no non-ASCII character touches an ASCII
+  one (or is invisible) is left alone: CJK or Cyrillic prose costs one check.
 * :func:`digit_view`: numbers written with other separators (``4111.1111.1111.1111``,
   double spaces, ``_``, ``/``, no-break spaces) re-separated by one space, so the
   checksummed detectors read them.
@@ -108,11 +110,9 @@ CONFUSABLES: Mapping[str, str] = MappingProxyType(
 
 _DROP_CATEGORIES = frozenset({"Cf", "Cc", "Mn", "Me", "Cs", "Co", "Cn"})
 _KEEP_CONTROLS = frozenset("\t\n\r")
-#: the literal escapes of NUL and of invisible characters, as a client may type them
-_ESCAPES = re.compile(
-    r"\\(?:u0{0,2}(?:00|ad|1[89]0e)|u20(?:0[b-f]|6[0-4])|ufeff|u00a0|x00|0(?![0-9]))",
-    re.IGNORECASE,
-)
+#: literal escapes, as a client may type them (or as JSON inside a string holds
+#: them): ``\\uXXXX`` and ``\\xXX`` read as their character, ``\\0`` as NUL
+_ESCAPES = re.compile(r"\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|0(?![0-9]))")
 _ASCII_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 #: the characters that make an ASCII text worth folding
@@ -120,8 +120,12 @@ _PLAIN_BYTES = bytes(range(32, 127)).replace(b"\\", b"") + b"\t\n\r"
 
 
 _SEGMENTS = re.compile(
-    rf"(?P<esc>{_ESCAPES.pattern})|(?P<ctl>{_ASCII_CONTROLS.pattern}+)|{_NON_ASCII.pattern}",
-    re.IGNORECASE,
+    rf"(?P<esc>{_ESCAPES.pattern})|(?P<ctl>{_ASCII_CONTROLS.pattern}+)|{_NON_ASCII.pattern}"
+)
+#: a non-ASCII character next to a printable ASCII one, or an invisible one
+_MIXED = re.compile(
+    "[!-~][^\x00-\x7f]|[^\x00-\x7f][!-~]"
+    "|[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
 )
 
 
@@ -144,8 +148,13 @@ def fold(text: str) -> Folded | None:
         # one translate: anything left is a control character or a backslash
         if not text.encode("ascii").translate(None, _PLAIN_BYTES):
             return None
-        if _ASCII_CONTROLS.sub("", _ESCAPES.sub("", text)) == text:
+        if _ESCAPES.search(text) is None and _ASCII_CONTROLS.search(text) is None:
             return None
+    elif unicodedata.is_normalized("NFKC", text) and _MIXED.search(text) is None:
+        # no character changes under NFKC, and no non-ASCII character touches an
+        # ASCII one (a look-alike or an invisible character inside an ASCII
+        # token would): nothing to fold for a detector of ASCII shapes
+        return None
     b = _Builder()
     cache: dict[str, str] = {}
     last = 0
@@ -153,7 +162,12 @@ def fold(text: str) -> Folded | None:
         start, end = m.span()
         b.copy(text, last, start)
         last = end
-        if m.group("esc") is not None or m.group("ctl") is not None:
+        escape = m.group("esc")
+        if escape is not None:
+            char = "\0" if escape == "\\0" else chr(int(escape[2:], 16))
+            b.put(_fold_char(char) if not " " <= char < "\x7f" else char, start, end)
+            continue
+        if m.group("ctl") is not None:
             continue  # dropped
         for i in range(start, end):
             ch = text[i]

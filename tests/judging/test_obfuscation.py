@@ -144,3 +144,13 @@ def test_views_are_not_built_for_plain_ascii() -> None:
 def test_certificates_are_not_private_keys() -> None:
     cert = "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJRTESMBAGA1UE"
     assert list(headless_private_keys(cert)) == []
+
+
+def test_escapes_inside_json_strings_read_as_their_characters() -> None:
+    arguments = '{"key": "\\u0041KIAZ7QX3MPLW9RT2KVB"}'
+    assert "aws_access_key" in {f.entity for f in find_everywhere(SCANNER, arguments)}
+
+
+def test_non_ascii_prose_is_left_alone() -> None:
+    assert fold("東京と大阪、そして Ελληνικά") is None
+    assert fold("东京 AKIA\u200bZ7QX3MPLW9RT2KVB") is not None
