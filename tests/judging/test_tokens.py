@@ -218,3 +218,9 @@ def test_embeddings_input_shapes() -> None:
 )
 def test_malformed_bodies_never_raise(body: dict[str, Any]) -> None:
     assert estimate_request_tokens(body) >= 0
+
+
+def test_fields_with_text_beyond_the_known_ones_count_too() -> None:
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    extra = {**base, "metadata": {"note": "a long note " * 20}, "x_vendor": ["more text here"]}
+    assert estimate_request_tokens(extra) >= estimate_request_tokens(base) + 40
