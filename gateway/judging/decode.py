@@ -30,8 +30,11 @@ MIN_ENCODED = 16
 OPAQUE_RUN = 256
 _TOKEN = re.compile(rf"[A-Za-z0-9+/_\-]{{{MIN_ENCODED},}}={{0,2}}")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
+#: bounded pieces, so a text full of "data:" costs one pass
 _DATA_URI = re.compile(
-    r"data:(?P<type>[A-Za-z0-9.+\-]+/[A-Za-z0-9.+\-]+)?(?P<params>(?:;[^,;]*)*?)(?P<b64>;base64)?,",
+    r"data:(?P<type>[A-Za-z0-9.+\-]{1,64}/[A-Za-z0-9.+\-]{1,64})?"
+    r"(?:;(?!base64[,;])[A-Za-z0-9=.+_\-]{0,64}){0,8}(?P<b64>;base64)?,"
+    r"(?P<payload>[^\s\"'<>)\]}]*)",
     re.IGNORECASE,
 )
 _B64_TEXT = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
@@ -127,8 +130,8 @@ def decodings(text: str, opaque: list[Finding] | None = None) -> Iterator[tuple[
             media = (m.group("type") or "text/plain").lower()
             if not media.startswith(_TEXT_TYPES):
                 continue
-            end = _uri_end(text, m.end())
-            payload = text[m.end() : end]
+            end = m.end()
+            payload = m.group("payload")
             if m.group("b64"):
                 raw = _b64(re.sub(r"\s+", "", payload))
                 decoded = printable(raw) if raw is not None else None
@@ -136,14 +139,6 @@ def decodings(text: str, opaque: list[Finding] | None = None) -> Iterator[tuple[
                 decoded = unquote_to_bytes(payload).decode("utf-8", "replace")
             if decoded:
                 yield m.start(), end, decoded
-
-
-def _uri_end(text: str, start: int) -> int:
-    end = start
-    n = len(text)
-    while end < n and not text[end].isspace() and text[end] not in "\"'<>)]}":
-        end += 1
-    return end
 
 
 def opaque_string(value: str, key: str | None) -> bool:
@@ -155,7 +150,7 @@ def opaque_string(value: str, key: str | None) -> bool:
         if not media.startswith(_TEXT_TYPES):
             return True
         if m is not None and m.group("b64"):
-            raw = _b64(re.sub(r"\s+", "", value[m.end() :]))
+            raw = _b64(re.sub(r"\s+", "", value[m.start("payload") :]))
             return raw is None or (bool(raw) and printable(raw) is None)
         return False
     if key in _URL_KEYS and (head.startswith("http") or "://" in value[:16]):

@@ -169,15 +169,17 @@ def fold(text: str) -> Folded | None:
             continue
         if m.group("ctl") is not None:
             continue  # dropped
+        keep = start  # characters from here on are unchanged so far
         for i in range(start, end):
             ch = text[i]
             folded = cache.get(ch)
             if folded is None:
                 folded = cache[ch] = _fold_char(ch)
-            if folded == ch:
-                b.copy(text, i, i + 1)
-            else:
+            if folded != ch:
+                b.copy(text, keep, i)
                 b.put(folded, i, i + 1)
+                keep = i + 1
+        b.copy(text, keep, end)
     b.copy(text, last, len(text))
     view = b.build()
     return None if view.text == text else view
@@ -201,11 +203,11 @@ def digit_view(text: str) -> Folded | None:
     runs = [m.span() for m in _DIGIT_RUN.finditer(text)]
     b = _Builder()
     last = 0
-    for (_, end), (start, right) in itertools.pairwise(runs):
+    for (left, end), (start, right) in itertools.pairwise(runs):
         gap = text[end:start]
         if len(gap) > 8 or not _SEPARATORS.issuperset(gap) or gap in (" ", "-"):
             continue
-        if gap == "." and (end - _run_start(runs, end) < 3 or right - start < 3):
+        if gap == "." and (end - left < 3 or right - start < 3):
             continue
         b.copy(text, last, end)
         b.put(" ", end, start)
@@ -214,13 +216,6 @@ def digit_view(text: str) -> Folded | None:
         return None
     b.copy(text, last, len(text))
     return b.build()
-
-
-def _run_start(runs: list[tuple[int, int]], end: int) -> int:
-    for s, e in runs:
-        if e == end:
-            return s
-    return end
 
 
 #: secret prefixes distinctive enough to be read even glued to a word
