@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.judging.probe import Finding
+from gateway.judging.probe import Finding, Probe
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,26 +187,27 @@ def fold(text: str) -> Folded | None:
 
 #: separators the detectors do not read between digits (they read one space or dash)
 _SEPARATORS = frozenset(" \t-.·_/\u00a0\u2009\u202f\u2007")
-_DIGIT_RUN = re.compile(r"[0-9]+")
 
 
 def digit_view(text: str) -> Folded | None:
     """``text`` with odd separators between digit groups made one space.
 
     Odd: two or more separators (``4111  1111``), or one of ``. _ / ·``, a tab or
-    a no-break space. A lone ``.`` is re-separated only between groups of 3+
+    a no-break space; never a full stop and a space (a sentence's end). A lone ``.`` is re-separated only between groups of 3+
     digits on both sides (``4111.1111``, not ``3.14159`` or ``192.168.1.1``'s
     ``168.1``), so decimals and versions keep reading as they do.
     """
-    if not any(d in text for d in "0123456789"):
+    runs = Probe(text).runs
+    if len(runs) < 2:
         return None
-    runs = [m.span() for m in _DIGIT_RUN.finditer(text)]
     b = _Builder()
     last = 0
     for (left, end), (start, right) in itertools.pairwise(runs):
         gap = text[end:start]
         if len(gap) > 8 or not _SEPARATORS.issuperset(gap) or gap in (" ", "-"):
             continue
+        if "." in gap and (" " in gap or "\t" in gap):
+            continue  # the end of a sentence ("in 2020. 15 people"), not one number
         if gap == "." and (end - left < 3 or right - start < 3):
             continue
         b.copy(text, last, end)

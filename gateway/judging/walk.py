@@ -68,7 +68,8 @@ class Walked:
     #: indices into ``strings`` of the values that make up the conversation's
     #: text, in order (joined to find what is split across parts)
     pieces: list[int] = field(default_factory=list)
-    #: indices into ``strings`` of identifier values (:data:`ID_KEYS`)
+    #: indices into ``strings`` of identifier values (a string right under one
+    #: of :data:`ID_KEYS`)
     ids: set[int] = field(default_factory=set)
     #: how many parts are unjudged
     unjudged: int = 0
@@ -105,7 +106,8 @@ class _Walk:
             )
         kind = type(node)
         if kind is str:
-            out: Any = self.string(node, key not in _STRUCTURE_KEYS, key)
+            # an identifier is a string right under its key, never an item of a list
+            out: Any = self.string(node, key not in _STRUCTURE_KEYS, None if in_list else key)
             opaque = opaque_string(node, key)
         elif kind is dict or isinstance(node, Mapping):
             out = {}
