@@ -2,9 +2,12 @@
 
 :class:`Scanner` runs the built-in detectors (personal data in
 :mod:`gateway.judging.detectors`, secrets below), the policy's custom regexes and
-optional plug-ins (:class:`Detector`, e.g. Presidio or an NER model). Built-in
-detectors are compiled once, prefiltered and anchored, so ordinary prose is
-scanned in microseconds (``bench/facts_bench.py`` measures it).
+optional plug-ins (:class:`Detector`, e.g. Presidio or an NER model) on one
+text as it is. Built-in detectors are compiled once, prefiltered and anchored,
+so ordinary prose is scanned in microseconds (``bench/facts_bench.py`` measures
+it). The request path never calls it on a text alone: :mod:`gateway.judging.views`
+runs it on every reading of every string the walk visits (normalised, decoded,
+pieces read together) and maps the findings back.
 
 Secrets and the checks that keep false positives down:
 
