@@ -8,7 +8,9 @@ A view is built only when a cheap test says it would differ from the text
 * :func:`fold`: NFKC (full-width digits and letters, ligatures, circled and
   mathematical letters), without format characters (Unicode ``Cf``: zero-width
   spaces and joiners, soft hyphens, bidi marks, BOM), other control characters,
-  combining marks and variation selectors, with Cyrillic and Greek look-alikes
+  combining marks, with digits of every script read as ASCII digits, with the
+  ASCII that tag characters and variation selectors smuggle read as ASCII, with
+  Cyrillic and Greek look-alikes
   folded to Latin (:data:`CONFUSABLES`), and with literal escapes read as their
   character (``\\u0041`` is ``A``; ``\\u0000``, ``\\x00``, ``\\u200b`` vanish).
   Text that is NFKC already and where no non-ASCII character touches an ASCII
@@ -122,15 +124,37 @@ _PLAIN_BYTES = bytes(range(32, 127)).replace(b"\\", b"") + b"\t\n\r"
 _SEGMENTS = re.compile(
     rf"(?P<esc>{_ESCAPES.pattern})|(?P<ctl>{_ASCII_CONTROLS.pattern}+)|{_NON_ASCII.pattern}"
 )
-#: a non-ASCII character next to a printable ASCII one, or an invisible one
+#: a non-ASCII character next to a printable ASCII one, an invisible one, or a
+#: digit of another script
 _MIXED = re.compile(
-    "[!-~][^\x00-\x7f]|[^\x00-\x7f][!-~]"
-    "|[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
+    "[!-~][^\x00-\x7f]|[^\x00-\x7f][!-~]|(?![0-9])\\d"
+    "|[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff"
+    "\ufff9-\ufffb\U000e0000-\U000e01ef]"
 )
+
+
+def _smuggled(code: int) -> str | None:
+    """The ASCII character an invisible one carries, if it carries one: tag
+    characters (U+E0020-E007E mirror ASCII) and variation selectors read as
+    bytes (VS1-16 are 0-15, VS17-256 are 16-255), both used to hide text a
+    model still reads."""
+    if 0xE0020 <= code <= 0xE007E:
+        return chr(code - 0xE0000)
+    if 0xE0100 <= code <= 0xE01EF:
+        byte = code - 0xE0100 + 16
+        return chr(byte) if 32 <= byte < 127 else ""
+    if 0xFE00 <= code <= 0xFE0F:
+        return ""
+    return None
 
 
 def _fold_char(ch: str) -> str:
     """What one non-ASCII character reads as for a detector ('' when invisible)."""
+    smuggled = _smuggled(ord(ch))
+    if smuggled is not None:
+        return smuggled
+    if ch.isdecimal():  # a digit of any script reads as its ASCII digit
+        return str(unicodedata.decimal(ch))
     out = []
     for c in unicodedata.normalize("NFKC", ch):
         if c in _KEEP_CONTROLS or (c < "\x80" and c >= " "):

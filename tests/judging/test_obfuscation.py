@@ -57,6 +57,18 @@ OBFUSCATED: list[tuple[str, str, str]] = [
     ("card with underscores", "payment_card", "4111_1111_1111_1111"),
     ("full-width SSN", "us_ssn", "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in SSN)),
     ("email with look-alikes", "email", "ad\u0430.lovel\u0430ce@ex\u0430mple.com"),
+    ("tag characters", "aws_access_key", "".join(chr(0xE0000 + ord(c)) for c in KEY)),
+    (
+        "variation-selector bytes",
+        "aws_access_key",
+        "\U0001f600" + "".join(chr(0xE0100 + ord(c) - 16) for c in KEY),
+    ),
+    (
+        "Arabic-Indic digits",
+        "payment_card",
+        " ".join(["\u0664\u0661\u0661\u0661"] + ["\u0661" * 4] * 3),
+    ),
+    ("Devanagari digits", "us_ssn", "\u0966\u096d\u096e-\u0966\u096b-\u0967\u0967\u0968\u0966"),
     ("PEM body without BEGIN", "private_key", PKCS8_BODY),
     ("PEM body JSON-escaped", "private_key", PKCS8_BODY.replace("\n", "\\n")),
 ]
