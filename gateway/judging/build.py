@@ -63,6 +63,8 @@ class FactsBuilder(Generic[R]):
         self.policy = policy
         self.scanner = Scanner(custom=policy.custom_entities, plugins=scanner_plugins)
         self.classifier: TaskClassifier = task_classifier or KeywordClassifier()
+        #: entity types of short strings seen before (see :func:`body_entities`)
+        self._memo: dict[str, frozenset[str]] = {}
         self._tasks = frozenset(TASKS)
 
     def build(
@@ -83,7 +85,7 @@ class FactsBuilder(Generic[R]):
         }
         declared = self._declared(lowered.get(CLASSIFICATION_HEADER))
         policy = self.policy
-        found = body_entities(self.scanner, walk(body))
+        found = body_entities(self.scanner, walk(body), self._memo)
         sensitivity = policy.sensitivity(found, declared, team, key_id)
         if sensitivity.entities:
             levels = {e: policy.entity_level(e) for e in sensitivity.entities}

@@ -147,15 +147,37 @@ def across(
     return out
 
 
-def body_entities(scanner: Scanner, walked: Walked) -> frozenset[str]:
+#: strings up to this long have their entity types remembered (keys and short values
+#: repeat across requests: "role", "content", "user")
+MEMO_LENGTH = 32
+#: at most this many strings are remembered
+MEMO_SIZE = 4096
+
+
+def body_entities(
+    scanner: Scanner, walked: Walked, memo: dict[str, frozenset[str]] | None = None
+) -> frozenset[str]:
     """The entity types of a walked body: of each string, of what is split across
-    its pieces, and :data:`UNJUDGED` when a part could not be read."""
+    its pieces, and :data:`UNJUDGED` when a part could not be read.
+
+    ``memo`` (one per scanner: findings depend only on the text and the scanner)
+    remembers the short strings that hold nothing (keys, roles, ``"user"``), up
+    to :data:`MEMO_SIZE` of them; a string that holds a finding is never kept.
+    """
     types: set[str] = set()
     seen: set[str] = set()
     for text in walked.strings:
         if text in seen:
             continue
         seen.add(text)
+        if memo is not None and len(text) <= MEMO_LENGTH:
+            known = memo.get(text)
+            if known is None:
+                known = frozenset(f.entity for f in find_everywhere(scanner, text))
+                if not known and len(memo) < MEMO_SIZE:
+                    memo[text] = known  # never a string that holds a finding
+            types.update(known)
+            continue
         for f in find_everywhere(scanner, text):
             types.add(f.entity)
     strings = walked.strings

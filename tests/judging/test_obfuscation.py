@@ -166,3 +166,11 @@ def test_escapes_inside_json_strings_read_as_their_characters() -> None:
 def test_non_ascii_prose_is_left_alone() -> None:
     assert fold("東京と大阪、そして Ελληνικά") is None
     assert fold("东京 AKIA\u200bZ7QX3MPLW9RT2KVB") is not None
+
+
+def test_the_memo_of_short_strings_never_keeps_a_finding() -> None:
+    memo: dict[str, frozenset[str]] = {}
+    body = {"messages": [{"role": "user", "content": "a@b.co"}], "metadata": {"a@b.co": "x"}}
+    assert "email" in body_entities(SCANNER, walk(body), memo)
+    assert "email" in body_entities(SCANNER, walk(body), memo)
+    assert "a@b.co" not in memo and "role" in memo
