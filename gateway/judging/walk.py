@@ -141,6 +141,8 @@ def _opaque_dict(node: Mapping[Any, Any], key: str | None) -> bool:
     if key == "logit_bias":
         return bool(node)
     kind = node.get("type")
+    if type(kind) is not str:
+        return False
     if kind in _OPAQUE_PARTS:
         return True
     if kind == "document":

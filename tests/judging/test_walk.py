@@ -149,3 +149,44 @@ json_values = st.recursive(
 def test_identity_rebuild_is_equal(body: dict[str, Any]) -> None:
     walked = walk(body)
     assert rebuild(body, walked.strings) == body
+
+
+def test_a_type_that_is_not_a_string_is_just_data() -> None:
+    assert walk({"x": {"type": ["file"]}, "y": {"type": {"a": 1}}}).unjudged == 0
+
+
+_KEYS = st.sampled_from(
+    ["type", "url", "image_url", "data", "file_data", "logit_bias", "prompt", "input",
+     "content", "text", "id", "tool_call_id", "model", "x"]
+)  # fmt: skip
+hostile = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=12)
+    | st.sampled_from(
+        ["data:image/png;base64,AAAA", "https://h/x?y=1", "QUtJQVo3UVgzTVBMVzlSVDJLVkI="]
+    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_KEYS, children, max_size=4),
+    max_leaves=25,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["messages", "prompt", "input", "tools"]) | _KEYS, hostile, max_size=5
+    )
+)
+def test_any_shape_is_judged_and_redacted_without_error(body: dict[str, Any]) -> None:
+    from gateway.judging.redaction import Redaction
+    from gateway.judging.sensitivity import BUILTIN_ENTITIES, Scanner
+    from gateway.judging.task import task_input
+    from gateway.judging.tokens import estimate_request_tokens
+    from gateway.judging.views import body_entities
+
+    scanner = Scanner()
+    body_entities(scanner, walk(body))
+    estimate_request_tokens(body)
+    task_input(body)
+    out = Redaction(scanner, BUILTIN_ENTITIES).redact_body(body)
+    assert isinstance(out, dict)
