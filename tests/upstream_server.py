@@ -120,8 +120,11 @@ class Upstream:
     # -- handlers ---------------------------------------------------------------
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
-        body = orjson.loads(await request.read())
-        self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+        raw = await request.read()
+        body = orjson.loads(raw)
+        self.requests.append(
+            {"path": request.path, "headers": dict(request.headers), "body": body, "raw": raw}
+        )
         return dict(body)
 
     async def _common(self, body: dict[str, Any]) -> web.StreamResponse | None:

@@ -1,7 +1,10 @@
 """Judging: what a request is, computed once from its body and headers.
 
 Owns request parsing and validation (lenient on the wire, strict where it matters),
-the walk over every text of a body, the sensitivity detectors and their scanner, the
+the one walk over every string of a body (:mod:`~gateway.judging.walk`: keys and
+values, any depth, and what cannot be read, ``unjudged``), the readings of each string
+(:mod:`~gateway.judging.views`: normalised by :mod:`~gateway.judging.fold`, decoded
+by :mod:`~gateway.judging.decode`), the sensitivity detectors and their scanner, the
 task classifier, prompt-token estimates, prices, redaction and its restore, and
 :class:`~gateway.judging.facts.Facts`, the policy's input. Pure and synchronous: no
 I/O, no clock. Never keeps a value it found, only entity types.

@@ -2,8 +2,11 @@
 
 One :class:`FactsBuilder` is made per policy load (it compiles the policy's
 custom entities into its scanner) and shared by every request. ``build``
-scans every text of the body once, maps the entities found to levels through
-the policy, applies the client's hints, classifies the task and estimates
+walks the body once (:mod:`gateway.judging.walk`: every key and string value,
+any depth, known field or not), scans every string in every reading
+(:mod:`gateway.judging.views`: normalised, decoded, and the conversation's
+pieces read together), counts what it cannot read as ``unjudged``, maps the
+entities found to levels through the policy, applies the client's hints, classifies the task and estimates
 prompt tokens. It never keeps a value it found: only entity *types* reach
 the facts.
 
@@ -28,8 +31,9 @@ from gateway.errors import InvalidRequest
 from gateway.judging.facts import EMPTY, EMPTY_FLOATS, Facts, SensitivityRules
 from gateway.judging.sensitivity import Detector, Scanner
 from gateway.judging.task import TASKS, KeywordClassifier, TaskClassifier, task_input
-from gateway.judging.texts import iter_texts
 from gateway.judging.tokens import estimate_request_tokens
+from gateway.judging.views import body_entities
+from gateway.judging.walk import walk
 from gateway.levels import LEVEL_NAMES, Level
 
 CLASSIFICATION_HEADER = "x-data-classification"
@@ -59,6 +63,8 @@ class FactsBuilder(Generic[R]):
         self.policy = policy
         self.scanner = Scanner(custom=policy.custom_entities, plugins=scanner_plugins)
         self.classifier: TaskClassifier = task_classifier or KeywordClassifier()
+        #: entity types of short strings seen before (see :func:`body_entities`)
+        self._memo: dict[str, frozenset[str]] = {}
         self._tasks = frozenset(TASKS)
 
     def build(
@@ -79,7 +85,7 @@ class FactsBuilder(Generic[R]):
         }
         declared = self._declared(lowered.get(CLASSIFICATION_HEADER))
         policy = self.policy
-        found = self.scanner.entity_types(iter_texts(body))
+        found = body_entities(self.scanner, walk(body), self._memo)
         sensitivity = policy.sensitivity(found, declared, team, key_id)
         if sensitivity.entities:
             levels = {e: policy.entity_level(e) for e in sensitivity.entities}

@@ -1,11 +1,13 @@
 """OpenAI wire requests: lenient on the wire, strict where it matters.
 
-The body is parsed once with orjson and validated only on the fields the
-gateway itself depends on or that OpenAI would reject with a 400. Every other
-field passes through untouched to the upstream (tools, response_format, n,
-logprobs, seed, stop, metadata, …). Fields that would let a client steer
-*where* a request goes or with which credentials are dropped here, before
-anything else sees the body.
+The body is parsed once with orjson and validated on the fields the gateway
+reads or that OpenAI would reject with a 400 (types, depth, counts:
+:mod:`gateway.judging.shape`). Every other field is kept for the upstream
+(tools, response_format, n, logprobs, seed, stop, metadata, …) — and, like
+every field, judged and redacted by the one walk (:mod:`gateway.judging.walk`)
+before anything is sent. Fields that would let a client steer *where* a
+request goes or with which credentials are dropped here, before anything else
+sees the body.
 """
 
 from __future__ import annotations

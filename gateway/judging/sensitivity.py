@@ -2,9 +2,12 @@
 
 :class:`Scanner` runs the built-in detectors (personal data in
 :mod:`gateway.judging.detectors`, secrets below), the policy's custom regexes and
-optional plug-ins (:class:`Detector`, e.g. Presidio or an NER model). Built-in
-detectors are compiled once, prefiltered and anchored, so ordinary prose is
-scanned in microseconds (``bench/facts_bench.py`` measures it).
+optional plug-ins (:class:`Detector`, e.g. Presidio or an NER model) on one
+text as it is. Built-in detectors are compiled once, prefiltered and anchored,
+so ordinary prose is scanned in microseconds (``bench/facts_bench.py`` measures
+it). The request path never calls it on a text alone: :mod:`gateway.judging.views`
+runs it on every reading of every string the walk visits (normalised, decoded,
+pieces read together) and maps the findings back.
 
 Secrets and the checks that keep false positives down:
 
@@ -42,7 +45,15 @@ from gateway.judging.credentials import assignments, password, url_passwords
 from gateway.judging.probe import Finding, Probe
 from gateway.judging.secrets import SECRET_RULES, secrets, secrets_everywhere
 
-__all__ = ["BUILTIN_ENTITIES", "SECRET_ENTITIES", "Detector", "Finding", "Scanner"]
+__all__ = [
+    "BUILTIN_ENTITIES",
+    "SECRET_ENTITIES",
+    "UNJUDGED",
+    "Detector",
+    "Finding",
+    "Scanner",
+    "resolve",
+]
 
 
 class Detector(Protocol):
@@ -73,7 +84,12 @@ _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
 )
 
 _SECRET_NAMES = tuple(rule.entity for rule in SECRET_RULES)
-BUILTIN_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS}
+#: the entity of content the gateway cannot read as text (token ids, binary,
+#: audio, files, opaque URLs): found by the walk (:mod:`gateway.judging.walk`)
+UNJUDGED = "unjudged"
+BUILTIN_ENTITIES: frozenset[str] = (
+    frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS} | {UNJUDGED}
+)
 SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {"password"}
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
 _RANK: Mapping[str, int] = MappingProxyType(
@@ -165,7 +181,7 @@ class Scanner:
                     if (entities is None or f.entity in entities)
                     and 0 <= f.start < f.end <= len(text)
                 )
-        return _resolve(found) if len(found) > 1 else found
+        return resolve(found) if len(found) > 1 else found
 
     def entity_types(self, texts: Iterable[str]) -> frozenset[str]:
         """The entity types :meth:`find` reports in any of ``texts``."""
@@ -201,7 +217,9 @@ def _applicable(probe: Probe) -> list[tuple[str, BuiltinFn]]:
     return parts
 
 
-def _resolve(found: list[Finding]) -> list[Finding]:
+def resolve(found: list[Finding]) -> list[Finding]:
+    """Non-overlapping findings sorted by start: of overlapping ones the longer wins
+    (on a tie, the more specific type)."""
     other = len(_RANK)
     found.sort(key=lambda f: (f.start - f.end, _RANK.get(f.entity, other), f.start))
     # kept intervals never overlap, so sorted by start they are sorted by end too

@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from gateway.judging.task_keywords import CJK, KEYWORDS, LANGUAGE_WEIGHT, LANGUAGES, TO_WORDS
+from gateway.judging.walk import walk
 
 TASKS: tuple[str, ...] = (
     "translation",
@@ -345,14 +346,22 @@ class EmbeddingClassifier:
 
 
 def _content_text(content: Any) -> str:
+    """The text of a message's content: a string, or its parts' texts (a part's
+    ``text`` of any shape, its strings found by the walk)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
-        )
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, Mapping):
+                text = part.get("text")
+                if isinstance(text, str):
+                    texts.append(text)
+                elif text is not None:
+                    texts.extend(walk(text).strings)
+        return "\n".join(texts)
     return ""
 
 
@@ -361,7 +370,8 @@ def task_input(body: Mapping[str, Any]) -> TaskInput:
 
     Chat: the last ``user`` message (content a string or text parts) and the
     system (or ``developer``) messages joined. Completions: ``prompt`` (a
-    string, or the strings of a list). Anything else reads as empty text.
+    string, or every string of a list, nested or not). Anything else reads as
+    empty text.
     """
     has_tools = bool(body.get("tools") or body.get("functions"))
     messages = body.get("messages")
@@ -381,5 +391,5 @@ def task_input(body: Mapping[str, Any]) -> TaskInput:
         return TaskInput(last_user, joined, has_tools)
     prompt = body.get("prompt")
     if isinstance(prompt, list):
-        prompt = "\n".join(p for p in prompt if isinstance(p, str))
+        prompt = "\n".join(walk(prompt).strings)
     return TaskInput(prompt if isinstance(prompt, str) else "", "", has_tools)

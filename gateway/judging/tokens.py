@@ -14,7 +14,10 @@ checks the bound with tiktoken when an encoding can be loaded offline.
 
 :func:`estimate_request_tokens` adds the chat framing: :data:`MESSAGE_OVERHEAD`
 tokens per message, :data:`REPLY_PRIMING` per request, tool definitions as
-their JSON, and :data:`IMAGE_TOKENS` per non-text content part.
+their JSON, :data:`IMAGE_TOKENS` per non-text content part, and the strings of
+every other field that carries text (``response_format``, ``stop``,
+``metadata``, unknown fields: all reach the model), found by the one walk
+(:mod:`gateway.judging.walk`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+
+from gateway.judging.walk import walk
 
 #: tokens of framing per chat message (role, separators), as OpenAI documents
 MESSAGE_OVERHEAD = 4
@@ -227,4 +232,18 @@ def estimate_request_tokens(body: Mapping[str, Any]) -> int:
         prompt = body.get(key)
         if prompt is not None:
             total += _prompt_tokens(prompt)
+    if not _READ.issuperset(body):
+        # every other field reaches the model too: count its strings, keys and values
+        for key, value in body.items():
+            if key not in _READ and (type(value) is str or isinstance(value, dict | list)):
+                total += sum(estimate_tokens(text) for text in walk(value).strings)
     return total
+
+
+#: the fields read above, and the scalar parameters that hold no text
+_READ = frozenset(
+    {"model", "messages", "tools", "functions", "prompt", "input", "stream", "max_tokens",
+     "max_completion_tokens", "temperature", "top_p", "n", "seed", "presence_penalty",
+     "frequency_penalty", "logprobs", "top_logprobs", "parallel_tool_calls", "dimensions",
+     "encoding_format", "best_of", "echo", "store", "stream_options", "tool_choice"}
+)  # fmt: skip

@@ -7,8 +7,10 @@ Contract:
   ends every stream.
 * The gateway always asks the upstream for usage; the usage-only chunk
   (``"choices": []``) is hidden from a client that did not ask for it.
-* With a restoring redaction, placeholders in content deltas are put back to
-  the original values, per choice, even when split across chunks.
+* With a restoring redaction, placeholders are put back to the original
+  values in every text a client reads — ``content``, ``refusal``, each tool
+  call's ``function.arguments``, legacy ``function_call`` and ``text`` — per
+  choice and per tool call, even when split across chunks.
 * A failure after the first event ends the stream with one OpenAI-shaped
   error event, then ``[DONE]``.
 * ``on_done`` is called exactly once, with the usage seen, the raw events
@@ -36,28 +38,38 @@ _USAGE = b'"usage"'
 _NOTHING: list[bytes] = []
 
 
+#: where a streamed text sits: (choice index, field, tool-call index or 0)
+Slot = tuple[int, str, int]
+
+
 class Restorer:
-    """Puts redacted values back into streamed deltas (see :mod:`gateway.judging.redaction`)."""
+    """Puts redacted values back into streamed deltas (see :mod:`gateway.judging.redaction`).
+
+    One restorer per :data:`Slot`: a choice's ``content``, ``refusal``, legacy
+    ``text``, each tool call's ``function.arguments`` and the legacy
+    ``function_call.arguments`` are separate streams of text.
+    """
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
-        self._by_index: dict[int, Any] = {}
+        self._by_slot: dict[Slot, Any] = {}
         #: id/object/created/model of the last event, for a trailing chunk
         self.meta: dict[str, Any] = {}
 
-    def feed(self, index: int, text: str) -> str:
-        restorer = self._by_index.get(index)
+    def feed(self, slot: Slot, text: str) -> str:
+        restorer = self._by_slot.get(slot)
         if restorer is None:
-            restorer = self._by_index[index] = self._make()
+            restorer = self._by_slot[slot] = self._make()
         out: str = restorer.feed(text)
         return out
 
-    def flush(self, index: int) -> str:
-        restorer = self._by_index.pop(index, None)
+    def flush(self, slot: Slot) -> str:
+        restorer = self._by_slot.pop(slot, None)
         return "" if restorer is None else str(restorer.flush())
 
-    def pending(self) -> list[int]:
-        return list(self._by_index)
+    def pending(self, index: int | None = None) -> list[Slot]:
+        """The slots still holding text (of choice ``index`` when given)."""
+        return [slot for slot in self._by_slot if index is None or slot[0] == index]
 
 
 @dataclass(slots=True)
@@ -218,27 +230,74 @@ def _restore_choices(event: dict[str, Any], restorer: Restorer) -> bool:
             continue
         index = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
         delta = choice.get("delta")
-        holder, field = (delta, "content") if isinstance(delta, dict) else (choice, "text")
-        text = holder.get(field) if isinstance(holder, dict) else None
-        if isinstance(text, str):
-            restored = restorer.feed(index, text)
-            if choice.get("finish_reason") is not None:
-                restored += restorer.flush(index)
-            holder[field] = restored
-            changed = True
-        elif choice.get("finish_reason") is not None:
-            tail = restorer.flush(index)
-            if tail and isinstance(delta, dict):
-                delta["content"] = tail
+        for holder, field, slot in _texts(choice, delta, index):
+            text = holder.get(field)
+            if isinstance(text, str):
+                holder[field] = restorer.feed(slot, text)
                 changed = True
+        if choice.get("finish_reason") is not None:
+            for slot in restorer.pending(index):
+                tail = restorer.flush(slot)
+                if tail:
+                    _put(choice, delta, slot, tail)
+                    changed = True
     return changed
+
+
+def _texts(
+    choice: dict[str, Any], delta: Any, index: int
+) -> list[tuple[dict[str, Any], str, Slot]]:
+    """The text fields of one streamed choice: (the dict holding it, its key, its slot)."""
+    if not isinstance(delta, dict):
+        return [(choice, "text", (index, "text", 0))]
+    out: list[tuple[dict[str, Any], str, Slot]] = [
+        (delta, "content", (index, "content", 0)),
+        (delta, "refusal", (index, "refusal", 0)),
+    ]
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        for j, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                k = call.get("index", j)
+                out.append((function, "arguments", (index, "tool", k if isinstance(k, int) else j)))
+    function_call = delta.get("function_call")
+    if isinstance(function_call, dict):
+        out.append((function_call, "arguments", (index, "function_call", 0)))
+    return out
+
+
+def _put(choice: dict[str, Any], delta: Any, slot: Slot, tail: str) -> None:
+    """Append a flushed ``tail`` to where its slot lives in this choice."""
+    _, field, k = slot
+    if field == "text" or not isinstance(delta, dict):
+        choice["text"] = (choice.get("text") or "") + tail
+    elif field in ("content", "refusal"):
+        delta[field] = (delta.get(field) or "") + tail
+    elif field == "function_call":
+        function_call = delta.setdefault("function_call", {})
+        function_call["arguments"] = (function_call.get("arguments") or "") + tail
+    else:
+        calls = delta.setdefault("tool_calls", [])
+        for call in calls:
+            if isinstance(call, dict) and call.get("index") == k:
+                function = call.setdefault("function", {})
+                function["arguments"] = (function.get("arguments") or "") + tail
+                return
+        calls.append({"index": k, "function": {"arguments": tail}})
 
 
 def _flush_all(restorer: Restorer) -> list[bytes]:
     tails = []
-    for index in restorer.pending():
-        text = restorer.flush(index)
+    for slot in restorer.pending():
+        text = restorer.flush(slot)
         if text:
-            choice = {"index": index, "delta": {"content": text}, "finish_reason": None}
+            index, field, _ = slot
+            choice: dict[str, Any] = {"index": index, "finish_reason": None}
+            if field == "text":
+                choice["text"] = text
+            else:
+                choice["delta"] = {}
+                _put(choice, choice["delta"], slot, text)
             tails.append(orjson.dumps({**restorer.meta, "choices": [choice]}))
     return tails

@@ -289,3 +289,11 @@ def test_zero_vectors_do_not_divide_by_zero() -> None:
     classifier = EmbeddingClassifier(lambda _: [0.0, 0.0], {"math": [[1.0, 0.0]]})
     assert classifier.classify(TaskInput("anything")) == "math"
     assert not math.isnan(0.0)
+
+
+def test_task_input_reads_every_text_shape() -> None:
+    from gateway.judging.task import task_input
+
+    body = {"messages": [{"role": "user", "content": [{"type": "TEXT", "text": ["fix", "this"]}]}]}
+    assert task_input(body).last_user == "fix\nthis"
+    assert task_input({"prompt": [["a", "b"], "c"]}).last_user == "a\nb\nc"

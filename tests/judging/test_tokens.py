@@ -232,3 +232,9 @@ def test_embeddings_input_shapes() -> None:
 )
 def test_malformed_bodies_count_what_can_be_read(body: dict[str, Any], expected: int) -> None:
     assert estimate_request_tokens(body) == expected
+
+
+def test_fields_with_text_beyond_the_known_ones_count_too() -> None:
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    extra = {**base, "metadata": {"note": "a long note " * 20}, "x_vendor": ["more text here"]}
+    assert estimate_request_tokens(extra) >= estimate_request_tokens(base) + 40

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.judging.redaction import Redaction
+from gateway.judging.sensitivity import Scanner
 from gateway.upstream.provider import FramedBatch, Usage
-from gateway.upstream.relay import StreamResult, relay
+from gateway.upstream.relay import Restorer, StreamResult, relay
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
 
@@ -87,3 +90,69 @@ def test_usage_is_hidden_from_a_client_that_did_not_ask() -> None:
     out, result = asyncio.run(run([framed(payloads)], include_usage=False))
     assert out == b"".join(b"data: " + p + b"\n\n" for p in payloads[:2]) + b"data: [DONE]\n\n"
     assert result.usage == Usage(3, 5)
+
+
+def restored_stream(events: list[dict[str, object]], mapping: dict[str, str]) -> list[Any]:
+    """The events a client reads when ``events`` are relayed with a restoring redaction."""
+    redaction = Redaction(Scanner(), frozenset({"email"}))
+    for value in mapping.values():
+        redaction.redact_text(value)  # registers value -> placeholder
+    assert dict(redaction.mapping) == mapping
+
+    async def go() -> bytes:
+        async def rest() -> AsyncIterator[list[bytes]]:
+            for event in events:
+                yield [orjson.dumps(event)]
+
+        return b"".join(
+            [
+                chunk
+                async for chunk in relay(
+                    None,
+                    rest(),
+                    include_usage=False,
+                    restorer=Restorer(redaction.stream_restorer),
+                    capture=False,
+                    on_done=lambda result: None,
+                )
+            ]
+        )
+
+    out = asyncio.run(go())
+    blocks = [b[len(b"data: ") :] for b in out.split(b"\n\n") if b and b != b"data: [DONE]"]
+    return [orjson.loads(b) for b in blocks]
+
+
+def test_placeholders_split_across_tool_call_argument_chunks_are_restored() -> None:
+    mapping = {"[EMAIL_1]": "ada@example.com"}
+    pieces = ['{"to": "[EM', "AIL", '_1]"}']
+    events: list[dict[str, object]] = [
+        {
+            "choices": [
+                {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": p}}]}}
+            ]
+        }
+        for p in pieces
+    ]
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    seen = restored_stream(events, mapping)
+    arguments = "".join(
+        call["function"]["arguments"]
+        for e in seen
+        for c in e["choices"]
+        for call in c.get("delta", {}).get("tool_calls", [])
+    )
+    assert arguments == '{"to": "ada@example.com"}'
+
+
+def test_refusal_and_content_are_restored_separately() -> None:
+    mapping = {"[EMAIL_1]": "ada@example.com"}
+    events: list[dict[str, object]] = [
+        {"choices": [{"index": 0, "delta": {"refusal": "no mail to [EMAI"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "write [EMAIL_1]"}}]},
+        {"choices": [{"index": 0, "delta": {"refusal": "L_1]"}}]},
+    ]
+    seen = restored_stream(events, mapping)
+    deltas = [c["delta"] for e in seen for c in e["choices"]]
+    assert "".join(d.get("refusal") or "" for d in deltas) == "no mail to ada@example.com"
+    assert "".join(d.get("content") or "" for d in deltas) == "write ada@example.com"
