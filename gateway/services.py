@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.levels import Level
 from gateway.observability.metrics import Metrics
+from gateway.observability.recent import RecentDecisions
 from gateway.pipeline.handler import Pipeline
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.decision_log import DecisionLog
@@ -27,8 +29,10 @@ from gateway.quota.limits import Limits
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
 from gateway.state.factory import StateBackends, build_state
+from gateway.targets import Target
 from gateway.upstream.breakers import CircuitState
 from gateway.upstream.demo import DemoPolicyHolder
+from gateway.upstream.probe import Prober
 from gateway.upstream.registry import Providers
 from gateway.upstream.router import Router
 
@@ -48,15 +52,21 @@ class Services:
     accountant: Accountant
     batch_writer: BatchWriter
     pipeline: Pipeline
+    prober: Prober
+    recent: RecentDecisions
     decision_log: DecisionLog | None = None
     draining: bool = False
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def start_background(self) -> None:
-        """Start the policy watcher (hot reload on file change) and warm litellm up."""
+        """Start the policy watcher (hot reload on file change), the target
+        probes, and warm litellm up."""
         loop = asyncio.get_running_loop()
         targets = list(self.policy.policy.targets.values())
         self._tasks.append(loop.create_task(self.providers.warm_up(targets)))
+        if self.settings.probe_interval_s > 0:
+            probes = self.prober.run(self._targets, self.settings.probe_interval_s)
+            self._tasks.append(loop.create_task(probes))
         if self.settings.reload_interval_s > 0:
             task = asyncio.get_running_loop().create_task(
                 self.policy.watch(self.settings.reload_interval_s, self.on_reload)
@@ -69,17 +79,17 @@ class Services:
         self.on_reload(result)
         return result
 
+    def _targets(self) -> list[Target]:
+        return list(self.policy.policy.targets.values())
+
     def on_reload(self, result: ReloadResult) -> None:
+        """Count a reload attempt and bind a new policy's metrics. The holder
+        has logged the attempt (once: refused, reloaded or recovered)."""
         if result.ok and not result.changed:
             return
         self.metrics.policy_reloads.labels("success" if result.ok else "failure").inc()
         if result.ok:
             self.bind_policy(self.policy.policy)
-            log.info("policy reloaded (%s)", self.policy.policy.fingerprint[:12])
-        else:
-            log.error(
-                "policy reload failed; the last good policy stays in force:\n%s", result.error
-            )
 
     def bind_policy(self, policy: CompiledPolicy) -> None:
         self.metrics.bind_policy(
@@ -103,27 +113,65 @@ class Services:
                 name, target.kind.value, target.max_sensitivity.label
             ).set(1 if up else 0)
 
-    async def readiness(self) -> dict[str, Any]:
+    def target_health(self, target: Target) -> dict[str, Any]:
+        """One target as ``/readyz`` shows it: available or not, and why, in words."""
+        circuit = self.router.circuit_state(target)
+        health = self.prober.health(target)
+        reason = None
+        if target.unavailable_reason:
+            reason = target.unavailable_reason
+        elif health.down:
+            reason = health.detail
+        elif circuit is CircuitState.OPEN:
+            reason = "circuit open after repeated failures"
+        return {
+            "available": reason is None,
+            "reason": reason,
+            "kind": target.kind.value,
+            "max_sensitivity": target.max_sensitivity.label,
+            "model": target.model,
+            "probe": health.to_dict(),
+            "circuit": circuit.name.lower(),
+        }
+
+    async def readiness(self) -> tuple[dict[str, Any], int]:
+        """The ``/readyz`` body and its status.
+
+        200 with ``status: ok`` when all is well; 200 with ``status: degraded``
+        and ``problems`` (in words) when the state backend is down, a reload is
+        failing, or a target that may take restricted data is down; 503 when
+        draining, or when no target that may take restricted data is available
+        (the policy cannot serve it at all: Kubernetes takes the replica out).
+        """
         policy = self.policy.policy
         state_ok = await self.state.ping()
         self.metrics.state_up.labels(self.state.backend).set(1 if state_ok else 0)
-        targets = {}
-        for name, target in policy.targets.items():
-            circuit = self.router.circuit_state(target)
-            if target.unavailable_reason:
-                targets[name] = {"available": False, "reason": target.unavailable_reason}
-            elif circuit is CircuitState.OPEN:
-                targets[name] = {
-                    "available": False,
-                    "reason": "circuit open after repeated failures",
-                }
-            else:
-                targets[name] = {"available": True}
-        ready = not self.draining
-        status = "draining" if self.draining else ("ok" if state_ok else "degraded")
-        return {
-            "ready": ready,
+        targets = {name: self.target_health(t) for name, t in policy.targets.items()}
+        restricted = [n for n, t in policy.targets.items() if t.max_sensitivity >= Level.RESTRICTED]
+        problems = []
+        if not state_ok:
+            problems.append(f"the {self.state.backend} state backend is not answering")
+        if self.policy.last_error is not None:
+            problems.append("the last policy reload was refused; the last good policy is in force")
+        for name in restricted:
+            if not targets[name]["available"]:
+                problems.append(
+                    f"target {name} (takes restricted data) is unavailable: "
+                    f"{targets[name]['reason']}"
+                )
+        serves_restricted = not restricted or any(targets[n]["available"] for n in restricted)
+        if not serves_restricted:
+            problems.append("no target that may take restricted data is available")
+        if self.draining:
+            status, code = "draining", 503
+        elif not serves_restricted:
+            status, code = "unavailable", 503
+        else:
+            status, code = ("degraded" if problems else "ok"), 200
+        body = {
+            "ready": code == 200,
             "status": status,
+            "problems": problems,
             "state": {"backend": self.state.backend, "ok": state_ok},
             "policy": {
                 "fingerprint": policy.fingerprint,
@@ -132,6 +180,7 @@ class Services:
             },
             "targets": targets,
         }
+        return body, code
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -141,6 +190,7 @@ class Services:
         await self.batch_writer.aclose()  # the last spend and token corrections
         await self.limits.aclose()  # every lease given back
         await self.providers.aclose()
+        await self.prober.aclose()
         await self.state.aclose()
         if self.decision_log is not None:
             self.decision_log.close()
@@ -167,6 +217,7 @@ async def build_services(settings: Settings) -> Services:
     providers = Providers()
     router = Router(providers, metrics)
     decision_log = DecisionLog(settings.decision_log) if settings.decision_log else None
+    recent = RecentDecisions(settings.console_decisions)
     auth = Authenticator(state.keys, metrics)
     limits = Limits(
         state, metrics, fail_mode=settings.limits_fail_mode, lease_s=settings.limits_lease_s
@@ -184,6 +235,7 @@ async def build_services(settings: Settings) -> Services:
         accountant=accountant,
         batch_writer=batch_writer,
         decision_log=decision_log,
+        recent=recent,
     )
     services = Services(
         settings,
@@ -197,6 +249,8 @@ async def build_services(settings: Settings) -> Services:
         accountant,
         batch_writer,
         pipeline,
+        Prober(),
+        recent,
         decision_log,
     )
     services.bind_policy(holder.policy)

@@ -45,13 +45,17 @@ class Settings:
     cache_near_s: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
     demo: bool = False
-    #: key that may call admin endpoints (``/gateway/spend``)
+    #: key that may call admin endpoints (``/gateway/spend``, ``/gateway/console``)
     admin_key: str | None = field(default=None, repr=False)
     log_level: str = "info"
     #: JSONL file for the decision log (facts and decisions, never prompt text)
     decision_log: Path | None = None
     #: seconds between checks of the policy files for changes (0 disables)
     reload_interval_s: float = 2.0
+    #: seconds between background probes of the targets (reachable, model listed); 0 disables
+    probe_interval_s: float = 15.0
+    #: how many recent decisions (facts only, no text) the console shows
+    console_decisions: int = 100
     #: how long SIGTERM waits for open streams to finish
     drain_timeout_s: float = 30.0
     #: add a redacted excerpt of the prompt to a sample of access-log lines (operators opt in)
@@ -81,6 +85,8 @@ class Settings:
             "GATEWAY_DECISION_LOG": ("decision_log", Path),
             "GATEWAY_RELOAD_INTERVAL_S": ("reload_interval_s", float),
             "GATEWAY_DRAIN_TIMEOUT_S": ("drain_timeout_s", float),
+            "GATEWAY_PROBE_INTERVAL_S": ("probe_interval_s", float),
+            "GATEWAY_CONSOLE_DECISIONS": ("console_decisions", int),
             "GATEWAY_LOG_REDACTED_SAMPLES": ("log_redacted_samples", _bool),
             "GATEWAY_LOG_SAMPLE_RATE": ("log_sample_rate", float),
         }

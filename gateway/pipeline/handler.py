@@ -42,6 +42,7 @@ from gateway.judging.redaction import Redaction
 from gateway.judging.request import ParsedRequest, parse_body
 from gateway.judging.task import task_input
 from gateway.observability.metrics import Metrics
+from gateway.observability.recent import RecentDecisions
 from gateway.observability.record import Exchange
 from gateway.pipeline import response_cache
 from gateway.policy.compiled import CompiledPolicy
@@ -121,6 +122,7 @@ class Pipeline:
         accountant: Accountant,
         batch_writer: BatchWriter,
         decision_log: DecisionLog | None = None,
+        recent: RecentDecisions | None = None,
     ) -> None:
         self._settings = settings
         self._policy = policy
@@ -132,6 +134,7 @@ class Pipeline:
         self._accountant = accountant
         self._batch_writer = batch_writer
         self._decision_log = decision_log
+        self._recent = recent
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points -------------------------------------------------------
@@ -178,6 +181,10 @@ class Pipeline:
             )
         if self._decision_log is not None:
             self._decision_log.write(
+                facts, decision, request_id=ex.request_id, ts=time.time(), rule_set=rule_set
+            )
+        if self._recent is not None:
+            self._recent.add(
                 facts, decision, request_id=ex.request_id, ts=time.time(), rule_set=rule_set
             )
         if decision.action is Action.DENY:
