@@ -17,6 +17,7 @@ from gateway.api.render import on_gateway_error, on_http_exception, on_unexpecte
 from gateway.errors import GatewayError
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from gateway.startup import announce
 
 log = logging.getLogger("gateway")
 
@@ -30,12 +31,8 @@ def create_app(settings: Settings, services: Services | None = None) -> OpenAILa
         own = services is None
         built = services if services is not None else await build_services(settings)
         app.state.services = built
-        if not await built.auth.has_keys():
-            log.warning(
-                "NO API KEYS ARE CONFIGURED: the gateway is OPEN to anyone who can reach it. "
-                "Create keys with `gateway keys create --team NAME`."
-            )
         built.start_background()
+        await announce(built)
         try:
             yield
         finally:

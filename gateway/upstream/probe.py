@@ -152,6 +152,11 @@ class Prober:
         self._client = client or Client(limit=16, keepalive_s=60.0)
         self._timeout_s = timeout_s
         self._health: dict[str, tuple[tuple[str, str, str | None, str | None], Health]] = {}
+        #: set once the first round of :meth:`run` is done (the start-up summary waits a little)
+        self.first_round = asyncio.Event()
+        #: until the start-up summary is logged, a target's first result is left to it
+        #: (logged there, with the rest); after, a late first result is logged here
+        self.announced = False
 
     def health(self, target: Target) -> Health:
         """The last health of ``target`` (``unknown`` until its first probe)."""
@@ -188,6 +193,8 @@ class Prober:
         previous = self._health.get(target.name)
         before = previous[1] if previous is not None and previous[0] == _key(target) else None
         self._health[target.name] = (_key(target), health)
+        if before is None and not self.announced:
+            return
         if health.down and (before is None or before.detail != health.detail):
             log.warning("target %s is down: %s", target.name, health.detail)
         elif before is not None and before.down and health.state is ProbeState.UP:
@@ -237,6 +244,7 @@ class Prober:
         until cancelled."""
         while True:
             await self.probe_all(targets())
+            self.first_round.set()
             await asyncio.sleep(interval_s)
 
     async def aclose(self) -> None:
