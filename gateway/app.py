@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
 from gateway import __version__
-from gateway.api import routes
+from gateway.api import console, routes
 from gateway.api.fastlane import ENDPOINTS, OpenAILane
 from gateway.api.headers import GatewayHeaders
 from gateway.api.render import on_gateway_error, on_http_exception, on_unexpected
@@ -64,6 +64,10 @@ def create_app(settings: Settings, services: Services | None = None) -> OpenAILa
     add("/v1/models/{model:path}", routes.get_model, methods=["GET"], include_in_schema=False)
     add("/gateway/explain", routes.explain, methods=["POST"], include_in_schema=False)
     add("/gateway/spend", routes.spend, methods=["GET"], include_in_schema=False)
+    add(console.PATH, console.console, methods=["GET"], include_in_schema=False)
+    add(f"{console.PATH}/login", console.login, methods=["POST"], include_in_schema=False)
+    add(f"{console.PATH}/logout", console.logout, methods=["POST"], include_in_schema=False)
+    add(f"{console.PATH}/decisions", console.decisions, methods=["GET"], include_in_schema=False)
     add("/healthz", routes.healthz, methods=["GET"], include_in_schema=False)
     add("/readyz", routes.readyz, methods=["GET"], include_in_schema=False)
     add("/metrics", routes.metrics, methods=["GET"], include_in_schema=False)

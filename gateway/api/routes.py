@@ -7,15 +7,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api.admin import require_admin
 from gateway.api.body import read_body, request_headers
 from gateway.api.render import json_response
 from gateway.endpoints import Endpoint
 from gateway.errors import (
-    AuthenticationFailed,
     InvalidRequest,
     MethodNotAllowed,
     ModelNotFound,
-    PolicyDenied,
 )
 from gateway.policy.explain import explanation
 from gateway.services import Services
@@ -71,15 +70,7 @@ async def explain(request: Request) -> Response:
 
 async def spend(request: Request) -> Response:
     services = services_of(request)
-    admin = services.settings.admin_key
-    if not admin:
-        raise PolicyDenied(
-            "Spend reports need an admin key: set GATEWAY_ADMIN_KEY.",
-            code="admin_key_not_configured",
-        )
-    token = request.headers.get("authorization", "")
-    if not services.auth.is_admin(token, admin):
-        raise AuthenticationFailed("This endpoint needs the admin key.")
+    require_admin(request, services)  # the admin key, or a console session
     raw_period = request.query_params.get("period", "month")
     try:
         period = Period(raw_period)
