@@ -106,7 +106,11 @@ class Services:
         policy = self.policy.policy
         for target in policy.targets.values():
             state = self.router.circuit_state(target)
-            up = target.unavailable_reason is None and state is not CircuitState.OPEN
+            up = (
+                target.unavailable_reason is None
+                and state is not CircuitState.OPEN
+                and not self.prober.health(target).down
+            )
             name = self.metrics.target(target.name)
             self.metrics.circuit_state.labels(name).set(int(state))
             self.metrics.target_up.labels(

@@ -100,6 +100,11 @@ def test_no_open_model_running_means_not_ready(nothing_listening: GatewayServer)
         f"target local (takes restricted data) is unavailable: connection refused at {url}"
         in (body["problems"])
     )
+    metrics = httpx.get(nothing_listening.url + "/metrics").text
+    assert (
+        'gateway_target_available{kind="open",max_sensitivity="restricted",target="local"} 0.0'
+        in metrics
+    )
     # a proprietary target without its key says so, and is never called
     assert "OPENAI_API_KEY" in body["targets"]["openai-gpt-4o"]["reason"]
     # and a request that needs the open model says why in the same words
