@@ -168,14 +168,14 @@ class Prober:
     async def probe_all(self, targets: Iterable[Target]) -> dict[str, Health]:
         """Probe each target once (concurrently); remember and return the results."""
         targets = list(targets)
-        listings: dict[
-            tuple[str, str | None, tuple[tuple[str, str], ...]], asyncio.Task[_Listing]
-        ] = {}
+        keys: list[tuple[str, str | None, tuple[tuple[str, str], ...]]] = []
+        firsts: list[Target] = []
         for target in targets:
-            if _not_probed(target) is None and _listing_key(target) not in listings:
-                listings[_listing_key(target)] = asyncio.ensure_future(self._list(target))
-        if listings:
-            await asyncio.wait(listings.values())
+            if _not_probed(target) is None and _listing_key(target) not in keys:
+                keys.append(_listing_key(target))
+                firsts.append(target)
+        # gather: cancelling the round cancels every probe in it
+        listings = dict(zip(keys, await asyncio.gather(*map(self._list, firsts)), strict=True))
         results: dict[str, Health] = {}
         for target in targets:
             fixed = _not_probed(target)
@@ -183,7 +183,7 @@ class Prober:
                 self._health[target.name] = (_key(target), fixed)
                 health = fixed
             else:
-                health = _verdict(target, listings[_listing_key(target)].result())
+                health = _verdict(target, listings[_listing_key(target)])
                 self._remember(target, health)
             results[target.name] = health
         return results
@@ -243,7 +243,10 @@ class Prober:
         """Probe ``targets()`` (the policy in force) now and then every ``interval_s``,
         until cancelled."""
         while True:
-            await self.probe_all(targets())
+            try:
+                await self.probe_all(targets())
+            except Exception:  # a bug here must not stop the probes for good (logged)
+                log.exception("target probes failed; trying again in %g s", interval_s)
             self.first_round.set()
             await asyncio.sleep(interval_s)
 

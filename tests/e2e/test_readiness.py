@@ -26,6 +26,11 @@ from tests.upstream_server import free_port
 SHIPPED = Path(__file__).resolve().parents[2] / "policies"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a probe cut short at shutdown: not the test's business
+
+
 class Models:
     """A stand-in for vLLM's ``GET /v1/models``, listing ``listed``."""
 
@@ -45,7 +50,7 @@ class Models:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
