@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
 from gateway import __version__
-from gateway.api import admin, responses_store, routes
+from gateway.api import admin, console, responses_store, routes
 from gateway.api.fastlane import ENDPOINTS, OpenAILane
 from gateway.api.headers import GatewayHeaders
 from gateway.api.render import on_gateway_error, on_http_exception, on_unexpected
@@ -18,6 +18,7 @@ from gateway.api.translated import PATHS
 from gateway.errors import GatewayError
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from gateway.startup import announce
 
 log = logging.getLogger("gateway")
 
@@ -31,12 +32,8 @@ def create_app(settings: Settings, services: Services | None = None) -> OpenAILa
         own = services is None
         built = services if services is not None else await build_services(settings)
         app.state.services = built
-        if not await built.auth.has_keys():
-            log.warning(
-                "NO API KEYS ARE CONFIGURED: the gateway is OPEN to anyone who can reach it. "
-                "Create keys with `gateway keys create --team NAME`."
-            )
         built.start_background()
+        await announce(built)
         try:
             yield
         finally:
@@ -86,6 +83,10 @@ def create_app(settings: Settings, services: Services | None = None) -> OpenAILa
     )
     add("/gateway/explain", routes.explain, methods=["POST"], include_in_schema=False)
     admin.install(app)  # /gateway/keys, /gateway/spend, /gateway/openapi.json
+    add(console.PATH, console.console, methods=["GET"], include_in_schema=False)
+    add(f"{console.PATH}/login", console.login, methods=["POST"], include_in_schema=False)
+    add(f"{console.PATH}/logout", console.logout, methods=["POST"], include_in_schema=False)
+    add(f"{console.PATH}/decisions", console.decisions, methods=["GET"], include_in_schema=False)
     add("/healthz", routes.healthz, methods=["GET"], include_in_schema=False)
     add("/readyz", routes.readyz, methods=["GET"], include_in_schema=False)
     add("/metrics", routes.metrics, methods=["GET"], include_in_schema=False)

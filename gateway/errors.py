@@ -190,7 +190,14 @@ class UpstreamError(GatewayError):
 
 
 class UpstreamConnectError(UpstreamError):
+    """No connection to a target. ``detail`` says why and where, in words
+    ("connection refused at http://localhost:8000/v1"), for error messages."""
+
     reason = "connect"
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class UpstreamTimeout(UpstreamError):

@@ -77,13 +77,12 @@ def run(settings: Settings) -> int:
         import uvloop
 
         uvloop.install()
-        loop_name = "uvloop"
     except ImportError:
-        loop_name = "asyncio"
-    return asyncio.run(_serve(settings, loop_name))
+        pass
+    return asyncio.run(_serve(settings))
 
 
-async def _serve(settings: Settings, loop_name: str) -> int:
+async def _serve(settings: Settings) -> int:
     try:
         services = await build_services(settings)
     except PolicyError as error:
@@ -104,15 +103,8 @@ async def _serve(settings: Settings, loop_name: str) -> int:
     loop = asyncio.get_running_loop()
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, services.reload_now)
-    mode = "DEMO (simulated backends)" if settings.demo else "live"
-    log.info(
-        "gateway on http://%s:%d (%s, %s, state: %s)",
-        settings.host,
-        settings.port,
-        mode,
-        loop_name,
-        services.state.backend,
-    )
+    # the start-up block (address, policy, targets, state, auth, warnings) is
+    # logged by the app's lifespan: gateway.startup.announce
     try:
         await server.serve()
     finally:

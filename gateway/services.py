@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.judging.prices import PriceBook
+from gateway.levels import Level
 from gateway.observability.audit_log import AuditLog
 from gateway.observability.metrics import Metrics
+from gateway.observability.recent import RecentDecisions
 from gateway.observability.tracing import Tracer
 from gateway.pipeline.handler import Pipeline
 from gateway.policy.compiled import CompiledPolicy
@@ -31,8 +33,10 @@ from gateway.quota.limits import Limits
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
 from gateway.state.factory import StateBackends, build_state
+from gateway.targets import Target
 from gateway.upstream.breakers import CircuitState
 from gateway.upstream.demo import DemoPolicyHolder
+from gateway.upstream.probe import Prober
 from gateway.upstream.registry import Providers
 from gateway.upstream.router import Router
 
@@ -53,6 +57,8 @@ class Services:
     batch_writer: BatchWriter
     in_flight: InFlight
     pipeline: Pipeline
+    prober: Prober
+    recent: RecentDecisions
     decision_log: AuditLog | None = None
     tracer: Tracer = field(default_factory=Tracer)
     draining: bool = False
@@ -60,11 +66,14 @@ class Services:
 
     def start_background(self) -> None:
         """Warm the key store (``/readyz`` waits for it), start the policy
-        watcher (hot reload on file change) and warm litellm up."""
+        watcher (hot reload on file change), the target probes, and warm litellm up."""
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self.auth.warm()))
         targets = list(self.policy.policy.targets.values())
         self._tasks.append(loop.create_task(self.providers.warm_up(targets)))
+        if self.settings.probe_interval_s > 0:
+            probes = self.prober.run(self._targets, self.settings.probe_interval_s)
+            self._tasks.append(loop.create_task(probes))
         if self.settings.reload_interval_s > 0:
             task = asyncio.get_running_loop().create_task(
                 self.policy.watch(self.settings.reload_interval_s, self.on_reload)
@@ -77,17 +86,17 @@ class Services:
         self.on_reload(result)
         return result
 
+    def _targets(self) -> list[Target]:
+        return list(self.policy.policy.targets.values())
+
     def on_reload(self, result: ReloadResult) -> None:
+        """Count a reload attempt and bind a new policy's metrics. The holder
+        has logged the attempt (once: refused, reloaded or recovered)."""
         self.metrics.policy_loaded(ok=result.ok, changed=result.changed)
         if result.ok and not result.changed:
             return
         if result.ok:
             self.bind_policy(self.policy.policy)
-            log.info("policy reloaded (%s)", self.policy.policy.fingerprint[:12])
-        else:
-            log.error(
-                "policy reload failed; the last good policy stays in force:\n%s", result.error
-            )
 
     def bind_policy(self, policy: CompiledPolicy) -> None:
         self.metrics.bind_policy(
@@ -104,47 +113,81 @@ class Services:
         policy = self.policy.policy
         for target in policy.targets.values():
             state = self.router.circuit_state(target)
-            up = target.unavailable_reason is None and state is not CircuitState.OPEN
+            up = (
+                target.unavailable_reason is None
+                and state is not CircuitState.OPEN
+                and not self.prober.health(target).down
+            )
             name = self.metrics.target(target.name)
             self.metrics.circuit_state.labels(name).set(int(state))
             self.metrics.target_up.labels(
                 name, target.kind.value, target.max_sensitivity.label
             ).set(1 if up else 0)
 
-    async def readiness(self) -> dict[str, Any]:
+    def target_health(self, target: Target) -> dict[str, Any]:
+        """One target as ``/readyz`` shows it: available or not, and why, in words."""
+        circuit = self.router.circuit_state(target)
+        health = self.prober.health(target)
+        reason = None
+        if target.unavailable_reason:
+            reason = target.unavailable_reason
+        elif health.down:
+            reason = health.detail
+        elif circuit is CircuitState.OPEN:
+            reason = "circuit open after repeated failures"
+        return {
+            "available": reason is None,
+            "reason": reason,
+            "kind": target.kind.value,
+            "max_sensitivity": target.max_sensitivity.label,
+            "model": target.model,
+            "probe": health.to_dict(),
+            "circuit": circuit.name.lower(),
+        }
+
+    async def readiness(self) -> tuple[dict[str, Any], int]:
+        """The ``/readyz`` body and its status.
+
+        200 with ``status: ok`` when all is well; 200 with ``status: degraded``
+        and ``problems`` (in words) when the state backend is down, a reload is
+        failing, or a target that may take restricted data is down; 503 when
+        draining, or when no target that may take restricted data is available
+        (the policy cannot serve it at all: Kubernetes takes the replica out).
+        """
         policy = self.policy.policy
         state_ok = await self.state.ping()
         self.metrics.state_up.labels(self.state.backend).set(1 if state_ok else 0)
-        targets = {}
-        for name, target in policy.targets.items():
-            circuit = self.router.circuit_state(target)
-            if target.unavailable_reason:
-                targets[name] = {"available": False, "reason": target.unavailable_reason}
-            elif circuit is CircuitState.OPEN:
-                targets[name] = {
-                    "available": False,
-                    "reason": "circuit open after repeated failures",
-                }
-            else:
-                targets[name] = {"available": True}
-        warming = not self.auth.warmed
-        ready = not self.draining and not warming
-        healthy = state_ok and not self.state.problems()
-        status = (
-            "draining"
-            if self.draining
-            else "warming"
-            if warming
-            else ("ok" if healthy else "degraded")
-        )
-        return {
-            "ready": ready,
+        targets = {name: self.target_health(t) for name, t in policy.targets.items()}
+        restricted = [n for n, t in policy.targets.items() if t.max_sensitivity >= Level.RESTRICTED]
+        problems = []
+        if not state_ok:
+            problems.append(f"the {self.state.backend} state backend is not answering")
+        state_problems = self.state.problems()
+        problems.extend(state_problems)
+        if self.policy.last_error is not None:
+            problems.append("the last policy reload was refused; the last good policy is in force")
+        for name in restricted:
+            if not targets[name]["available"]:
+                problems.append(
+                    f"target {name} (takes restricted data) is unavailable: "
+                    f"{targets[name]['reason']}"
+                )
+        serves_restricted = not restricted or any(targets[n]["available"] for n in restricted)
+        if not serves_restricted:
+            problems.append("no target that may take restricted data is available")
+        if self.draining:
+            status, code = "draining", 503
+        elif not self.auth.warmed:
+            status, code = "warming", 503
+        elif not serves_restricted:
+            status, code = "unavailable", 503
+        else:
+            status, code = ("degraded" if problems else "ok"), 200
+        body = {
+            "ready": code == 200,
             "status": status,
-            "state": {
-                "backend": self.state.backend,
-                "ok": state_ok,
-                "problems": self.state.problems(),
-            },
+            "problems": problems,
+            "state": {"backend": self.state.backend, "ok": state_ok, "problems": state_problems},
             "policy": {
                 "fingerprint": policy.fingerprint,
                 "loaded_at": self.policy.loaded_at,
@@ -153,6 +196,7 @@ class Services:
             "targets": targets,
             "prices": price_readiness(policy, self.policy.prices),
         }
+        return body, code
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -162,6 +206,7 @@ class Services:
         await self.batch_writer.aclose()  # the last spend and token corrections
         await self.limits.aclose()  # every lease given back
         await self.providers.aclose()
+        await self.prober.aclose()
         await self.state.aclose()
         if self.decision_log is not None:
             self.decision_log.close()
@@ -202,6 +247,7 @@ async def build_services(settings: Settings) -> Services:
         else None
     )
     tracer = Tracer.from_settings(settings)
+    recent = RecentDecisions(settings.console_decisions)
     auth = Authenticator(state.keys, metrics)
     limits = Limits(
         state, metrics, fail_mode=settings.limits_fail_mode, lease_s=settings.limits_lease_s
@@ -222,6 +268,7 @@ async def build_services(settings: Settings) -> Services:
         in_flight=in_flight,
         decision_log=decision_log,
         tracer=tracer,
+        recent=recent,
     )
     services = Services(
         settings,
@@ -236,6 +283,8 @@ async def build_services(settings: Settings) -> Services:
         batch_writer,
         in_flight,
         pipeline,
+        Prober(),
+        recent,
         decision_log,
         tracer,
     )

@@ -67,7 +67,7 @@ class Settings:
     #: requests one key may have in flight at once, per replica (0: no limit)
     key_max_in_flight: int = 256
     demo: bool = False
-    #: key that may call admin endpoints (``/gateway/spend``, ``/gateway/keys``)
+    #: key that may call admin endpoints (``/gateway/spend``, ``/gateway/keys``, ``/gateway/console``)
     admin_key: str | None = field(default=None, repr=False)
     #: without Redis: the file that holds the API keys' hashes and records
     #: (``gateway keys create`` writes it; the gateway reloads it on change).
@@ -92,6 +92,10 @@ class Settings:
     otel_service_name: str = "llm-gateway"
     #: seconds between checks of the policy files for changes (0 disables)
     reload_interval_s: float = 2.0
+    #: seconds between background probes of the targets (reachable, model listed); 0 disables
+    probe_interval_s: float = 15.0
+    #: how many recent decisions (facts only, no text) the console shows
+    console_decisions: int = 100
     #: how long SIGTERM waits for open streams to finish
     drain_timeout_s: float = 30.0
     #: add a redacted excerpt of the prompt to a sample of access-log lines (operators opt in)
@@ -141,6 +145,8 @@ class Settings:
             "OTEL_SERVICE_NAME": ("otel_service_name", str),
             "GATEWAY_RELOAD_INTERVAL_S": ("reload_interval_s", float),
             "GATEWAY_DRAIN_TIMEOUT_S": ("drain_timeout_s", float),
+            "GATEWAY_PROBE_INTERVAL_S": ("probe_interval_s", float),
+            "GATEWAY_CONSOLE_DECISIONS": ("console_decisions", int),
             "GATEWAY_LOG_REDACTED_SAMPLES": ("log_redacted_samples", _bool),
             "GATEWAY_LOG_SAMPLE_RATE": ("log_sample_rate", float),
             "GATEWAY_RESPONSES_TTL_S": ("responses_ttl_s", float),

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from gateway import __version__
+from gateway.api.admin_auth import require_admin as check_admin
 from gateway.api.render import error_response, json_response
-from gateway.errors import AuthenticationFailed, InvalidRequest, PolicyDenied
+from gateway.errors import InvalidRequest
 from gateway.quota.keys_admin import UNCHANGED, KeysAdmin
 from gateway.services import Services
 from gateway.state.base import Period
@@ -108,15 +109,10 @@ def services_of(request: Request) -> Services:
 
 
 def require_admin(request: Request) -> Services:
+    """The services, once the admin key (header, or the console's session
+    cookie: :mod:`gateway.api.admin_auth`) is checked."""
     services = services_of(request)
-    admin = services.settings.admin_key
-    if not admin:
-        raise PolicyDenied(
-            "The admin API needs an admin key: set GATEWAY_ADMIN_KEY.",
-            code="admin_key_not_configured",
-        )
-    if not services.auth.is_admin(request.headers.get("authorization"), admin):
-        raise AuthenticationFailed("This endpoint needs the admin key.")
+    check_admin(request, services)
     return services
 
 

@@ -121,8 +121,8 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     services = services_of(request)
-    report = await services.readiness()
-    return json_response(report, status=200 if report["ready"] else 503)
+    report, status = await services.readiness()
+    return json_response(report, status=status)
 
 
 async def metrics(request: Request) -> Response:

@@ -171,7 +171,7 @@ class Metrics:
         )
         self.target_up = Gauge(
             "gateway_target_available",
-            "1 when a target is configured and its circuit is not open.",
+            "1 when a target is configured, its circuit is not open and its last probe found it up.",
             ["target", "kind", "max_sensitivity"],
             registry=r,
         )

@@ -44,6 +44,7 @@ from gateway.judging.shape import RequestLimits
 from gateway.judging.task import task_input
 from gateway.observability.audit_log import AuditLog
 from gateway.observability.metrics import Metrics
+from gateway.observability.recent import RecentDecisions
 from gateway.observability.record import Exchange
 from gateway.observability.tracing import Tracer
 from gateway.pipeline import response_cache
@@ -126,6 +127,7 @@ class Pipeline:
         in_flight: InFlight,
         decision_log: AuditLog | None = None,
         tracer: Tracer | None = None,
+        recent: RecentDecisions | None = None,
     ) -> None:
         self._settings = settings
         self._policy = policy
@@ -140,6 +142,7 @@ class Pipeline:
         self._tracer = tracer or Tracer()
         self._request_limits = RequestLimits.of(settings)
         self._in_flight = in_flight
+        self._recent = recent
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points -------------------------------------------------------
@@ -189,6 +192,10 @@ class Pipeline:
         if self._decision_log is not None:
             # written by ``finish`` once the request ended, with its outcome
             ex.audit = self._decision_log.writer(
+                facts, decision, request_id=ex.request_id, ts=time.time(), rule_set=rule_set
+            )
+        if self._recent is not None:
+            self._recent.add(
                 facts, decision, request_id=ex.request_id, ts=time.time(), rule_set=rule_set
             )
         if decision.action is Action.DENY:

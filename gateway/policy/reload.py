@@ -6,6 +6,10 @@ assignment), so a request sees either the old pair or the new one. A policy
 that fails to load is reported (``last_error``, the ``gateway.policy``
 logger) and the last good one stays in force (invariant 3 in
 docs/invariants.md).
+
+Logging is done here and only here, once per attempt: a refusal (error), a
+new policy (info), and a recovery (info: the files load again after a
+refusal, whether or not they differ from the policy in force).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class ReloadResult:
     error: str | None = None
     #: a new policy is in force
     changed: bool = False
+    #: the files load again after a refused reload
+    recovered: bool = False
 
 
 def _signature(path: Path) -> tuple[tuple[str, int, int], ...]:
@@ -115,9 +121,17 @@ class PolicyHolder:
         """Load the files again; swap only if they changed and compile. Never raises for a bad policy."""
         with self._lock:
             self._signature = _signature(self.path)
-            if _fingerprint(self.path) == self._current.policy.fingerprint:
+            failing = self.last_error is not None
+            fingerprint = self._current.policy.fingerprint
+            if _fingerprint(self.path) == fingerprint:
                 self.last_error = None
-                return ReloadResult(ok=True)
+                if failing:
+                    log.info(
+                        "policy reload recovered: the files are valid again and match the "
+                        "policy in force (%s)",
+                        fingerprint[:12],
+                    )
+                return ReloadResult(ok=True, recovered=failing)
             try:
                 loaded = self._load()
             except PolicyError as exc:
@@ -136,8 +150,13 @@ class PolicyHolder:
             self.last_error = None
             for warning in loaded.policy.warnings:
                 log.warning("%s", warning)
-            log.info("policy reloaded from %s (%s)", self.path, loaded.policy.fingerprint[:12])
-            return ReloadResult(ok=True, changed=True)
+            log.info(
+                "policy %s from %s (%s)",
+                "reload recovered: new policy in force" if failing else "reloaded",
+                self.path,
+                loaded.policy.fingerprint[:12],
+            )
+            return ReloadResult(ok=True, changed=True, recovered=failing)
 
     def files_changed(self) -> bool:
         return _signature(self.path) != self._signature

@@ -156,7 +156,8 @@ def _before_body(exc: HTTPClientError, target: Target) -> UpstreamError:
     if isinstance(exc, RequestTimeout):
         return UpstreamTimeout(f"{target.name} timed out")
     if isinstance(exc, ConnectFailed):
-        return UpstreamConnectError(f"could not connect to {target.name}")
+        detail = f"{exc} at {target.base_url}"
+        return UpstreamConnectError(f"could not connect to {target.name}: {detail}", detail=detail)
     if isinstance(exc, Disconnected):
         return UpstreamDisconnected(f"{target.name} closed the connection")
     if isinstance(exc, BadResponse):

@@ -35,6 +35,7 @@ from gateway.errors import (
     GatewayError,
     NoTargetAvailable,
     RateLimited,
+    UpstreamConnectError,
     UpstreamError,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -235,6 +236,8 @@ def _exhausted(failures: list[tuple[str, BaseException | str]]) -> GatewayError:
 def _describe(error: BaseException) -> str:
     if isinstance(error, UpstreamStatusError):
         return f"HTTP {error.upstream_status}"
+    if isinstance(error, UpstreamConnectError) and error.detail:
+        return error.detail
     if isinstance(error, UpstreamError):
         return error.reason.replace("_", " ")
     return type(error).__name__

@@ -159,9 +159,8 @@ def test_health_and_readiness(gateway: GatewayServer) -> None:
     assert ready.status_code == 200
     body = ready.json()
     assert body["ready"] is True
-    assert body["targets"]["cloud-nokey"] == {
-        "available": False,
-        "reason": body["targets"]["cloud-nokey"]["reason"],
-    }
-    assert "UNSET_KEY_FOR_TEST" in body["targets"]["cloud-nokey"]["reason"]
-    assert body["targets"]["echo"] == {"available": True}
+    nokey = body["targets"]["cloud-nokey"]
+    assert nokey["available"] is False and "UNSET_KEY_FOR_TEST" in nokey["reason"]
+    echo = body["targets"]["echo"]
+    assert echo["available"] is True and echo["reason"] is None
+    assert echo["kind"] == "open" and echo["max_sensitivity"] == "restricted"

@@ -139,7 +139,9 @@ def test_sigterm_drains_open_streams(policies: Path) -> None:
     alias_data = yaml.safe_load(aliases.read_text())
     alias_data["aliases"]["slow"] = {"targets": ["slow-sim"]}
     aliases.write_text(yaml.safe_dump(alias_data))
-    process = GatewayProcess("--policies", str(policies), env={"GATEWAY_DRAIN_TIMEOUT_S": "10"})
+    # no open model runs here, so the probes would (rightly) keep /readyz at 503
+    env = {"GATEWAY_DRAIN_TIMEOUT_S": "10", "GATEWAY_PROBE_INTERVAL_S": "0"}
+    process = GatewayProcess("--policies", str(policies), env=env)
     process.wait_ready()
     received: list[bytes] = []
     first = threading.Event()

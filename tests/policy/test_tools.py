@@ -200,8 +200,11 @@ async def test_hot_reload_keeps_the_last_good_policy(
     assert holder.current is first and holder.last_error == result.error
     assert "keeping the last good policy" in caplog.text
     (path / "p.yaml").write_text(BASE.replace("[prop-a, open-a]", "[open-a]"))
-    assert holder.try_reload() == ReloadResult(ok=True, changed=True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gateway.policy"):
+        assert holder.try_reload() == ReloadResult(ok=True, changed=True, recovered=True)
     assert holder.current is not first and holder.last_error is None
+    assert "policy reload recovered: new policy in force" in caplog.text
     assert holder.policy.decide(
         holder.facts.build(endpoint="chat", body={"model": "auto"}, headers={})
     ).targets == ("open-a",)
@@ -215,6 +218,24 @@ async def test_hot_reload_keeps_the_last_good_policy(
         await asyncio.sleep(0.01)
     watcher.cancel()
     assert results == [ReloadResult(ok=True, changed=True)]
+
+
+def test_a_reload_refused_then_reverted_is_logged_once_each(
+    write_policy: WriteDir, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_policy(**{"p.yaml": BASE})
+    holder = PolicyHolder(path, {})
+    with caplog.at_level(logging.INFO, logger="gateway.policy"):
+        (path / "p.yaml").write_text(BASE.replace("open-a]", "open-b]"))
+        assert not holder.try_reload().ok
+        (path / "p.yaml").write_text(BASE)  # put back as it was: same policy, no swap
+        assert holder.try_reload() == ReloadResult(ok=True, recovered=True)
+        assert holder.try_reload() == ReloadResult(ok=True)
+    assert holder.last_error is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("policy reload refused, keeping the last good policy")
+    assert messages[1].startswith("policy reload recovered: the files are valid again")
 
 
 def run_cli(argv: list[str], policies: Path = SHIPPED) -> tuple[int, str]:

@@ -159,9 +159,10 @@ async def test_answers_not_in_openai_format(provider: OpenAICompatProvider) -> N
 
 
 async def test_connection_failures(provider: OpenAICompatProvider) -> None:
-    refused = await first_error(provider, call(f"http://127.0.0.1:{free_port()}/v1"))
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    refused = await first_error(provider, call(url))
     assert isinstance(refused, UpstreamConnectError)
-    assert str(refused) == "could not connect to local"
+    assert str(refused) == f"could not connect to local: connection refused at {url}"
     bad = await first_error(provider, call("ftp://127.0.0.1/v1"))
     assert isinstance(bad, UpstreamConnectError)
 

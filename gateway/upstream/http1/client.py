@@ -31,14 +31,17 @@ _SAFE_IN_TARGET = "/%:@!$&'()*+,;=?-._~"
 
 
 class Request:
-    """A POST to one URL with fixed headers, prepared once and sent many times.
+    """A POST (or, for probes, a ``GET``) to one URL with fixed headers,
+    prepared once and sent many times.
 
     Raises :class:`InvalidRequest` for a URL that is not ``http``/``https``
     with a host, or a header that cannot be sent as it is."""
 
     __slots__ = ("head", "host", "origin", "port", "tls")
 
-    def __init__(self, url: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, url: str, headers: Iterable[tuple[str, str]] = (), *, method: str = "POST"
+    ) -> None:
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -62,7 +65,9 @@ class Request:
         target = quote(parts.path or "/", safe=_SAFE_IN_TARGET)
         if parts.query:
             target += "?" + quote(parts.query, safe=_SAFE_IN_TARGET)
-        lines = [f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n"]
+        if method not in ("POST", "GET"):
+            raise InvalidRequest(f"unsupported method {method!r} (POST or GET)")
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\n"]
         lines.extend(header_line(name, value) for name, value in headers)
         self.head = _latin1("".join(lines))
 

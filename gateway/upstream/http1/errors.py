@@ -6,6 +6,9 @@ these never carry header values (an upstream key must not end up in a log).
 
 from __future__ import annotations
 
+import socket
+import ssl
+
 
 class HTTPClientError(Exception):
     """Base of every failure the client raises."""
@@ -16,7 +19,25 @@ class InvalidRequest(HTTPClientError):
 
 
 class ConnectFailed(HTTPClientError):
-    """No connection: refused, DNS failure, TLS handshake or certificate refused."""
+    """No connection: refused, DNS failure, TLS handshake or certificate refused.
+
+    The message says why in words an operator can act on (see :func:`connect_failure`)."""
+
+
+def connect_failure(exc: OSError) -> str:
+    """Why a connection could not be made, in words: ``connection refused``,
+    ``host name not found``, ``TLS handshake failed (...)``..."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate refused ({exc.reason}: {exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
 
 
 class RequestTimeout(HTTPClientError):

@@ -20,7 +20,7 @@ from collections import deque
 from typing import Protocol
 
 from gateway.upstream.http1.connection import Connection
-from gateway.upstream.http1.errors import ConnectFailed, RequestTimeout
+from gateway.upstream.http1.errors import ConnectFailed, RequestTimeout, connect_failure
 
 #: how long ``aclose`` waits for closing connections before aborting them
 _CLOSE_WAIT_S = 2.0
@@ -102,7 +102,7 @@ class Pool:
             raise RequestTimeout("connect") from None
         except OSError as exc:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
             self._dispose(conn)
-            raise ConnectFailed(f"{type(exc).__name__}: {exc.strerror or exc}") from exc
+            raise ConnectFailed(connect_failure(exc)) from exc
         except BaseException:
             self._dispose(conn)
             raise
