@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gateway.judging.probe import Finding, Probe
+from gateway.judging.probe import Finding, Probe, match_end
 
 
 def occurrences(text: str, needle: str) -> Iterator[int]:
@@ -47,7 +47,6 @@ _NOT_VALUES = frozenset(
 _REFERENCE = re.compile(
     r"[$%{<\[/]|(?:os|env|process|self|this|config|settings|request|args)\.|getenv|\("
 )
-_IDENT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
 
 
 def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
@@ -62,37 +61,71 @@ def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
     return len(value) >= 8 and letters_and_digits(value)
 
 
+#: a maximal run of key-name characters, and the end of the last character that is not one
+_IDENT_RUN = re.compile(r"[a-z0-9_\-.]*")
+_LAST_NON_IDENT = re.compile(r"(?s:.*)[^a-z0-9_\-.]")
+_SEPARATOR = re.compile(r"[_\-.]")
+_NAME_MAX = 64
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
 def assignments(probe: Probe) -> Iterator[Finding]:
+    """Credentials assigned to a key name, in one pass per needle.
+
+    Linear in the text: each run of key-name characters holding a needle is
+    read once (by C-level regex matches, not a character loop), however many
+    needles it holds ("keykeykey..." is one run, not one per needle).
+    """
     lower = probe.lower
     needles = [n for n in _KEY_NEEDLES if n in lower]
     if not needles:
         return
     text = probe.text
-    ends: set[int] = set()
+    done: set[int] = set()  # ends of the runs already read (through another needle)
     for needle in needles:
-        for i in occurrences(lower, needle):
-            end = i + len(needle)
-            while end < len(lower) and lower[end] in _IDENT:
-                end += 1
-            start = i
-            while start > 0 and lower[start - 1] in _IDENT:
-                start -= 1
-            if end in ends:  # the same key found through another needle
-                continue
-            ends.add(end)
-            name = _KEY_NAME.fullmatch(lower, start, end)
-            if name is None:
-                continue
-            m = _ASSIGN.match(text, end)
-            if m is None:
-                continue
-            quoted = m.group("qv") is not None
-            group = "qv" if quoted else "v"
-            value = m.group(group)
-            if _credential_value_ok(name.group("kind"), value, quoted, m.group("op")):
-                yield Finding("password", m.start(group), m.end(group))
+        pos = 0
+        i = lower.find(needle)
+        while i >= 0:
+            end = match_end(_IDENT_RUN, lower, i)
+            # only the last _NAME_MAX characters of a name are read (see _assignment)
+            low = max(pos, i - _NAME_MAX)
+            before = _LAST_NON_IDENT.match(lower, low, i)
+            start = before.end() if before is not None else low
+            pos = end
+            if end not in done:
+                done.add(end)
+                finding = _assignment(text, lower, start, end)
+                if finding is not None:
+                    yield finding
+            i = lower.find(needle, end)
 
 
+def _assignment(text: str, lower: str, start: int, end: int) -> Finding | None:
+    """The credential assigned to the key name ``lower[start:end]``, if any.
+
+    Of a name longer than :data:`_NAME_MAX` only the tail after a separator
+    is read: the kind is at the end, and this bounds the regex's backtracking.
+    """
+    if end - start > _NAME_MAX or (start and lower[start - 1] in _NAME_CHARS):
+        sep = _SEPARATOR.search(lower, max(start, end - _NAME_MAX), end)
+        if sep is None:
+            return None
+        start = sep.end()
+    name = _KEY_NAME.fullmatch(lower, start, end)
+    if name is None:
+        return None
+    m = _ASSIGN.match(text, end)
+    if m is None:
+        return None
+    quoted = m.group("qv") is not None
+    group = "qv" if quoted else "v"
+    value = m.group(group)
+    if _credential_value_ok(name.group("kind"), value, quoted, m.group("op")):
+        return Finding("password", m.start(group), m.end(group))
+    return None
+
+
+_SCHEME_MAX = 32
 _URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]{1,64}:(?P<pw>[^\s/@]{1,128})@")
 
 
@@ -102,7 +135,12 @@ def url_passwords(probe: Probe) -> Iterator[Finding]:
         return
     for i in occurrences(text, "://"):
         start = i
-        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "+.-"):
+        # a scheme is short: the bound keeps a long word before "://" from costing its length
+        while (
+            start > i - _SCHEME_MAX
+            and start > 0
+            and (text[start - 1].isalnum() or text[start - 1] in "+.-")
+        ):
             start -= 1
         m = _URL_CREDENTIAL.match(text, start)
         if m is not None and not m.group("pw").startswith("["):
