@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ class Services:
     router: Router
     pipeline: Pipeline
     decision_log: DecisionLog | None = None
+    #: the worker threads that judge large bodies (see gateway.judging.offloop)
+    judge_executor: ThreadPoolExecutor | None = None
     draining: bool = False
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -129,6 +132,8 @@ class Services:
         await self.pipeline.drain()
         await self.providers.aclose()
         await self.state.aclose()
+        if self.judge_executor is not None:
+            self.judge_executor.shutdown(wait=False, cancel_futures=True)
         if self.decision_log is not None:
             self.decision_log.close()
 
@@ -154,6 +159,9 @@ async def build_services(settings: Settings) -> Services:
     providers = Providers()
     router = Router(providers, metrics)
     decision_log = DecisionLog(settings.decision_log) if settings.decision_log else None
+    judge_executor = ThreadPoolExecutor(
+        max_workers=max(1, settings.judge_threads), thread_name_prefix="gateway-judge"
+    )
     pipeline = Pipeline(
         settings=settings,
         policy=holder,
@@ -161,8 +169,11 @@ async def build_services(settings: Settings) -> Services:
         state=state,
         metrics=metrics,
         decision_log=decision_log,
+        judge_executor=judge_executor,
     )
-    services = Services(settings, metrics, holder, state, providers, router, pipeline, decision_log)
+    services = Services(
+        settings, metrics, holder, state, providers, router, pipeline, decision_log, judge_executor
+    )
     services.bind_policy(holder.policy)
     log.debug("services built in %.1f ms", (time.perf_counter() - started) * 1000)
     return services

@@ -44,6 +44,12 @@ class Settings:
     #: entry's own expiry); 0: every cache read goes to Redis
     cache_near_s: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
+    #: bodies of at least this many bytes are judged in a worker thread, off the event loop
+    judge_offloop_bytes: int = 64 * 1024
+    #: how long judging one request may take; past it the request is treated as restricted
+    judge_budget_ms: float = 1000.0
+    #: worker threads that judge large bodies (requests beyond them wait, within the budget)
+    judge_threads: int = 2
     demo: bool = False
     #: key that may call admin endpoints (``/gateway/spend``)
     admin_key: str | None = field(default=None, repr=False)
@@ -75,6 +81,9 @@ class Settings:
             "GATEWAY_LIMITS_LEASE_S": ("limits_lease_s", float),
             "GATEWAY_CACHE_NEAR_S": ("cache_near_s", float),
             "GATEWAY_MAX_BODY_BYTES": ("max_body_bytes", int),
+            "GATEWAY_JUDGE_OFFLOOP_BYTES": ("judge_offloop_bytes", int),
+            "GATEWAY_JUDGE_BUDGET_MS": ("judge_budget_ms", float),
+            "GATEWAY_JUDGE_THREADS": ("judge_threads", int),
             "GATEWAY_DEMO": ("demo", _bool),
             "GATEWAY_ADMIN_KEY": ("admin_key", str),
             "GATEWAY_LOG_LEVEL": ("log_level", str),
