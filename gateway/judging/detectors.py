@@ -353,40 +353,43 @@ _DATE = re.compile(
 _DOB_WINDOW = 24
 
 
-def date_of_birth(probe: Probe) -> Iterator[Finding]:
-    """A date just after a keyword.
+#: where a date can start: a digit or a month's first three letters (lower-cased text)
+_DATE_START = re.compile(r"[0-9]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
 
-    The keywords are found first; then one pass of the date pattern from the
-    first of them serves all (a search per keyword would cost the window's
-    length at each of thousands of "born"s). A date never contains a keyword,
-    so the first date of that pass at or after a keyword is the one a search
-    from the keyword finds.
+
+def date_of_birth(probe: Probe) -> Iterator[Finding]:
+    """A date starting within :data:`_DOB_WINDOW` characters after a keyword.
+
+    The date pattern is tried only where a date can start (a digit, a month's
+    name) in that window, not at every position of it: thousands of "born"s
+    cost a few cheap searches each.
     """
     if not probe.has_digits:  # every date has digits
         return
     lower = probe.lower
-    afters: list[int] = []
+    text = probe.text
+    end = 0
     for keyword in _DOB_KEYWORDS:
         i = lower.find(keyword)
         while i >= 0:
             after = i + len(keyword)
             if _keyword_bounded(lower, i, keyword):
-                afters.append(after)
+                date = _date_after(text, lower, max(after, end), after + _DOB_WINDOW + 1)
+                if date is not None:
+                    end = date.end()
+                    yield Finding("date_of_birth", date.start(), date.end())
             i = lower.find(keyword, after)
-    if not afters:
-        return
-    afters.sort()
-    dates = _DATE.finditer(probe.text, afters[0])
-    date = next(dates, None)
-    end = 0
-    for after in afters:
-        while date is not None and date.start() < after:
-            date = next(dates, None)
-        if date is None:
-            return
-        if date.start() - after <= _DOB_WINDOW and date.start() >= end:
-            end = date.end()
-            yield Finding("date_of_birth", date.start(), date.end())
+
+
+def _date_after(text: str, lower: str, pos: int, last: int) -> re.Match[str] | None:
+    """The first date starting in ``[pos, last)``."""
+    start = _DATE_START.search(lower, pos, last + 2)
+    while start is not None and start.start() < last:
+        m = _DATE.match(text, start.start())
+        if m is not None:
+            return m
+        start = _DATE_START.search(lower, start.start() + 1, last + 2)
+    return None
 
 
 def _keyword_bounded(lower: str, i: int, keyword: str) -> bool:
