@@ -184,7 +184,12 @@ def main() -> None:
         )
         env.update(dict(item.split("=", 1) for item in args.env))
         gateway = start(
-            "gateway", [str(args.repo / ".venv" / "bin" / "gateway"), "serve"], cpus=None, env=env
+            "gateway",
+            [str(args.repo / ".venv" / "bin" / "gateway"), "serve"],
+            cpus=None,
+            env=env,
+            cwd=args.repo,
+            log_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"stall-bench-gateway-{port}.log",
         )
         stack.callback(gateway.stop)
         url = f"http://127.0.0.1:{port}"

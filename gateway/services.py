@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -138,6 +139,10 @@ class Services:
             self.decision_log.close()
 
 
+#: the interpreter's thread switch interval while judging threads run (default 5 ms)
+_SWITCH_INTERVAL_S = 0.001
+
+
 def _tasks_vocabulary() -> tuple[str, ...]:
     from gateway.judging.task import TASKS
 
@@ -159,6 +164,9 @@ async def build_services(settings: Settings) -> Services:
     providers = Providers()
     router = Router(providers, metrics)
     decision_log = DecisionLog(settings.decision_log) if settings.decision_log else None
+    # the judging threads share the GIL with the event loop: a short switch
+    # interval bounds how long the loop waits for it while one is scanning
+    sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
     judge_executor = ThreadPoolExecutor(
         max_workers=max(1, settings.judge_threads), thread_name_prefix="gateway-judge"
     )

@@ -49,7 +49,7 @@ class Settings:
     #: how long judging one request may take; past it the request is treated as restricted
     judge_budget_ms: float = 1000.0
     #: worker threads that judge large bodies (requests beyond them wait, within the budget)
-    judge_threads: int = 2
+    judge_threads: int = 1
     demo: bool = False
     #: key that may call admin endpoints (``/gateway/spend``)
     admin_key: str | None = field(default=None, repr=False)
