@@ -61,9 +61,8 @@ def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
     return len(value) >= 8 and letters_and_digits(value)
 
 
-#: a maximal run of key-name characters, and the end of the last character that is not one
+#: a maximal run of key-name characters
 _IDENT_RUN = re.compile(r"[a-z0-9_\-.]*")
-_LAST_NON_IDENT = re.compile(r"(?s:.*)[^a-z0-9_\-.]")
 _SEPARATOR = re.compile(r"[_\-.]")
 _NAME_MAX = 64
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
@@ -73,54 +72,68 @@ def assignments(probe: Probe) -> Iterator[Finding]:
     """Credentials assigned to a key name, in one pass per needle.
 
     Linear in the text: each run of key-name characters holding a needle is
-    read once (by C-level regex matches, not a character loop), however many
-    needles it holds ("keykeykey..." is one run, not one per needle).
+    read once, however many needles it holds ("keykeykey..." is one run, not
+    one per needle), and of a long run only the last :data:`_NAME_MAX`
+    characters before the needle are walked back.
     """
     lower = probe.lower
     needles = [n for n in _KEY_NEEDLES if n in lower]
     if not needles:
         return
     text = probe.text
+    n = len(lower)
     done: set[int] = set()  # ends of the runs already read (through another needle)
     for needle in needles:
         pos = 0
+        size = len(needle)
         i = lower.find(needle)
         while i >= 0:
-            end = match_end(_IDENT_RUN, lower, i)
-            # only the last _NAME_MAX characters of a name are read (see _assignment)
-            low = max(pos, i - _NAME_MAX)
-            before = _LAST_NON_IDENT.match(lower, low, i)
-            start = before.end() if before is not None else low
+            # a character loop for the usual short name; a regex finishes a long run
+            end = i + size
+            stop = end + _NAME_MAX
+            if stop > n:
+                stop = n
+            while end < stop and lower[end] in _NAME_CHARS:
+                end += 1
+            if end == stop and end < n:
+                end = match_end(_IDENT_RUN, lower, end)
+            # only the last _NAME_MAX characters of a name are read (see _tail_start)
+            low = i - _NAME_MAX
+            if low < pos:
+                low = pos
+            start = i
+            while start > low and lower[start - 1] in _NAME_CHARS:
+                start -= 1
             pos = end
             if end not in done:
                 done.add(end)
-                finding = _assignment(text, lower, start, end)
-                if finding is not None:
-                    yield finding
+                if end - start > _NAME_MAX or (start and lower[start - 1] in _NAME_CHARS):
+                    start = _tail_start(lower, start, end)
+                name = _KEY_NAME.fullmatch(lower, start, end) if start >= 0 else None
+                if name is not None:
+                    finding = _assigned(text, name.group("kind"), end)
+                    if finding is not None:
+                        yield finding
             i = lower.find(needle, end)
 
 
-def _assignment(text: str, lower: str, start: int, end: int) -> Finding | None:
-    """The credential assigned to the key name ``lower[start:end]``, if any.
+def _tail_start(lower: str, start: int, end: int) -> int:
+    """Where the name of a long run starts: after its first separator among the
+    last :data:`_NAME_MAX` characters (the kind is at the end; this bounds the
+    name regex's backtracking), or -1 without one."""
+    sep = _SEPARATOR.search(lower, max(start, end - _NAME_MAX), end)
+    return -1 if sep is None else sep.end()
 
-    Of a name longer than :data:`_NAME_MAX` only the tail after a separator
-    is read: the kind is at the end, and this bounds the regex's backtracking.
-    """
-    if end - start > _NAME_MAX or (start and lower[start - 1] in _NAME_CHARS):
-        sep = _SEPARATOR.search(lower, max(start, end - _NAME_MAX), end)
-        if sep is None:
-            return None
-        start = sep.end()
-    name = _KEY_NAME.fullmatch(lower, start, end)
-    if name is None:
-        return None
+
+def _assigned(text: str, kind: str, end: int) -> Finding | None:
+    """The credential assigned right after a key name of ``kind`` ending at ``end``, if any."""
     m = _ASSIGN.match(text, end)
     if m is None:
         return None
     quoted = m.group("qv") is not None
     group = "qv" if quoted else "v"
     value = m.group(group)
-    if _credential_value_ok(name.group("kind"), value, quoted, m.group("op")):
+    if _credential_value_ok(kind, value, quoted, m.group("op")):
         return Finding("password", m.start(group), m.end(group))
     return None
 
