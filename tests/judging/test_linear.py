@@ -10,7 +10,9 @@ Timings are the CPU time of the thread (``time.thread_time``: on a shared VM
 the wall clock of a 40 ms scan counts the other processes' time slices, that
 of a 1 ms scan mostly does not), the best of several runs, retried a few
 times before failing; anything under :data:`FLOOR_S` counts as the floor
-(sub-millisecond scans stall nobody).
+(sub-millisecond scans stall nobody). When the machine itself scales a plain
+linear pass worse than 10x (memory shared with other processes), the bound
+stretches with it, by at most :data:`MACHINE_SLACK` (see :func:`scaling`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import gc
 import random
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +35,8 @@ SMALL = 3_000
 RATIO = 12.0
 FLOOR_S = 0.0002
 ATTEMPTS = 5
+#: how far a machine that scales badly right now may stretch RATIO
+MACHINE_SLACK = 1.5
 
 Make = Callable[[int], str]
 
@@ -171,14 +176,28 @@ def best_time(fn: Callable[[], object], runs: int) -> float:
     return best
 
 
-def scaling(find: Callable[[str], object], make: Make) -> tuple[float, float]:
-    """The best (small, large) times over a few attempts, stopping at the first that passes.
+#: a linear pass that allocates like the detectors do (an object per token)
+_TOKENS = re.compile(r"[A-Za-z]+|[0-9]+|\s+|.", re.DOTALL)
+
+
+def reference(text: str) -> object:
+    return [m.span() for m in _TOKENS.finditer(text)]
+
+
+def scaling(find: Callable[[str], object], make: Make) -> tuple[float, float, float]:
+    """The best (small, large) times over a few attempts, stopping at the first
+    that passes, and the ratio allowed.
 
     The cyclic garbage collector is paused while timing: its pauses grow with
-    the whole heap (the test process's), not with the input.
+    the whole heap (the test process's), not with the input. The ratio allowed
+    is :data:`RATIO`, stretched by at most :data:`MACHINE_SLACK` when a plain
+    linear pass over the same inputs (:func:`reference`) scales worse than 10x
+    on this machine right now (memory shared with other processes): that is
+    the machine, not the detector. A quadratic detector costs 100x.
     """
     small, large = make(SMALL), make(SMALL * 10)
-    best1 = best10 = float("inf")
+    best1 = best10 = ref1 = ref10 = float("inf")
+    allowed = RATIO
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()
@@ -186,12 +205,16 @@ def scaling(find: Callable[[str], object], make: Make) -> tuple[float, float]:
         for _ in range(ATTEMPTS):
             best1 = min(best1, best_time(lambda: find(small), 5))
             best10 = min(best10, best_time(lambda: find(large), 3))
-            if best10 <= RATIO * max(best1, FLOOR_S):
+            ref1 = min(ref1, best_time(lambda: reference(small), 5))
+            ref10 = min(ref10, best_time(lambda: reference(large), 3))
+            machine = (ref10 / max(ref1, 1e-9)) / 10
+            allowed = RATIO * min(max(machine, 1.0), MACHINE_SLACK)
+            if best10 <= allowed * max(best1, FLOOR_S):
                 break
     finally:
         if enabled:
             gc.enable()
-    return max(best1, FLOOR_S), best10
+    return max(best1, FLOOR_S), best10, allowed
 
 
 def test_every_detector_has_aimed_inputs() -> None:
@@ -203,15 +226,15 @@ def test_every_detector_has_aimed_inputs() -> None:
 def test_ten_times_the_input_costs_at_most_twelve_times_the_time(entity: str, name: str) -> None:
     scanner = Scanner()
     only = frozenset({entity})
-    t1, t10 = scaling(lambda text: scanner.find(text, only), INPUTS[name])
-    assert t10 <= RATIO * t1, f"{entity} on {name!r}: {t1 * 1e3:.2f} ms -> {t10 * 1e3:.2f} ms"
+    t1, t10, allowed = scaling(lambda text: scanner.find(text, only), INPUTS[name])
+    assert t10 <= allowed * t1, f"{entity} on {name!r}: {t1 * 1e3:.2f} ms -> {t10 * 1e3:.2f} ms"
 
 
 @pytest.mark.parametrize("name", sorted(INPUTS))
 def test_the_whole_scan_is_linear_too(name: str) -> None:
     scanner = Scanner()
-    t1, t10 = scaling(scanner.find, INPUTS[name])
-    assert t10 <= RATIO * t1, f"{name!r}: {t1 * 1e3:.2f} ms -> {t10 * 1e3:.2f} ms"
+    t1, t10, allowed = scaling(scanner.find, INPUTS[name])
+    assert t10 <= allowed * t1, f"{name!r}: {t1 * 1e3:.2f} ms -> {t10 * 1e3:.2f} ms"
 
 
 def test_one_character_lower_cases_to_two() -> None:
