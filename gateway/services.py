@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +63,8 @@ class Services:
     recent: RecentDecisions
     decision_log: AuditLog | None = None
     tracer: Tracer = field(default_factory=Tracer)
+    #: the worker threads that judge large bodies (see gateway.judging.offloop)
+    judge_executor: ThreadPoolExecutor | None = None
     draining: bool = False
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -208,9 +212,15 @@ class Services:
         await self.providers.aclose()
         await self.prober.aclose()
         await self.state.aclose()
+        if self.judge_executor is not None:
+            self.judge_executor.shutdown(wait=False, cancel_futures=True)
         if self.decision_log is not None:
             self.decision_log.close()
         self.tracer.shutdown()
+
+
+#: the interpreter's thread switch interval while judging threads run (default 5 ms)
+_SWITCH_INTERVAL_S = 0.001
 
 
 def _tasks_vocabulary() -> tuple[str, ...]:
@@ -255,6 +265,12 @@ async def build_services(settings: Settings) -> Services:
     accountant = Accountant(state, metrics)
     batch_writer = BatchWriter([accountant.flush, limits.flush])
     in_flight = InFlight(settings.key_max_in_flight)
+    # the judging threads share the GIL with the event loop: a short switch
+    # interval bounds how long the loop waits for it while one is scanning
+    sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
+    judge_executor = ThreadPoolExecutor(
+        max_workers=max(1, settings.judge_threads), thread_name_prefix="gateway-judge"
+    )
     pipeline = Pipeline(
         settings=settings,
         policy=holder,
@@ -269,6 +285,7 @@ async def build_services(settings: Settings) -> Services:
         decision_log=decision_log,
         tracer=tracer,
         recent=recent,
+        judge_executor=judge_executor,
     )
     services = Services(
         settings,
@@ -287,6 +304,7 @@ async def build_services(settings: Settings) -> Services:
         recent,
         decision_log,
         tracer,
+        judge_executor,
     )
     services.bind_policy(holder.policy)
     log.debug("services built in %.1f ms", (time.perf_counter() - started) * 1000)

@@ -66,6 +66,12 @@ class Settings:
     max_connections: int = 4096
     #: requests one key may have in flight at once, per replica (0: no limit)
     key_max_in_flight: int = 256
+    #: bodies of at least this many bytes are judged in a worker thread, off the event loop
+    judge_offloop_bytes: int = 64 * 1024
+    #: how long judging one request may take; past it the request is treated as restricted
+    judge_budget_ms: float = 1000.0
+    #: worker threads that judge large bodies (requests beyond them wait, within the budget)
+    judge_threads: int = 1
     demo: bool = False
     #: key that may call admin endpoints (``/gateway/spend``, ``/gateway/keys``, ``/gateway/console``)
     admin_key: str | None = field(default=None, repr=False)
@@ -133,6 +139,9 @@ class Settings:
             "GATEWAY_KEEPALIVE_TIMEOUT_S": ("keepalive_timeout_s", float),
             "GATEWAY_MAX_CONNECTIONS": ("max_connections", int),
             "GATEWAY_KEY_MAX_IN_FLIGHT": ("key_max_in_flight", int),
+            "GATEWAY_JUDGE_OFFLOOP_BYTES": ("judge_offloop_bytes", int),
+            "GATEWAY_JUDGE_BUDGET_MS": ("judge_budget_ms", float),
+            "GATEWAY_JUDGE_THREADS": ("judge_threads", int),
             "GATEWAY_DEMO": ("demo", _bool),
             "GATEWAY_ADMIN_KEY": ("admin_key", str),
             "GATEWAY_KEYS_FILE": ("keys_file", Path),

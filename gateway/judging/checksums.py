@@ -43,8 +43,18 @@ def iban_valid(iban: str) -> bool:
     """``iban`` without spaces, upper case: known country, its length, mod-97."""
     if IBAN_LENGTHS.get(iban[:2]) != len(iban):
         return False
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+    bban = iban[4:]
+    if bban.isdigit():  # most countries: no letters but the country code's
+        total = int(bban)
+        for ch in iban[:4]:
+            total = (total * 100 + ord(ch) - 55) % 97 if ch.isalpha() else total * 10 + ord(ch) - 48
+        return total % 97 == 1
+    rearranged = (bban + iban[:4]).translate(_BASE36)
+    return rearranged.isdigit() and int(rearranged) % 97 == 1
+
+
+#: a letter's IBAN value (A=10 ... Z=35), as the digits that replace it
+_BASE36 = str.maketrans({chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)})
 
 
 #: the length of an IBAN, by its country code

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gateway.judging.probe import Finding, Probe
+from gateway.judging.probe import Finding, Probe, match_end
 
 
 def occurrences(text: str, needle: str) -> Iterator[int]:
@@ -47,7 +47,6 @@ _NOT_VALUES = frozenset(
 _REFERENCE = re.compile(
     r"[$%{<\[/]|(?:os|env|process|self|this|config|settings|request|args)\.|getenv|\("
 )
-_IDENT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
 
 
 def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
@@ -62,37 +61,84 @@ def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
     return len(value) >= 8 and letters_and_digits(value)
 
 
+#: a maximal run of key-name characters
+_IDENT_RUN = re.compile(r"[a-z0-9_\-.]*")
+_SEPARATOR = re.compile(r"[_\-.]")
+_NAME_MAX = 64
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
 def assignments(probe: Probe) -> Iterator[Finding]:
+    """Credentials assigned to a key name, in one pass per needle.
+
+    Linear in the text: each run of key-name characters holding a needle is
+    read once, however many needles it holds ("keykeykey..." is one run, not
+    one per needle), and of a long run only the last :data:`_NAME_MAX`
+    characters before the needle are walked back.
+    """
     lower = probe.lower
     needles = [n for n in _KEY_NEEDLES if n in lower]
     if not needles:
         return
     text = probe.text
-    ends: set[int] = set()
+    n = len(lower)
+    done: set[int] = set()  # ends of the runs already read (through another needle)
     for needle in needles:
-        for i in occurrences(lower, needle):
-            end = i + len(needle)
-            while end < len(lower) and lower[end] in _IDENT:
+        pos = 0
+        size = len(needle)
+        i = lower.find(needle)
+        while i >= 0:
+            # a character loop for the usual short name; a regex finishes a long run
+            end = i + size
+            stop = end + _NAME_MAX
+            if stop > n:
+                stop = n
+            while end < stop and lower[end] in _NAME_CHARS:
                 end += 1
+            if end == stop and end < n:
+                end = match_end(_IDENT_RUN, lower, end)
+            # only the last _NAME_MAX characters of a name are read (see _tail_start)
+            low = i - _NAME_MAX
+            if low < pos:
+                low = pos
             start = i
-            while start > 0 and lower[start - 1] in _IDENT:
+            while start > low and lower[start - 1] in _NAME_CHARS:
                 start -= 1
-            if end in ends:  # the same key found through another needle
-                continue
-            ends.add(end)
-            name = _KEY_NAME.fullmatch(lower, start, end)
-            if name is None:
-                continue
-            m = _ASSIGN.match(text, end)
-            if m is None:
-                continue
-            quoted = m.group("qv") is not None
-            group = "qv" if quoted else "v"
-            value = m.group(group)
-            if _credential_value_ok(name.group("kind"), value, quoted, m.group("op")):
-                yield Finding("password", m.start(group), m.end(group))
+            pos = end
+            if end not in done:
+                done.add(end)
+                if end - start > _NAME_MAX or (start and lower[start - 1] in _NAME_CHARS):
+                    start = _tail_start(lower, start, end)
+                name = _KEY_NAME.fullmatch(lower, start, end) if start >= 0 else None
+                if name is not None:
+                    finding = _assigned(text, name.group("kind"), end)
+                    if finding is not None:
+                        yield finding
+            i = lower.find(needle, end)
 
 
+def _tail_start(lower: str, start: int, end: int) -> int:
+    """Where the name of a long run starts: after its first separator among the
+    last :data:`_NAME_MAX` characters (the kind is at the end; this bounds the
+    name regex's backtracking), or -1 without one."""
+    sep = _SEPARATOR.search(lower, max(start, end - _NAME_MAX), end)
+    return -1 if sep is None else sep.end()
+
+
+def _assigned(text: str, kind: str, end: int) -> Finding | None:
+    """The credential assigned right after a key name of ``kind`` ending at ``end``, if any."""
+    m = _ASSIGN.match(text, end)
+    if m is None:
+        return None
+    quoted = m.group("qv") is not None
+    group = "qv" if quoted else "v"
+    value = m.group(group)
+    if _credential_value_ok(kind, value, quoted, m.group("op")):
+        return Finding("password", m.start(group), m.end(group))
+    return None
+
+
+_SCHEME_MAX = 32
 _URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]{1,64}:(?P<pw>[^\s/@]{1,128})@")
 
 
@@ -102,7 +148,12 @@ def url_passwords(probe: Probe) -> Iterator[Finding]:
         return
     for i in occurrences(text, "://"):
         start = i
-        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "+.-"):
+        # a scheme is short: the bound keeps a long word before "://" from costing its length
+        while (
+            start > i - _SCHEME_MAX
+            and start > 0
+            and (text[start - 1].isalnum() or text[start - 1] in "+.-")
+        ):
             start -= 1
         m = _URL_CREDENTIAL.match(text, start)
         if m is not None and not m.group("pw").startswith("["):

@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from gateway.judging.checksums import IBAN_LENGTHS, iban_valid, luhn_valid, verhoeff_valid
-from gateway.judging.probe import Finding, Probe, lower_aligned
+from gateway.judging.probe import Finding, Probe, lower_aligned, match_end
 
 _DIGITS = "0123456789"
 _DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
@@ -148,7 +148,17 @@ def _ipv4_not_version(probe: Probe) -> Iterator[Finding]:
             yield f
 
 
+#: the longest IPv6 address in text form (``ffff:...:255.255.255.255``)
+_IPV6_MAX = 45
+_IPV6_RUN = re.compile(r"[0-9A-Fa-f:.]*")
+
+
 def _ipv6(probe: Probe) -> Iterator[Finding]:
+    """IPv6 addresses: a run of hex digits, ``:`` and ``.`` around a ``:``.
+
+    Each run is read once, however many colons it holds; a run longer than an
+    address can be is none (a fingerprint, a hex dump).
+    """
     text = probe.text
     n = len(text)
     stop = 0
@@ -162,24 +172,24 @@ def _ipv6(probe: Probe) -> Iterator[Finding]:
         ):
             continue
         start = colon
-        while start > 0 and text[start - 1] in _IPV6_CHARS and colon - start < 40:
+        while start > stop and text[start - 1] in _IPV6_CHARS and colon - start <= _IPV6_MAX:
             start -= 1
-        end = colon + 1
-        while end < n and text[end] in _IPV6_CHARS and end - start < 46:
-            end += 1
+        end = match_end(_IPV6_RUN, text, colon)
+        stop = end
         candidate = text[start:end].rstrip(".")
         if candidate.endswith(":") and not candidate.endswith("::"):
             candidate = candidate[:-1]
-        stop = start + len(candidate)
+        if len(candidate) > _IPV6_MAX or (start and text[start - 1] in _IPV6_CHARS):
+            continue
+        last = start + len(candidate)
         if (
             candidate.count(":") >= 2
             and _free_left(text, start)
-            and (stop == n or not text[stop].isalnum())
+            and (last == n or not text[last].isalnum())
             and _is_ipv6(candidate)
         ):
-            yield Finding("ip_address", start, stop)
-        else:
-            stop = end
+            stop = last
+            yield Finding("ip_address", start, last)
 
 
 def _is_ipv6(candidate: str) -> bool:
@@ -244,9 +254,14 @@ def uk_nino(probe: Probe) -> Iterator[Finding]:
 
 
 _SEP_END = r"(?![0-9]|[.\-/:][0-9])"
+#: the digit groups are read greedily and never given back (an atomic group): with
+#: optional separators, a long digit run splits into groups in thousands of ways,
+#: and a regex that backtracks tries them all. :func:`_intl_phone_end` then ends
+#: the number where the backtracking one would.
 _PHONE_INTL = re.compile(
-    r"\+[1-9][0-9]{0,2}(?:[ .\-]?\(0?[0-9]{0,4}\))?(?:[ .\-]?[0-9]{1,6}){1,6}" + _SEP_END
+    r"\+[1-9][0-9]{0,2}(?:[ .\-]?\(0?[0-9]{0,4}\))?(?>(?:[ .\-]?[0-9]{1,6}){1,6})"
 )
+_PHONE_INTL_END = re.compile(_SEP_END)
 _PHONE_NANP = re.compile(
     r"(?:1[ .\-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}"
     + _SEP_END
@@ -266,6 +281,28 @@ def _phone_shape(first: str, length: int, sep: str) -> bool:
     return length == 3 or (length == 1 and first == "1") or (first == "0" and length <= 5)
 
 
+def _intl_phone_end(text: str, start: int) -> int | None:
+    """Where the ``+`` number at ``start`` ends, or None.
+
+    The greedy groups end it, unless a digit (or ``.``/``-``/``/``/``:`` and a
+    digit) follows; then it ends before the last space between groups that
+    leaves one out, as a backtracking match would.
+    """
+    m = _PHONE_INTL.match(text, start)
+    if m is None:
+        return None
+    stop = m.end()
+    if _PHONE_INTL_END.match(text, stop):
+        return stop
+    groups_start = start + 2
+    space = text.rfind(" ", groups_start, stop)
+    while space > groups_start:
+        if text[space - 1] in _DIGITS and text[space + 1] in _DIGITS:
+            return space
+        space = text.rfind(" ", groups_start, space)
+    return None
+
+
 def phone(probe: Probe) -> Iterator[Finding]:
     text = probe.text
     end = 0
@@ -281,8 +318,11 @@ def phone(probe: Probe) -> Iterator[Finding]:
         if start < end or not _free_left(text, start):
             continue
         if text[start] == "+":
-            m = _PHONE_INTL.match(text, start)
-            ok = m is not None and 8 <= len(_only_digits(m.group())) <= 15
+            stop = _intl_phone_end(text, start)
+            if stop is not None and 8 <= len(_only_digits(text[start:stop])) <= 15:
+                end = stop
+                yield Finding("phone", start, end)
+            continue
         else:
             m = _PHONE_NANP.match(text, start)
             if m is None:
@@ -313,8 +353,18 @@ _DATE = re.compile(
 _DOB_WINDOW = 24
 
 
+#: where a date can start: a digit or a month's first three letters (lower-cased text)
+_DATE_START = re.compile(r"[0-9]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
+
+
 def date_of_birth(probe: Probe) -> Iterator[Finding]:
-    if not probe.runs:  # every date has digits
+    """A date starting within :data:`_DOB_WINDOW` characters after a keyword.
+
+    The date pattern is tried only where a date can start (a digit, a month's
+    name) in that window, not at every position of it: thousands of "born"s
+    cost a few cheap searches each.
+    """
+    if not probe.has_digits:  # every date has digits
         return
     lower = probe.lower
     text = probe.text
@@ -324,11 +374,22 @@ def date_of_birth(probe: Probe) -> Iterator[Finding]:
         while i >= 0:
             after = i + len(keyword)
             if _keyword_bounded(lower, i, keyword):
-                m = _DATE.search(text, after, after + _DOB_WINDOW + 32)
-                if m is not None and m.start() - after <= _DOB_WINDOW and m.start() >= end:
-                    end = m.end()
-                    yield Finding("date_of_birth", m.start(), m.end())
+                date = _date_after(text, lower, max(after, end), after + _DOB_WINDOW + 1)
+                if date is not None:
+                    end = date.end()
+                    yield Finding("date_of_birth", date.start(), date.end())
             i = lower.find(keyword, after)
+
+
+def _date_after(text: str, lower: str, pos: int, last: int) -> re.Match[str] | None:
+    """The first date starting in ``[pos, last)``."""
+    start = _DATE_START.search(lower, pos, last + 2)
+    while start is not None and start.start() < last:
+        m = _DATE.match(text, start.start())
+        if m is not None:
+            return m
+        start = _DATE_START.search(lower, start.start() + 1, last + 2)
+    return None
 
 
 def _keyword_bounded(lower: str, i: int, keyword: str) -> bool:

@@ -148,6 +148,11 @@ def lower_aligned(text: str) -> str:
     lower = text.lower()
     if len(lower) == len(text):
         return lower
+    # U+0130 is the one character whose lower case is two (tests/judging/test_linear.py
+    # checks it): lower-case around it, at C speed
+    lower = "\u0130".join(part.lower() for part in text.split("\u0130"))
+    if len(lower) == len(text):
+        return lower
     return "".join(low if len(low) == 1 else ch for ch, low in ((c, c.lower()) for c in text))
 
 
@@ -198,3 +203,9 @@ def _ascii_digit_runs(text: str) -> list[tuple[int, int]]:
         runs.append((start, end))
         start = mask.find(b"#", end)
     return runs
+
+
+def match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where ``pattern``, which matches the empty string (``[...]*``), stops at ``pos``."""
+    m = pattern.match(text, pos)
+    return pos if m is None else m.end()

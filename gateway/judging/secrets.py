@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from gateway.judging.credentials import letters_and_digits, occurrences
-from gateway.judging.probe import MARKS, Finding, Probe
+from gateway.judging.probe import MARKS, Finding, Probe, match_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,9 @@ class SecretRule:
 def _jwt_valid(token: str) -> bool:
     header = token.split(".", 1)[0]
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        raw = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        # most lookalikes have no "alg" at all: skip the JSON parser (and its exception)
+        decoded = json.loads(raw) if b'"alg"' in raw else None
     except (binascii.Error, ValueError):
         return False
     return isinstance(decoded, dict) and "alg" in decoded
@@ -53,12 +56,8 @@ SECRET_RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "private_key",
         (("-----BEGIN", "-"),),
-        re.compile(
-            r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"
-            r"(?:[\s\S]*?-----END \1-----"
-            # no END line (a truncated paste): its base64 lines, JSON-escaped or not
-            r"|(?:(?:\r?\n|\\n)+[A-Za-z0-9+/=]{8,}(?![^\r\n\\]))*)"
-        ),
+        # the header only: the block's extent is found by _private_key_end
+        re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"),
         bounded=False,
     ),
     SecretRule(
@@ -177,13 +176,58 @@ def secrets_everywhere(probe: Probe, entities: frozenset[str] | None) -> list[Fi
 def _confirm(text: str, candidates: Iterable[tuple[int, SecretRule]]) -> list[Finding]:
     found: list[Finding] = []
     ends: dict[str, int] = {}
+    pem: _PemEnds | None = None
     for start, rule in sorted(candidates, key=lambda c: c[0]):
         if start < ends.get(rule.entity, 0):
             continue
         if rule.bounded and start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
             continue
         m = rule.pattern.match(text, start)
-        if m is not None and (rule.valid is None or rule.valid(m.group())):
-            ends[rule.entity] = m.end()
-            found.append(Finding(rule.entity, start, m.end()))
+        if m is None:
+            continue
+        end = m.end()
+        if rule.entity == "private_key":
+            pem = pem or _PemEnds(text)
+            end = pem.block_end(m.group(1), end)
+        elif rule.valid is not None and not rule.valid(m.group()):
+            continue
+        ends[rule.entity] = end
+        found.append(Finding(rule.entity, start, end))
     return found
+
+
+#: a truncated PEM block (no END line): its base64 lines, JSON-escaped or not
+_PEM_BODY = re.compile(r"(?:(?:\r?\n|\\n)+[A-Za-z0-9+/=]{8,}(?![^\r\n\\]))*")
+_PEM_END_LABEL = re.compile(r"-----END ([A-Z0-9 ]*)-----")
+
+
+class _PemEnds:
+    """Where each PEM block of one text ends, with every END line found once.
+
+    A block runs from its BEGIN line through the first END line with the same
+    label after it, or, without one, through the base64 lines that follow.
+    The END lines are indexed in one pass, so many BEGIN lines without an END
+    cost linear time (a lazy regex up to the END line would rescan the rest of
+    the text from every BEGIN).
+    """
+
+    __slots__ = ("_by_label", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._by_label: dict[str, list[int]] = {}
+        i = text.find("-----END ")
+        while i >= 0:
+            m = _PEM_END_LABEL.match(text, i)
+            if m is not None:
+                self._by_label.setdefault(m.group(1), []).append(m.end())
+            i = text.find("-----END ", i + 1)
+        self._text = text
+
+    def block_end(self, label: str, header_end: int) -> int:
+        ends = self._by_label.get(label)
+        if ends:
+            # the END line must start at or after the header's end
+            k = bisect.bisect_left(ends, header_end + len(label) + 14)
+            if k < len(ends):
+                return ends[k]
+        return match_end(_PEM_BODY, self._text, header_end)

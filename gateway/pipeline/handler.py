@@ -32,12 +32,14 @@ import logging
 import time
 import zlib
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, PolicyDenied
 from gateway.judging.build import FactsBuilder
+from gateway.judging.offloop import judge
 from gateway.judging.redaction import Redaction
 from gateway.judging.request import ParsedRequest, parse_body
 from gateway.judging.shape import RequestLimits
@@ -128,8 +130,10 @@ class Pipeline:
         decision_log: AuditLog | None = None,
         tracer: Tracer | None = None,
         recent: RecentDecisions | None = None,
+        judge_executor: Executor | None = None,
     ) -> None:
         self._settings = settings
+        self._judge_executor = judge_executor
         self._policy = policy
         self._router = router
         self._state = state
@@ -260,7 +264,7 @@ class Pipeline:
         policy, builder = snapshot.policy, snapshot.facts
         self._resolve_alias(policy, parsed, endpoint)
         request_id = ex.request_id if ex is not None else "explain"
-        facts = await self._facts(builder, parsed, headers, who, request_id)
+        facts = await self._facts(builder, parsed, len(raw), headers, who, request_id)
         rule_set = policy.rule_set_for(_team(who), _key_policy(who))
         return _Decided(
             who, parsed, policy, builder, facts, rule_set, policy.decide(facts, rule_set)
@@ -280,12 +284,19 @@ class Pipeline:
         self,
         builder: FactsBuilder[CompiledPolicy],
         parsed: ParsedRequest,
+        size: int,
         headers: Mapping[str, str],
         who: KeyRecord | None,
         request_id: str,
     ) -> Facts:
         budget_usd, remaining = await self._limits.budget_status(who)
-        return builder.build(
+        settings = self._settings
+        return await judge(
+            builder,
+            size=size,
+            threshold=settings.judge_offloop_bytes,
+            budget_s=settings.judge_budget_ms / 1000,
+            executor=self._judge_executor,
             endpoint=ENDPOINT_LABELS[parsed.endpoint],
             body=parsed.body,
             headers=headers,
