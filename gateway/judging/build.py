@@ -79,13 +79,16 @@ class FactsBuilder(Generic[R]):
         budget_remaining_usd: float | None = None,
         target_latency_ms: Mapping[str, float] = EMPTY_FLOATS,
         draw: float = 0.0,
+        scan: bool = True,
     ) -> Facts:
+        """The facts of one request. ``scan=False``: no detector runs (the
+        facts of a body's shape alone, when its scan ran out of time)."""
         lowered = {
             name: v for k, v in headers.items() if (name := k.lower()) not in _SECRET_HEADERS
         }
         declared = self._declared(lowered.get(CLASSIFICATION_HEADER))
         policy = self.policy
-        found = body_entities(self.scanner, walk(body), self._memo)
+        found = body_entities(self.scanner, walk(body), self._memo) if scan else ()
         sensitivity = policy.sensitivity(found, declared, team, key_id)
         if sensitivity.entities:
             levels = {e: policy.entity_level(e) for e in sensitivity.entities}

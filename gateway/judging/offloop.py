@@ -94,5 +94,5 @@ def _unjudged(builder: FactsBuilder[R], build: Mapping[str, Any]) -> Facts:
     shape: dict[str, Any] = {k: body[k] for k in _SHAPE_FIELDS if k in body}
     if body.get("tools") or body.get("functions"):
         shape["tools"] = [{}]
-    facts = builder.build(**{**build, "body": shape})
+    facts = builder.build(**{**build, "body": shape, "scan": False})
     return replace(_restricted(facts), prompt_tokens=estimate_request_tokens(body))

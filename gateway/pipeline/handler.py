@@ -213,7 +213,7 @@ class Pipeline:
         )
         ex.extra_headers.update(limit_headers)
         try:
-            self._prepare_body(work, builder)
+            await self._prepare_body(work, builder, len(raw))
             self._cache_keys(work, headers)
             with ex.trace.child("gateway.cache"):  # tracing
                 hit = await self._cache_lookup(work, ex)
@@ -325,11 +325,21 @@ class Pipeline:
         for entity in facts.sensitivity.entities:
             m.entities.labels(m.entity(entity)).inc()
 
-    def _prepare_body(self, work: _Work, builder: FactsBuilder[CompiledPolicy]) -> None:
+    async def _prepare_body(
+        self, work: _Work, builder: FactsBuilder[CompiledPolicy], size: int
+    ) -> None:
+        """The body to send: redacted when the rule says so (a body as large as
+        those judged off the event loop is redacted off it too, in the same
+        threads: redaction scans every text again)."""
         body = dict(work.body)
         if work.decision.redact is not None:
-            work.redaction = Redaction(builder.scanner, work.decision.redact.entities)
-            body = work.redaction.redact_body(body)
+            redaction = work.redaction = Redaction(builder.scanner, work.decision.redact.entities)
+            executor = self._judge_executor
+            if executor is not None and size >= self._settings.judge_offloop_bytes:
+                loop = asyncio.get_running_loop()
+                body = await loop.run_in_executor(executor, redaction.redact_body, body)
+            else:
+                body = redaction.redact_body(body)
             for entity, count in work.redaction.counts.items():
                 self._metrics.redactions.labels(self._metrics.entity(entity)).inc(count)
         if work.parsed.stream and work.parsed.endpoint is not Endpoint.EMBEDDINGS:

@@ -302,3 +302,27 @@ def test_token_ids_never_reach_the_proprietary_api(
                 for record in openai.requests[before:]:
                     sent = orjson.dumps(record["body"]).decode()
                     assert "9906" not in sent and "UklGRiQ" not in sent and "Signature" not in sent
+
+
+def test_a_large_body_is_redacted_off_the_event_loop_as_well(
+    clouds: tuple[Upstream, Upstream, GatewayServer],
+) -> None:
+    """A body past the off-loop threshold under the shipped redaction rule (an
+    email in a code question): redacted in the judging threads, restored in the
+    answer, and the address never reaches OpenAI."""
+    _, openai, gateway = clouds
+    email = "kim.offloop@example.com"
+    filler = "def f(x):\n    return x + 1\n" * 4000  # ~100 KB, past the 64 KB threshold
+    body = chat(user(f"fix this code and mail {email}:\n{filler}"))[1]
+    before = len(openai.requests)
+    answer = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=orjson.dumps(body),
+        headers={"content-type": "application/json", "x-gateway-task": "code"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-gateway-target"] == "openai-gpt-4o"
+    sent = openai.requests[before:]
+    assert sent and all(email not in str(record["body"]) for record in sent)
+    assert email in answer.json()["choices"][0]["message"]["content"]  # restored

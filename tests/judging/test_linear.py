@@ -28,13 +28,13 @@ from collections.abc import Callable
 import pytest
 
 from gateway.judging.probe import lower_aligned
-from gateway.judging.sensitivity import BUILTIN_ENTITIES, SECRET_ENTITIES, Scanner
+from gateway.judging.sensitivity import BUILTIN_ENTITIES, SECRET_ENTITIES, UNJUDGED, Scanner
 
 #: the small input's size in characters; the large one is ten times it
 SMALL = 3_000
 RATIO = 12.0
 FLOOR_S = 0.0002
-ATTEMPTS = 5
+ATTEMPTS = 8
 #: how far a machine that scales badly right now may stretch RATIO
 MACHINE_SLACK = 1.5
 
@@ -204,9 +204,9 @@ def scaling(find: Callable[[str], object], make: Make) -> tuple[float, float, fl
     try:
         for _ in range(ATTEMPTS):
             best1 = min(best1, best_time(lambda: find(small), 5))
-            best10 = min(best10, best_time(lambda: find(large), 3))
+            best10 = min(best10, best_time(lambda: find(large), 5))
             ref1 = min(ref1, best_time(lambda: reference(small), 5))
-            ref10 = min(ref10, best_time(lambda: reference(large), 3))
+            ref10 = min(ref10, best_time(lambda: reference(large), 5))
             machine = (ref10 / max(ref1, 1e-9)) / 10
             allowed = RATIO * min(max(machine, 1.0), MACHINE_SLACK)
             if best10 <= allowed * max(best1, FLOOR_S):
@@ -218,7 +218,8 @@ def scaling(find: Callable[[str], object], make: Make) -> tuple[float, float, fl
 
 
 def test_every_detector_has_aimed_inputs() -> None:
-    assert set(AIMED) == BUILTIN_ENTITIES
+    # ``unjudged`` is no text detector: the walk marks what it cannot read
+    assert set(AIMED) == BUILTIN_ENTITIES - {UNJUDGED}
     assert set(AIMED) >= SECRET_ENTITIES
 
 

@@ -67,9 +67,11 @@ def test_small_bodies_are_judged_inline_and_large_ones_in_a_worker_thread(
     builder = FactsBuilder(policy, scanner_plugins=[detector])
     payload = body(f"my ssn is {SSN}")
     inline = run(builder, payload, size=100, threshold=1000, budget_s=5, executor=executor)
+    calls = len(detector.threads)  # the plug-in sees every string of the walk
     offloop = run(builder, payload, size=1000, threshold=1000, budget_s=5, executor=executor)
-    assert detector.threads[0] == threading.current_thread().name
-    assert detector.threads[1].startswith("judge-test")
+    assert calls and set(detector.threads[:calls]) == {threading.current_thread().name}
+    assert len(detector.threads) > calls
+    assert all(name.startswith("judge-test") for name in detector.threads[calls:])
     # the same facts either way
     assert inline == offloop == builder.build(endpoint="chat", body=payload, headers={})
     assert inline.sensitivity.level is Level.RESTRICTED
@@ -80,7 +82,7 @@ def test_without_an_executor_every_body_is_judged_inline(policy: CompiledPolicy)
     detector = SlowDetector(0.0)
     builder = FactsBuilder(policy, scanner_plugins=[detector])
     run(builder, body("hello"), size=10**6, threshold=1, budget_s=5, executor=None)
-    assert detector.threads == [threading.current_thread().name]
+    assert detector.threads and set(detector.threads) == {threading.current_thread().name}
 
 
 def test_an_overrun_off_the_loop_fails_closed_at_the_budget(
