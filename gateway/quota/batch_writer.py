@@ -39,6 +39,10 @@ class BatchWriter:
         self._interval_s = interval_s
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        #: one flush at a time: a flush that finds the batches already taken by
+        #: the worker's own must wait for that write, or a reader after it (the
+        #: spend report) would miss what was still on its way
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def poke(self) -> None:
         """There is something to write: make sure the worker runs."""
@@ -50,14 +54,19 @@ class BatchWriter:
         wake.set()
 
     async def flush(self) -> bool:
-        """Run every flush function once; True when one still holds something."""
-        busy = False
-        for flush in self._flushes:
-            try:
-                busy = await flush() or busy
-            except Exception:  # a bug: logged, and the other flushes still run
-                log.exception("bookkeeping flush failed")
-        return busy
+        """Run every flush function once, after any flush already under way has
+        written what it took; True when one still holds something."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        async with self._lock[1]:
+            busy = False
+            for flush in self._flushes:
+                try:
+                    busy = await flush() or busy
+                except Exception:  # a bug: logged, and the other flushes still run
+                    log.exception("bookkeeping flush failed")
+            return busy
 
     async def aclose(self) -> None:
         task, self._task = self._task, None

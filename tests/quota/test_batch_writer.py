@@ -72,3 +72,25 @@ async def test_closing_without_a_poke_still_flushes() -> None:
     keeper = BatchWriter([recorder])
     await keeper.aclose()
     assert recorder.calls == 1
+
+
+async def test_a_flush_waits_for_the_one_under_way() -> None:
+    """A reader that flushes first (the spend report) must see what the worker's
+    own flush had already taken and was still writing."""
+    written: list[str] = []
+    gate = asyncio.Event()
+
+    async def slow_write() -> bool:
+        await gate.wait()
+        written.append("batch")
+        return False
+
+    writer = BatchWriter([slow_write])
+    first = asyncio.create_task(writer.flush())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(writer.flush())
+    await asyncio.sleep(0.01)
+    assert not second.done()  # waits for the first write
+    gate.set()
+    await asyncio.gather(first, second)
+    assert written == ["batch", "batch"]
