@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from starlette.types import Send
 
-from gateway.api import messages, responses, responses_store
+from gateway.api import messages, messages_answer, responses, responses_answer, responses_store
 from gateway.api.render import send_error, send_json
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, InternalError, InvalidRequest, NotFound
@@ -85,11 +85,11 @@ async def serve(
     model = chat["model"]
     if reply.events is None:
         data = orjson.loads(reply.body or b"{}")
-        await send_json(send, reply.status, messages.from_chat(data, model), reply.headers)
+        await send_json(send, reply.status, messages_answer.from_chat(data, model), reply.headers)
         return
     head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
     await send({"type": "http.response.start", "status": reply.status, "headers": _SSE + head})
-    async for chunk in messages.EventStream(model).translate(reply.events):
+    async for chunk in messages_answer.EventStream(model).translate(reply.events):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
@@ -159,15 +159,15 @@ async def serve_responses(
 
     if reply.events is None:
         data = orjson.loads(reply.body or b"{}")
-        output = responses.output_from_chat(data)
-        response = responses.response_object(
-            response_id, turn.echo, output, responses.usage_of(data.get("usage"))
+        output = responses_answer.output_from_chat(data)
+        response = responses_answer.response_object(
+            response_id, turn.echo, output, responses_answer.usage_of(data.get("usage"))
         )
         await keep(response)
         await send_json(send, reply.status, response, reply.headers)
         return
     done: list[dict[str, Any]] = []
-    stream = responses.EventStream(response_id, turn.echo, done.append)
+    stream = responses_answer.EventStream(response_id, turn.echo, done.append)
     head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
     await send({"type": "http.response.start", "status": reply.status, "headers": _SSE + head})
     async for chunk in stream.translate(reply.events):
