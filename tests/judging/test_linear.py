@@ -36,7 +36,7 @@ RATIO = 12.0
 FLOOR_S = 0.0002
 ATTEMPTS = 8
 #: how far a machine that scales badly right now may stretch RATIO
-MACHINE_SLACK = 1.5
+MACHINE_SLACK = 2.0
 
 Make = Callable[[int], str]
 
