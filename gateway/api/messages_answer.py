@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from gateway.api.chat_events import ChatEvents
 from gateway.api.messages import message_id
 
 #: chat finish reason -> Messages stop reason
@@ -81,7 +82,7 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class EventStream:
+class EventStream(ChatEvents):
     """Re-encodes a chat SSE stream (the pipeline's bytes) as Anthropic's events.
 
     ``message_start`` and a ``ping`` first; then one content block per text run
@@ -90,6 +91,7 @@ class EventStream:
     error event becomes Anthropic's ``error`` event and ends the stream."""
 
     def __init__(self, model: str) -> None:
+        super().__init__()
         self._model = model
         self._started = False
         self._block: int = -1
@@ -98,8 +100,6 @@ class EventStream:
         self._tools: dict[int, int] = {}
         self._stop = "end_turn"
         self._usage: dict[str, Any] = {}
-        self._buffer = b""
-        self._ended = False
 
     async def translate(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         try:
@@ -111,19 +111,6 @@ class EventStream:
             closer = getattr(chunks, "aclose", None)
             if closer is not None:
                 await closer()
-
-    def feed(self, chunk: bytes) -> bytes:
-        self._buffer += chunk
-        out: list[bytes] = []
-        while not self._ended:
-            end = self._buffer.find(b"\n\n")
-            if end < 0:
-                break
-            event, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-            for line in event.split(b"\n"):
-                if line.startswith(b"data: "):
-                    out.extend(self._payload(line[6:]))
-        return b"".join(out)
 
     def _start(self) -> list[bytes]:
         if self._started:

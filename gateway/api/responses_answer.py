@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from gateway.api.chat_events import ChatEvents
 from gateway.api.responses import new_id
 
 
@@ -107,7 +108,7 @@ def _event(data: dict[str, Any]) -> bytes:
     return b"event: " + str(data["type"]).encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class EventStream:
+class EventStream(ChatEvents):
     """Re-encodes a chat SSE stream (the pipeline's bytes) as Responses events.
 
     ``response.created`` and ``response.in_progress`` first; per output item
@@ -123,11 +124,10 @@ class EventStream:
         echo: dict[str, Any],
         on_complete: Callable[[dict[str, Any]], None],
     ) -> None:
+        super().__init__()
         self._id, self._echo, self._on_complete = response_id, echo, on_complete
         self._created = time.time()
         self._seq = 0
-        self._buffer = b""
-        self._ended = False
         self._output: list[dict[str, Any]] = []
         #: the open item: ("text", index) or ("call", index, chat tool index)
         self._open: tuple[str, int, int] | None = None
@@ -169,19 +169,6 @@ class EventStream:
             {"type": "response.in_progress", "response": self._response("in_progress")}
         )
         return created + progress
-
-    def feed(self, chunk: bytes) -> bytes:
-        self._buffer += chunk
-        out: list[bytes] = []
-        while not self._ended:
-            end = self._buffer.find(b"\n\n")
-            if end < 0:
-                break
-            event, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-            for line in event.split(b"\n"):
-                if line.startswith(b"data: "):
-                    out.extend(self._payload(line[6:]))
-        return b"".join(out)
 
     def _payload(self, payload: bytes) -> list[bytes]:
         if payload == b"[DONE]":
