@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -221,6 +222,12 @@ def assert_answered(response: httpx.Response) -> None:
 #: one client for the module: a new one per request loads the CA bundle each time
 #: (tens of ms), which made a run of many examples slow enough to time out
 _CLIENT = httpx.Client()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_client() -> Iterator[None]:
+    yield
+    _CLIENT.close()
 
 
 def send(gateway: GatewayServer, path: str, raw: bytes) -> httpx.Response:
