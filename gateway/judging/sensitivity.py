@@ -41,6 +41,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from gateway.judging import detectors as d
+from gateway.judging import national_ids
 from gateway.judging.credentials import assignments, password, url_passwords
 from gateway.judging.probe import Finding, Probe
 from gateway.judging.secrets import SECRET_RULES, secrets, secrets_everywhere
@@ -67,16 +68,21 @@ class Detector(Protocol):
 BuiltinFn = Callable[[Probe], Iterator[Finding]]
 
 
-#: the other built-in detectors, most specific first
+def _all(parts: list[BuiltinFn]) -> BuiltinFn:
+    def detect(probe: Probe) -> Iterator[Finding]:
+        for part in parts:
+            yield from part(probe)
+
+    return detect
+
+
+#: the other built-in detectors, most specific first (national ids before
+#: phones: a number that passes a country's check is that country's id)
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("password", password),
     ("payment_card", d.payment_card),
     ("iban", d.iban),
-    ("us_ssn", d.us_ssn),
-    ("uk_nino", d.uk_nino),
-    ("ca_sin", d.ca_sin),
-    ("es_dni", d.es_dni),
-    ("in_aadhaar", d.in_aadhaar),
+    *((name, _all(parts)) for name, parts in national_ids.all_detectors().items()),
     ("email", d.email),
     ("ip_address", d.ip_address),
     ("date_of_birth", d.date_of_birth),

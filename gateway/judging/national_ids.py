@@ -1,0 +1,383 @@
+"""National identity numbers of 20 countries, each held to its published check.
+
+Every format is tried only at a digit run of its shape (its length and the
+character after it), so prose pays a dict-free length test per
+digit run. A match must stand alone (nothing alphanumeric glued to either side)
+and pass its country's check (:mod:`gateway.judging.id_checks`). Where the
+format alone is weak — a bare run of 9 digits passes a mod-11 check one time in
+eleven — the finding also needs a context word in the local language within a
+few words before or after it (``"BSN"``, ``"NIF"``, ``"Steuer-ID"``,
+``"マイナンバー"``); without a check or context a bare digit run is never flagged.
+
+Entities: ``us_ssn``, ``uk_nino`` (formats only: neither has a check digit),
+``ca_sin``, ``es_dni`` (DNI and NIE), ``in_aadhaar``, ``fr_nir``,
+``de_steuer_id``, ``it_codice_fiscale``, ``nl_bsn``, ``be_national_number``,
+``pl_pesel``, ``se_personnummer``, ``fi_hetu``, ``no_fnr``, ``pt_nif``,
+``br_cpf``, ``mx_curp``, ``cn_resident_id``, ``jp_my_number``, ``kr_rrn``,
+``au_tfn``, ``sg_nric``, ``za_id``, ``il_id``, ``tr_tc_kimlik``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from gateway.judging import id_checks as c
+from gateway.judging.anchors import anchored, free_left, free_right, only_digits
+from gateway.judging.checksums import luhn_valid, verhoeff_valid
+from gateway.judging.probe import Finding, Probe
+
+Detect = Callable[[Probe], Iterator[Finding]]
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+
+
+def _always(match: str, compact: str) -> bool:
+    return True
+
+
+def _never(match: str, compact: str) -> bool:
+    return False
+
+
+def _separated(match: str, compact: str) -> bool:
+    return len(match) != len(compact)
+
+
+@dataclass(frozen=True, slots=True)
+class IdFormat:
+    """One written form of one national id.
+
+    ``shapes`` picks the digit runs the ``pattern`` is tried at: ``(length,
+    next)``, a run of ``length`` digits followed by one of the characters
+    ``next`` (``"*"``: by anything); ``back`` letters before the run are part of
+    the match. ``valid`` gets
+    the match's letters and digits, upper case; a match that ``strong`` does not
+    vouch for (e.g. a bare digit run) counts only with a ``context`` word nearby.
+    """
+
+    entity: str
+    pattern: re.Pattern[str]
+    shapes: tuple[tuple[int, str], ...]
+    valid: Callable[[str], bool]
+    strong: Callable[[str, str], bool] = _always
+    context: re.Pattern[str] | None = None
+    back: int = 0
+
+
+def _words(*words: str) -> re.Pattern[str]:
+    """Context words, matched in lower-cased text as whole words (Latin letters
+    may not touch them; CJK and other scripts need no spaces)."""
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z])(?:{alternatives})(?![a-z])")
+
+
+_BEFORE, _AFTER = 48, 24
+
+
+def _in_context(probe: Probe, start: int, end: int, words: re.Pattern[str] | None) -> bool:
+    if words is None:
+        return False
+    lower = probe.lower
+    return (
+        words.search(lower, max(0, start - _BEFORE), start) is not None
+        or words.search(lower, end, end + _AFTER) is not None
+    )
+
+
+def detector(fmt: IdFormat) -> Detect:
+    """The detector of one :class:`IdFormat`: it looks only at the digit runs of
+    its lengths (:attr:`Probe.by_length`), so most texts cost it a dict lookup."""
+    back, shapes, pattern = fmt.back, fmt.shapes, fmt.pattern
+
+    def detect(probe: Probe) -> Iterator[Finding]:
+        by_length = probe.by_length
+        text = probe.text
+        n = len(text)
+        for length, after in shapes:
+            for run_start, run_end in by_length.get(length, ()):
+                start = run_start - back
+                if (
+                    start < 0
+                    or (after != "*" and (run_end >= n or text[run_end] not in after))
+                    or not free_left(text, start)
+                    or (back and not all(ch in _LETTERS for ch in text[start:run_start]))
+                ):
+                    continue
+                m = pattern.match(text, start)
+                if m is None or not free_right(text, m.end()):
+                    continue
+                matched = m.group()
+                compact = _NOT_ALNUM.sub("", matched).upper()
+                if fmt.valid(compact) and (
+                    fmt.strong(matched, compact) or _in_context(probe, start, m.end(), fmt.context)
+                ):
+                    yield Finding(fmt.entity, start, m.end())
+
+    return detect
+
+
+def _steuer_strong(match: str, compact: str) -> bool:
+    return len(match) != len(compact) or c.de_steuer_id(compact, strict=True)
+
+
+def _kr_strong(match: str, compact: str) -> bool:
+    return "-" in match or c.kr_rrn(compact)
+
+
+def _se_strong(match: str, compact: str) -> bool:
+    return len(match) != len(compact) or len(compact) == 12
+
+
+def _ssn_bare(compact: str) -> bool:
+    area, group, serial = compact[:3], compact[3:5], compact[5:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+_CF = "[0-9lmnpqrstuv]"
+FORMATS: tuple[IdFormat, ...] = (
+    IdFormat(
+        "fr_nir",
+        re.compile(r"[1-478] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[ABab]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2}"),
+        ((13, "*"), (15, "*"), (1, " "), (6, "ABab")),
+        c.fr_nir,
+    ),
+    IdFormat(
+        "de_steuer_id",
+        re.compile(r"[1-9][0-9](?: ?[0-9]{3}){3}"),
+        ((11, "*"), (2, " ")),
+        lambda s: c.de_steuer_id(s, strict=False),
+        _steuer_strong,
+        _words("steuer-id", "steuerid", "steuer-idnr", "idnr", "id-nr", "steuer",
+               "identifikationsnummer", "tax id", "tin"),
+    ),  # fmt: skip
+    IdFormat(
+        "it_codice_fiscale",
+        re.compile(rf"[a-z]{{6}}{_CF}{{2}}[abcdehlmprst]{_CF}{{2}}[a-z]{_CF}{{3}}[a-z]", re.I),
+        ((2, "*"), (1, "*")),
+        c.it_codice_fiscale,
+        back=6,
+    ),
+    IdFormat(
+        "mx_curp",
+        re.compile(r"[a-z][aeioux][a-z]{2}[0-9]{6}[hmx][a-z]{2}[b-df-hj-np-tv-z]{3}[0-9a-z][0-9]", re.I),
+        ((6, "*"),),
+        c.mx_curp,
+        back=4,
+    ),
+    IdFormat("sg_nric", re.compile(r"[stfgm][0-9]{7}[a-z]", re.I), ((7, "*"),), c.sg_nric, back=1),
+    IdFormat(
+        "fi_hetu",
+        re.compile(r"[0-9]{6}[-+a-fu-y][0-9]{3}[0-9a-y]", re.I),
+        ((6, "*"),),
+        c.fi_hetu,
+    ),
+    IdFormat("cn_resident_id", re.compile(r"[1-9][0-9]{16}[0-9Xx]"), ((17, "*"), (18, "*")), c.cn_resident_id),
+    IdFormat(
+        "kr_rrn",
+        re.compile(r"[0-9]{6}-?[0-9]{7}"),
+        ((13, "*"), (6, "-")),
+        c.kr_rrn_date,
+        _kr_strong,
+        _words("주민등록번호", "주민번호", "rrn", "resident registration"),
+    ),
+    IdFormat(
+        "za_id",
+        re.compile(r"[0-9]{6} ?[0-9]{4} ?[0-9]{3}"),
+        ((13, "*"), (6, " ")),
+        c.za_id,
+    ),
+    IdFormat(
+        "be_national_number",
+        re.compile(r"[0-9]{2}\.?[0-9]{2}\.?[0-9]{2}[- ]?[0-9]{3}\.?[0-9]{2}"),
+        ((11, "*"), (2, "."), (6, "- ")),
+        c.be_national_number,
+    ),
+    IdFormat("pl_pesel", re.compile(r"[0-9]{11}"), ((11, "*"),), c.pl_pesel),
+    IdFormat("no_fnr", re.compile(r"[0-9]{6} ?[0-9]{5}"), ((11, "*"), (6, " ")), c.no_fnr),
+    IdFormat("tr_tc_kimlik", re.compile(r"[1-9][0-9]{10}"), ((11, "*"),), c.tr_tc_kimlik),
+    IdFormat(
+        "br_cpf",
+        re.compile(r"[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}|[0-9]{11}"),
+        ((11, "*"), (3, ".")),
+        c.br_cpf,
+        _separated,
+        _words("cpf", "cadastro de pessoas"),
+    ),
+    IdFormat(
+        "se_personnummer",
+        re.compile(r"(?:[0-9]{2})?[0-9]{6}[-+ ]?[0-9]{4}"),
+        ((10, "*"), (12, "*"), (6, "-+ "), (8, "-+ ")),
+        c.se_personnummer,
+        _se_strong,
+        _words("personnummer", "personnr", "samordningsnummer", "person number"),
+    ),
+    IdFormat(
+        "jp_my_number",
+        re.compile(r"[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}"),
+        ((12, "*"), (4, " -")),
+        c.jp_my_number,
+        _never,
+        _words("マイナンバー", "個人番号", "my number", "mynumber", "individual number"),
+    ),
+    IdFormat(
+        "nl_bsn",
+        re.compile(r"[0-9]{4}\.[0-9]{2}\.[0-9]{3}|[0-9]{9}"),
+        ((9, "*"), (4, ".")),
+        c.nl_bsn,
+        _never,
+        _words("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "sofi nummer",
+               "citizen service number", "persoonsnummer"),
+    ),  # fmt: skip
+    IdFormat(
+        "pt_nif",
+        re.compile(r"[0-9]{3} ?[0-9]{3} ?[0-9]{3}"),
+        ((9, "*"), (3, " ")),
+        c.pt_nif,
+        _never,
+        _words("nif", "nipc", "contribuinte", "número fiscal", "numero fiscal",
+               "identificação fiscal", "identificacao fiscal"),
+    ),  # fmt: skip
+    IdFormat(
+        "au_tfn",
+        re.compile(r"[0-9]{3} ?[0-9]{3} ?[0-9]{2,3}"),
+        ((8, "*"), (9, "*"), (3, " ")),
+        c.au_tfn,
+        _separated,
+        _words("tfn", "tax file number", "tax file no"),
+    ),
+    IdFormat(
+        "il_id",
+        re.compile(r"[0-9]{9}"),
+        ((9, "*"),),
+        c.il_id,
+        _never,
+        _words("teudat zehut", "תעודת זהות", "ת.ז", 'ת"ז', "מספר זהות", "israeli id"),
+    ),
+    IdFormat(
+        "us_ssn",
+        re.compile(r"[0-9]{9}"),
+        ((9, "*"),),
+        _ssn_bare,
+        _never,
+        _words("ssn", "social security", "seguro social"),
+    ),
+    IdFormat(
+        "ca_sin",
+        re.compile(r"[0-9]{9}"),
+        ((9, "*"),),
+        luhn_valid,
+        _never,
+        _words("sin", "social insurance", "nas", "assurance sociale"),
+    ),
+    IdFormat(
+        "in_aadhaar",
+        re.compile(r"[2-9][0-9]{11}"),
+        ((12, "*"),),
+        verhoeff_valid,
+    ),
+)
+
+
+# --- the formats with a shape of their own (separators, letters) ------------------
+
+_SSN = re.compile(r"(?!000|666|9)[0-9]{3}([- ])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}(?![0-9]|[-.][0-9])")
+us_ssn = anchored("us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -")
+
+_SIN = re.compile(r"[1-79][0-9]{2}([ -])[0-9]{3}\1[0-9]{3}(?![0-9]|[-.][0-9])")
+ca_sin = anchored(
+    "ca_sin", _SIN, lambda s: luhn_valid(only_digits(s)), lambda n, sep: n == 3 and sep in " -"
+)
+
+_AADHAAR = re.compile(r"[2-9][0-9]{3}([ -])[0-9]{4}\1[0-9]{4}(?![0-9]|[-.][0-9])")
+in_aadhaar = anchored(
+    "in_aadhaar",
+    _AADHAAR,
+    lambda s: verhoeff_valid(only_digits(s)),
+    lambda n, sep: n == 4 and sep in " -",
+)
+
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def _dni_valid(s: str) -> bool:
+    s = s.upper()
+    body = s[:-1].replace("-", "")
+    head = "XYZ".find(body[0])
+    number = int(str(head) + body[1:] if head >= 0 else body)
+    return _DNI_LETTERS[number % 23] == s[-1]
+
+
+_DNI = re.compile(r"[0-9]{8}-?[A-Za-z](?![A-Za-z0-9])")
+_NIE = re.compile(r"[XYZxyz][0-9]{7}-?[A-Za-z](?![A-Za-z0-9])")
+es_dni_numbers = anchored("es_dni", _DNI, _dni_valid, lambda n, sep: n == 8)
+
+
+def es_nie(probe: Probe) -> Iterator[Finding]:
+    """Spanish NIE: X/Y/Z, 7 digits, the mod-23 letter (either case)."""
+    text = probe.text
+    for run_start, run_end in probe.runs:
+        start = run_start - 1
+        if run_end - run_start != 7 or start < 0 or text[start] not in "XYZxyz":
+            continue
+        if not free_left(text, start):
+            continue
+        m = _NIE.match(text, start)
+        if m is not None and _dni_valid(m.group()):
+            yield Finding("es_dni", start, m.end())
+
+
+def es_dni(probe: Probe) -> Iterator[Finding]:
+    yield from es_dni_numbers(probe)
+    yield from es_nie(probe)
+
+
+_NINO = re.compile(
+    r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r" ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9])"
+)
+_nino_tight = anchored("uk_nino", _NINO, lambda s: True, lambda n, sep: n == 6, back=2)
+_nino_spaced = anchored(
+    "uk_nino", _NINO, lambda s: True, lambda n, sep: n == 2 and sep == " ", back=3
+)
+
+
+def uk_nino(probe: Probe) -> Iterator[Finding]:
+    yield from _nino_tight(probe)
+    yield from _nino_spaced(probe)
+
+
+def _merge(entity: str) -> Detect:
+    """Every :data:`FORMATS` detector of ``entity``, as one."""
+    parts = tuple(detector(f) for f in FORMATS if f.entity == entity)
+
+    def detect(probe: Probe) -> Iterator[Finding]:
+        for part in parts:
+            yield from part(probe)
+
+    return detect
+
+
+#: entity -> the detectors that read :attr:`Probe.runs` (all digit runs)
+ON_RUNS: tuple[tuple[str, Detect], ...] = (
+    *((name, _merge(name)) for name in dict.fromkeys(f.entity for f in FORMATS)),
+    ("es_dni", es_nie),
+)
+#: the detectors that read :attr:`Probe.starts`
+ON_STARTS: tuple[tuple[str, Detect], ...] = (
+    ("us_ssn", us_ssn),
+    ("ca_sin", ca_sin),
+    ("es_dni", es_dni_numbers),
+    ("in_aadhaar", in_aadhaar),
+)
+#: the detectors that read :attr:`Probe.lettered`
+ON_LETTERED: tuple[tuple[str, Detect], ...] = (("uk_nino", uk_nino),)
+
+
+def all_detectors() -> dict[str, list[Detect]]:
+    """Every national-id detector, by entity (the reference list :func:`Scanner.find_all_detectors` runs)."""
+    out: dict[str, list[Detect]] = {}
+    for name, detect in (*ON_RUNS, *ON_STARTS, *ON_LETTERED):
+        out.setdefault(name, []).append(detect)
+    return out
