@@ -39,6 +39,12 @@ def free_right(text: str, i: int) -> bool:
     return not (ch in ".-/:" and i + 1 < len(text) and text[i + 1] in DIGITS)
 
 
+def fragment(text: str, start: int) -> bool:
+    """A number at ``start`` continues a group with a digit before it
+    (``BE71 0961 2345``, ``51 824 753 5564``): a fragment of something longer."""
+    return start > 1 and text[start - 1] == " " and text[start - 2] in DIGITS
+
+
 def only_digits(s: str) -> str:
     return "".join(ch for ch in s if ch in DIGITS)
 
@@ -56,12 +62,15 @@ def anchored(
     valid: Callable[[str], bool],
     fits: Callable[[int, str], bool],
     back: int = 0,
+    whole: bool = False,
 ) -> Callable[[Probe], Iterator[Finding]]:
     """A detector trying ``pattern`` at digit runs: :attr:`Probe.starts`, or, with
     ``back`` characters before the run, :attr:`Probe.lettered`.
 
     ``fits(run_length, next_char)`` is the cheap shape test that decides whether
     the regex is tried at all (an SSN starts with 3 digits and a dash or space).
+    ``whole``: a match right after a group with a digit and a space
+    (``DE89 3704 0044 …``) is a fragment of a longer number, not one.
     """
 
     def detect(probe: Probe) -> Iterator[Finding]:
@@ -75,6 +84,7 @@ def anchored(
                 or start < 0
                 or not fits(run_end - run_start, text[run_end] if run_end < n else "")
                 or not free_left(text, start)
+                or (whole and fragment(text, start))
             ):
                 continue
             m = pattern.match(text, start)

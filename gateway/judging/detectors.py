@@ -13,7 +13,8 @@ starts of digit runs instead of scanning every position of the text.
 Checks that keep false positives down, per entity:
 
 - ``payment_card``: 13-19 digits (single spaces or dashes between them),
-  leading digit 2-6 (the major networks' ranges), Luhn-valid.
+  leading digit 2-6 (the major networks' ranges), Luhn-valid; after a card word
+  ("card", "cc", "tarjeta", "Karte", "carte", "カード"…), 12-19 digits of any network.
 - ``iban``, national ids, ``phone``, ``date_of_birth``: see their modules.
 - ``ip_address``: IPv4 with valid octets (no leading zeros) and IPv6 that
   parses, has a digit and two non-empty groups. A dotted quad is an address
@@ -27,7 +28,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from gateway.judging import national_ids as ids
-from gateway.judging.anchors import anchored, free_left, only_digits
+from gateway.judging.anchors import anchored, fragment, free_left, only_digits
 from gateway.judging.checksums import luhn_valid
 from gateway.judging.dob import date_of_birth
 from gateway.judging.iban import iban
@@ -41,12 +42,47 @@ _DIGITS = "0123456789"
 
 _CARD = re.compile(r"[2-6](?:[ -]?[0-9]){12,18}(?![0-9]|-[0-9])")
 #: contiguous, or grouped with a first group of four (4-4-4-4, Amex 4-6-5)
-payment_card = anchored(
+_card = anchored(
     "payment_card",
     _CARD,
     lambda s: luhn_valid(only_digits(s)),
     lambda n, sep: 13 <= n <= 19 or (n == 4 and sep in " -"),
+    whole=True,
 )
+#: after a card word: 12-19 digits from any network (Maestro's 12, UATP's leading 1)
+_CARD_ANY = re.compile(r"[0-9](?:[ -]?[0-9]){11,18}(?![0-9]|-[0-9])")
+_CARD_WORDS = re.compile(
+    r"(?<![a-z])(?:card|cc|credit|debit|visa|mastercard|amex|maestro|tarjeta|karte|kreditkarte"
+    r"|carte|cartão|cartao|carta|kaart|karta|kort)(?![a-z])|カード|卡|카드|карт"
+)
+_CARD_WINDOW = 32
+
+
+def _card_in_context(probe: Probe) -> Iterator[Finding]:
+    text = probe.text
+    n = len(text)
+    for run_start, run_end in probe.starts:
+        length = run_end - run_start
+        sep = text[run_end] if run_end < n else ""
+        if (
+            not (12 <= length <= 19 or (length == 4 and sep in " -"))
+            or not free_left(text, run_start)
+            or fragment(text, run_start)
+        ):
+            continue
+        m = _CARD_ANY.match(text, run_start)
+        if (
+            m is not None
+            and luhn_valid(only_digits(m.group()))
+            and _CARD_WORDS.search(probe.lower, max(0, run_start - _CARD_WINDOW), run_start)
+        ):
+            yield Finding("payment_card", run_start, m.end())
+
+
+def payment_card(probe: Probe) -> Iterator[Finding]:
+    """Cards: 13-19 digits from 2-6, Luhn; after a card word, 12-19 digits, Luhn."""
+    yield from _card(probe)
+    yield from _card_in_context(probe)
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?![0-9]|\.[0-9])")
@@ -99,16 +135,19 @@ def _ipv6(probe: Probe) -> Iterator[Finding]:
             candidate.count(":") >= 2
             and free_left(text, start)
             and (last == n or not text[last].isalnum())
-            and _is_ipv6(candidate)
+            and _is_ipv6(candidate, text.startswith("/", last))
         ):
             stop = last
             yield Finding("ip_address", start, last)
 
 
-def _is_ipv6(candidate: str) -> bool:
+def _is_ipv6(candidate: str, prefix: bool) -> bool:
+    """A parsable address with a digit and two groups; one group will do for
+    ``::1`` (``::`` in front) and a network (``fe80::/10``, ``prefix``)."""
     if not any(ch in _DIGITS for ch in candidate):
         return False
-    if sum(1 for group in candidate.split(":") if group) < 2:
+    groups = sum(1 for group in candidate.split(":") if group)
+    if groups < 2 and not (groups == 1 and (prefix or candidate.startswith("::"))):
         return False
     try:
         ipaddress.IPv6Address(candidate)

@@ -12,8 +12,8 @@ within :data:`WINDOW` characters after the keyword: numeric (``03/05/1985``,
 (``12. März 1985``, ``3 de mayo de 1985``, ``May 3rd, 1985``, ``3 мая 1985``),
 or CJK (``1985年5月3日``, ``1985년 5월 3일``).
 
-The keywords are looked up with ``str.find`` (a fast search each), only in
-texts with digits, and the non-ASCII ones only in texts that are not ASCII.
+Anchored at dates, not keywords (see :func:`date_of_birth`); the non-ASCII
+keywords are looked for only in texts that are not ASCII.
 """
 
 from __future__ import annotations
@@ -109,47 +109,76 @@ DATE = re.compile(
 )
 #: how far after the keyword the date may start ("date of birth: ", "born on the ")
 WINDOW = 24
-#: where a date can start: a digit or a letter (a month's name)
-_DATE_START = re.compile(r"[0-9]|(?<![^\W\d_])[^\W\d_]")
+MONTHS = frozenset(_MONTHS.split("|"))
+_LONGEST_KEYWORD = max(len(k) for k, _ in _ASCII_KEYWORDS + _OTHER_KEYWORDS)
+_DAY_SUFFIX = re.compile(r"(?:st|nd|rd|th|er|º|°)?\.?,?(?: of| de| di)? ")
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 def date_of_birth(probe: Probe) -> Iterator[Finding]:
     """A date starting within :data:`WINDOW` characters after a keyword.
 
-    The date pattern is tried only where a date can start (a digit, a word's
-    first letter) in that window: thousands of "born"s cost a few cheap
-    searches each.
+    Anchored at the date, not the keyword: each digit run is looked at once
+    (could a date start here or at the month's name before it?), the date
+    pattern is tried only where one could, and the keywords are looked for
+    only in the few characters before a real date. Prose pays a few cheap
+    tests per digit run, whatever the number of keywords.
     """
     if not probe.has_digits:  # every date has digits
         return
-    lower = probe.lower
     text = probe.text
+    lower = probe.lower
     keywords = _ASCII_KEYWORDS if text.isascii() else _ASCII_KEYWORDS + _OTHER_KEYWORDS
-    found: list[Finding] = []
+    end = 0
+    for run_start, run_end in probe.runs:
+        if run_start < end:
+            continue
+        start = _date_start(text, lower, run_start, run_end)
+        if start < 0:
+            continue
+        m = DATE.match(text, start)
+        if m is not None and _keyword_before(lower, start, keywords):
+            end = m.end()
+            yield Finding("date_of_birth", start, end)
+
+
+def _date_start(text: str, lower: str, run_start: int, run_end: int) -> int:
+    """Where a date holding the digit run could start, or -1."""
+    n = len(text)
+    length = run_end - run_start
+    after = text[run_end] if run_end < n else ""
+    if length <= 2 and after in "./-" and after:
+        return run_start
+    if length == 4 and after and (after in "./-年년" or text.startswith((" 年", " 년"), run_end)):
+        return run_start
+    if length <= 2:  # a day, then a month's name: "3 May", "12. März", "3 de mayo"
+        suffix = _DAY_SUFFIX.match(lower, run_end)
+        if suffix is not None:
+            word = _WORD.match(lower, suffix.end())
+            if word is not None and word.group() in MONTHS:
+                return run_start
+    if run_start >= 4 and text[run_start - 1] == " ":  # a month's name, then a day: "May 3"
+        word_end = run_start - 1
+        if lower[word_end - 1] == ".":
+            word_end -= 1
+        word_start = word_end
+        while word_start > 0 and word_end - word_start < 12 and lower[word_start - 1].isalpha():
+            word_start -= 1
+        if lower[word_start:word_end] in MONTHS:
+            return word_start
+    return -1
+
+
+def _keyword_before(lower: str, start: int, keywords: tuple[tuple[str, bool], ...]) -> bool:
+    """A keyword ends at most :data:`WINDOW` characters before ``start``."""
+    low = max(0, start - WINDOW - 1 - _LONGEST_KEYWORD)
     for keyword, whole in keywords:
-        i = lower.find(keyword)
-        while i >= 0:
-            after = i + len(keyword)
-            if _bounded(lower, i, after, whole):
-                date = _date_after(text, lower, after, after + WINDOW + 1)
-                if date is not None:
-                    found.append(Finding("date_of_birth", date.start(), date.end()))
-            i = lower.find(keyword, after)
-    if len(found) > 1:
-        found.sort(key=lambda f: f.start)
-        found = [f for k, f in enumerate(found) if k == 0 or f.start >= found[k - 1].end]
-    yield from found
-
-
-def _date_after(text: str, lower: str, pos: int, last: int) -> re.Match[str] | None:
-    """The first date starting in ``[pos, last)``."""
-    start = _DATE_START.search(lower, pos, last + 2)
-    while start is not None and start.start() < last:
-        m = DATE.match(text, start.start())
-        if m is not None:
-            return m
-        start = _DATE_START.search(lower, start.start() + 1, last + 2)
-    return None
+        i = lower.rfind(keyword, low, start)
+        if i >= 0 and i + len(keyword) >= start - WINDOW - 1 and _bounded(
+            lower, i, i + len(keyword), whole
+        ):
+            return True
+    return False
 
 
 def _bounded(lower: str, i: int, after: int, whole: bool) -> bool:

@@ -22,8 +22,8 @@ _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def _read(text: str, start: int, length: int) -> int | None:
-    """Where ``length`` alphanumerics from ``start`` end (single spaces between
-    them allowed), or None when the text holds fewer."""
+    """Where ``length`` alphanumerics from ``start`` end (single spaces or dashes
+    between them allowed), or None when the text holds fewer."""
     n = len(text)
     i, seen = start, 0
     while seen < length:
@@ -32,7 +32,7 @@ def _read(text: str, start: int, length: int) -> int | None:
         ch = text[i]
         if ch in _ALNUM:
             seen += 1
-        elif ch != " " or i + 1 >= n or text[i + 1] not in _ALNUM or text[i - 1] == " ":
+        elif ch not in " -" or i + 1 >= n or text[i + 1] not in _ALNUM or text[i - 1] in " -":
             return None
         i += 1
     return i
@@ -58,6 +58,6 @@ def iban(probe: Probe) -> Iterator[Finding]:
         stop = _read(text, start, length)
         if stop is None or (stop < len(text) and text[stop] in _ALNUM):
             continue
-        if iban_valid(text[start:stop].replace(" ", "").upper()):
+        if iban_valid(text[start:stop].replace(" ", "").replace("-", "").upper()):
             end = stop
             yield Finding("iban", start, stop)

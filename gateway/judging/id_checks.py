@@ -207,8 +207,9 @@ def jp_my_number(s: str) -> bool:
 
 
 def kr_rrn_date(s: str) -> bool:
-    """Korea, resident registration number: YYMMDD and a sex/century digit."""
-    return len(s) == 13 and s.isdigit() and _date_ok(int(s[2:4]), int(s[4:6])) and s[6] != "0"
+    """Korea, resident registration number: YYMMDD and a citizen's sex/century
+    digit (1-4; foreigners' 5-8 are registration numbers of another kind)."""
+    return len(s) == 13 and s.isdigit() and _date_ok(int(s[2:4]), int(s[4:6])) and s[6] in "1234"
 
 
 def kr_rrn(s: str) -> bool:

@@ -64,6 +64,8 @@ class IdFormat:
     strong: Callable[[str, str], bool] = _always
     context: re.Pattern[str] | None = None
     back: int = 0
+    #: ``valid`` gets the match as written (upper case), separators and all
+    raw: bool = False
 
 
 def _words(*words: str) -> re.Pattern[str]:
@@ -110,7 +112,7 @@ def detector(fmt: IdFormat) -> Detect:
                     continue
                 matched = m.group()
                 compact = _NOT_ALNUM.sub("", matched).upper()
-                if fmt.valid(compact) and (
+                if fmt.valid(matched.upper() if fmt.raw else compact) and (
                     fmt.strong(matched, compact) or _in_context(probe, start, m.end(), fmt.context)
                 ):
                     yield Finding(fmt.entity, start, m.end())
@@ -172,6 +174,7 @@ FORMATS: tuple[IdFormat, ...] = (
         re.compile(r"[0-9]{6}[-+a-fu-y][0-9]{3}[0-9a-y]", re.I),
         ((6, "*"),),
         c.fi_hetu,
+        raw=True,
     ),
     IdFormat("cn_resident_id", re.compile(r"[1-9][0-9]{16}[0-9Xx]"), ((17, "*"), (18, "*")), c.cn_resident_id),
     IdFormat(
@@ -283,11 +286,17 @@ FORMATS: tuple[IdFormat, ...] = (
 # --- the formats with a shape of their own (separators, letters) ------------------
 
 _SSN = re.compile(r"(?!000|666|9)[0-9]{3}([- ])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}(?![0-9]|[-.][0-9])")
-us_ssn = anchored("us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -")
+us_ssn = anchored(
+    "us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -", whole=True
+)
 
 _SIN = re.compile(r"[1-79][0-9]{2}([ -])[0-9]{3}\1[0-9]{3}(?![0-9]|[-.][0-9])")
 ca_sin = anchored(
-    "ca_sin", _SIN, lambda s: luhn_valid(only_digits(s)), lambda n, sep: n == 3 and sep in " -"
+    "ca_sin",
+    _SIN,
+    lambda s: luhn_valid(only_digits(s)),
+    lambda n, sep: n == 3 and sep in " -",
+    whole=True,
 )
 
 _AADHAAR = re.compile(r"[2-9][0-9]{3}([ -])[0-9]{4}\1[0-9]{4}(?![0-9]|[-.][0-9])")
@@ -296,6 +305,7 @@ in_aadhaar = anchored(
     _AADHAAR,
     lambda s: verhoeff_valid(only_digits(s)),
     lambda n, sep: n == 4 and sep in " -",
+    whole=True,
 )
 
 _DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
@@ -335,17 +345,26 @@ def es_dni(probe: Probe) -> Iterator[Finding]:
 
 _NINO = re.compile(
     r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
-    r" ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9])"
-)
-_nino_tight = anchored("uk_nino", _NINO, lambda s: True, lambda n, sep: n == 6, back=2)
-_nino_spaced = anchored(
-    "uk_nino", _NINO, lambda s: True, lambda n, sep: n == 2 and sep == " ", back=3
+    r" ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9])",
+    re.IGNORECASE,
 )
 
 
 def uk_nino(probe: Probe) -> Iterator[Finding]:
-    yield from _nino_tight(probe)
-    yield from _nino_spaced(probe)
+    """UK National Insurance number: two letters HMRC allows, 6 digits (maybe in
+    pairs), A-D; either case, maybe a space after the letters."""
+    text = probe.text
+    for run_start, run_end in probe.runs:
+        if run_end - run_start not in (2, 6):
+            continue
+        start = run_start - 2
+        if start > 0 and text[start + 1] == " ":
+            start -= 1
+        if start < 0 or not free_left(text, start):
+            continue
+        m = _NINO.match(text, start)
+        if m is not None and (run_end - run_start == 6 or text[run_end] == " "):
+            yield Finding("uk_nino", start, m.end())
 
 
 def _merge(entity: str) -> Detect:
@@ -363,6 +382,7 @@ def _merge(entity: str) -> Detect:
 ON_RUNS: tuple[tuple[str, Detect], ...] = (
     *((name, _merge(name)) for name in dict.fromkeys(f.entity for f in FORMATS)),
     ("es_dni", es_nie),
+    ("uk_nino", uk_nino),
 )
 #: the detectors that read :attr:`Probe.starts`
 ON_STARTS: tuple[tuple[str, Detect], ...] = (
@@ -372,7 +392,7 @@ ON_STARTS: tuple[tuple[str, Detect], ...] = (
     ("in_aadhaar", in_aadhaar),
 )
 #: the detectors that read :attr:`Probe.lettered`
-ON_LETTERED: tuple[tuple[str, Detect], ...] = (("uk_nino", uk_nino),)
+ON_LETTERED: tuple[tuple[str, Detect], ...] = ()
 
 
 def all_detectors() -> dict[str, list[Detect]]:

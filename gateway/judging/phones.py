@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gateway.judging.anchors import DIGITS, free_left, only_digits
+from gateway.judging.anchors import DIGITS, fragment, free_left, only_digits
 from gateway.judging.probe import Finding, Probe
 
 _SEP_END = r"(?![0-9]|[.\-/:][0-9])"
@@ -46,10 +46,9 @@ _TRUNK = re.compile(
 _PAIRS = re.compile(r"0[1-9]([ .\-])[0-9]{2}(?:\1[0-9]{2}){3}" + _SEP_END)
 _CN_MOBILE = re.compile(r"1[3-9][0-9]{9}(?![0-9])")
 #: after a phone word: groups of digits, maybe in parentheses, 7-15 digits in all
-_LOOSE = re.compile(r"(?>\(?[0-9]{1,5}\)?(?:(?:[ .\-/]|\) ?)\(?[0-9]{1,8}\)?){0,6})" + _SEP_END)
-_DATE_LIKE = re.compile(
-    r"[0-9]{4}[-./][0-9]{1,2}[-./][0-9]{1,2}(?![0-9])|[0-9]{1,2}[-./][0-9]{1,2}[-./][0-9]{2,4}(?![0-9])"
-)
+_LOOSE = re.compile(r"(?>\(?[0-9]{1,15}\)?(?:(?:[ .\-/]|\) ?)\(?[0-9]{1,8}\)?){0,6})" + _SEP_END)
+_YMD = re.compile(r"([0-9]{4})([-./])([0-9]{1,2})\2([0-9]{1,2})")
+_DMY = re.compile(r"([0-9]{1,2})([-./])([0-9]{1,2})\2([0-9]{2}|[0-9]{4})")
 
 CONTEXT_WINDOW = 28
 _CONTEXT = re.compile(
@@ -92,25 +91,39 @@ def _intl_end(text: str, start: int) -> int | None:
     return None
 
 
-def _glued(text: str, start: int) -> bool:
-    """The number continues a token with a digit before it (``BE71 0961 2345``,
-    ``51 824 753 5564``): a fragment of something longer."""
-    return start > 1 and text[start - 1] == " " and text[start - 2] in DIGITS
+#: words that say what the number just before them is ("930.167.3943 fax")
+_AFTER = re.compile(r"[ \t(\-]{0,3}(?:phone|tel|mobile|mob|cell|fax|office|desk|home|work)(?![a-z])")
 
 
 def _in_context(probe: Probe, start: int) -> bool:
     return _CONTEXT.search(probe.lower, max(0, start - CONTEXT_WINDOW), start) is not None
 
 
+def _labelled_after(probe: Probe, end: int) -> bool:
+    return _AFTER.match(probe.lower, end) is not None
+
+
 def _loose_ok(number: str) -> bool:
     """7-15 digits, and not a date or a range of years (``2019-2020``)."""
-    if not 7 <= len(only_digits(number)) <= 15 or _DATE_LIKE.match(number):
+    if not 7 <= len(only_digits(number)) <= 15 or _is_date(number):
         return False
     groups = _GROUPS.findall(number)
     return not all(len(g) == 4 and g[:2] in ("19", "20") for g in groups)
 
 
 _GROUPS = re.compile(r"[0-9]+")
+
+
+def _is_date(number: str) -> bool:
+    """The whole number is a calendar date (``2020-06-20``, ``20.06.2020``, ``6/20/20``)."""
+    m = _YMD.fullmatch(number)
+    if m is not None:
+        return 1 <= int(m.group(3)) <= 12 and 1 <= int(m.group(4)) <= 31
+    m = _DMY.fullmatch(number)
+    if m is not None:
+        a, b = int(m.group(1)), int(m.group(3))
+        return 1 <= min(a, b) <= 12 and 1 <= max(a, b) <= 31
+    return False
 
 
 def phone(probe: Probe) -> Iterator[Finding]:
@@ -129,7 +142,7 @@ def phone(probe: Probe) -> Iterator[Finding]:
                 end = stop
                 yield Finding("phone", start, end)
             continue
-        if _glued(text, start):
+        if fragment(text, start):
             continue
         m = None
         sep = text[run_end] if run_end < n else ""
@@ -141,9 +154,11 @@ def phone(probe: Probe) -> Iterator[Finding]:
                     m = None
         if m is None and run_end - run_start == 11 and text[start] == "1":
             m = _CN_MOBILE.match(text, start)
-        if m is None and _in_context(probe, start):
+        if m is None:
             m = _LOOSE.match(text, start)
-            if m is not None and not _loose_ok(m.group()):
+            if m is not None and not (
+                _loose_ok(m.group()) and (_in_context(probe, start) or _labelled_after(probe, m.end()))
+            ):
                 m = None
         if m is not None:
             end = m.end()
