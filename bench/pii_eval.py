@@ -86,9 +86,7 @@ def evaluate(split: str, misses: bool = False) -> dict[str, Any]:
         "recall": {k: round(found[k] / n, 4) for k, n in sorted(labelled.items())},
         "labelled": dict(sorted(labelled.items())),
         "recall_overall": round(sum(found.values()) / total, 4) if total else None,
-        "precision": round(true_pos / (true_pos + false_pos), 4)
-        if true_pos + false_pos
-        else None,
+        "precision": round(true_pos / (true_pos + false_pos), 4) if true_pos + false_pos else None,
         "spurious": dict(spurious),
         "clean_prompts": len(clean),
         "clean_flagged_rate": round(flagged_prompts / len(clean), 4) if clean else None,

@@ -113,8 +113,10 @@ def presidio_cases(source: str, entity: str, name: str) -> list[dict[str, Any]]:
             if not isinstance(row, tuple) or len(row) != len(names) or not isinstance(row[0], str):
                 continue
             text, count, positions = row[0], row[i_len], row[i_pos]
-            if isinstance(positions, tuple | list) and len(positions) == 2 and all(
-                isinstance(p, int) for p in positions
+            if (
+                isinstance(positions, tuple | list)
+                and len(positions) == 2
+                and all(isinstance(p, int) for p in positions)
             ):
                 positions = (positions,) if count else ()
             if not isinstance(positions, tuple | list) or not all(

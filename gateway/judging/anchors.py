@@ -40,9 +40,15 @@ def free_right(text: str, i: int) -> bool:
 
 
 def fragment(text: str, start: int) -> bool:
-    """A number at ``start`` continues a group with a digit before it
-    (``BE71 0961 2345``, ``51 824 753 5564``): a fragment of something longer."""
-    return start > 1 and text[start - 1] == " " and text[start - 2] in DIGITS
+    """A number at ``start`` continues a short group with a digit, one space
+    before it (``BE71 0961 2345``, ``51 824 753 5564``): a piece of a longer
+    number (an IBAN, an account), not a number of its own."""
+    if start < 2 or text[start - 1] != " " or text[start - 2] not in DIGITS:
+        return False
+    i = start - 2
+    while i > 0 and start - 1 - i < 5 and (text[i - 1].isalnum() or text[i - 1] == "-"):
+        i -= 1
+    return start - 1 - i <= 4 and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "-"))
 
 
 def only_digits(s: str) -> str:

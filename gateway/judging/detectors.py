@@ -84,6 +84,7 @@ def payment_card(probe: Probe) -> Iterator[Finding]:
     yield from _card(probe)
     yield from _card_in_context(probe)
 
+
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?![0-9]|\.[0-9])")
 _ipv4 = anchored("ip_address", _IPV4, lambda s: True, lambda n, sep: n <= 3 and sep == ".")

@@ -92,7 +92,7 @@ _MONTHS = (
     "|stycznia|lutego|marca|kwietnia|maja|czerwca|lipca|sierpnia|września|wrzesnia"
     "|października|pazdziernika|listopada|grudnia"
     "|января|февраля|марта|апреля|мая|июня|июля|августа|сентября|октября|ноября|декабря"
-    "|ocak|şubat|subat|mart|nisan|mayıs|haziran|temmuz|ağustos|eylül|ekim|kasım|aralık"
+    "|ocak|şubat|subat|mart|nisan|mayıs|haziran|temmuz|ağustos|eylül|ekim|kasım|aralık"  # noqa: RUF001
 )
 _MONTH = rf"(?:{_MONTHS})\.?"
 _DAY = r"[0-9]{1,2}(?:st|nd|rd|th|er|º|°)?\.?"
@@ -174,8 +174,10 @@ def _keyword_before(lower: str, start: int, keywords: tuple[tuple[str, bool], ..
     low = max(0, start - WINDOW - 1 - _LONGEST_KEYWORD)
     for keyword, whole in keywords:
         i = lower.rfind(keyword, low, start)
-        if i >= 0 and i + len(keyword) >= start - WINDOW - 1 and _bounded(
-            lower, i, i + len(keyword), whole
+        if (
+            i >= 0
+            and i + len(keyword) >= start - WINDOW - 1
+            and _bounded(lower, i, i + len(keyword), whole)
         ):
             return True
     return False

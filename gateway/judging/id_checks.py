@@ -20,9 +20,9 @@ def _date_ok(month: int, day: int) -> bool:
 
 
 def fr_nir(s: str) -> bool:
-    """France, NIR (sécurité sociale): sex, YY, MM, department (2A/2B), commune,
-    order, then the key 97 - (number mod 97)."""
-    if len(s) != 15 or s[0] not in "123478":
+    """France, NIR (sécurité sociale): sex (1 or 2), YY, MM, department (2A/2B),
+    commune, order, then the key 97 - (number mod 97)."""
+    if len(s) != 15 or s[0] not in "12":
         return False
     body = s[:13].replace("2A", "19", 1) if s[5:7] == "2A" else s[:13]
     if s[5:7] == "2B":
@@ -265,7 +265,7 @@ def il_id(s: str) -> bool:
 
 
 def tr_tc_kimlik(s: str) -> bool:
-    """Türkiye, T.C. kimlik numarası: 11 digits, no leading 0, two check digits."""
+    """Türkiye, T.C. kimlik numarası: 11 digits, no leading 0, two check digits."""  # noqa: RUF002
     if len(s) != 11 or not s.isdigit() or s[0] == "0":
         return False
     d = _d(s)

@@ -137,11 +137,15 @@ def _ssn_bare(compact: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
+_NRIC = re.compile(r"[stfgm][0-9]{7}[a-z]", re.IGNORECASE)
 _CF = "[0-9lmnpqrstuv]"
+_CODICE_FISCALE = re.compile(
+    rf"[a-z]{{6}}{_CF}{{2}}[abcdehlmprst]{_CF}{{2}}[a-z]{_CF}{{3}}[a-z]", re.IGNORECASE
+)
 FORMATS: tuple[IdFormat, ...] = (
     IdFormat(
         "fr_nir",
-        re.compile(r"[1-478] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[ABab]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2}"),
+        re.compile(r"[12] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[ABab]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2}"),
         ((13, "*"), (15, "*"), (1, " "), (6, "ABab")),
         c.fr_nir,
     ),
@@ -151,24 +155,50 @@ FORMATS: tuple[IdFormat, ...] = (
         ((11, "*"), (2, " ")),
         lambda s: c.de_steuer_id(s, strict=False),
         _steuer_strong,
-        _words("steuer-id", "steuerid", "steuer-idnr", "idnr", "id-nr", "steuer",
-               "identifikationsnummer", "tax id", "tin"),
-    ),  # fmt: skip
-    IdFormat(
-        "it_codice_fiscale",
-        re.compile(rf"[a-z]{{6}}{_CF}{{2}}[abcdehlmprst]{_CF}{{2}}[a-z]{_CF}{{3}}[a-z]", re.I),
-        ((2, "*"), (1, "*")),
-        c.it_codice_fiscale,
-        back=6,
+        _words(
+            "steuer-id",
+            "steuerid",
+            "steuer-idnr",
+            "idnr",
+            "id-nr",
+            "steuer",
+            "identifikationsnummer",
+            "tax id",
+            "tin",
+        ),
+    ),
+    # the first digit run of a codice fiscale: the year's, or (its digits
+    # replaced by letters, "omocodia") the day's or the town's
+    *(
+        IdFormat(
+            "it_codice_fiscale",
+            _CODICE_FISCALE,
+            tuple((length, "*") for length in range(1, longest + 1)),
+            c.it_codice_fiscale,
+            back=back,
+        )
+        for back, longest in ((6, 2), (7, 1), (9, 2), (10, 1), (12, 3), (13, 2), (14, 1))
     ),
     IdFormat(
         "mx_curp",
-        re.compile(r"[a-z][aeioux][a-z]{2}[0-9]{6}[hmx][a-z]{2}[b-df-hj-np-tv-z]{3}[0-9a-z][0-9]", re.I),
+        re.compile(
+            r"[a-z][aeioux][a-z]{2}[0-9]{6}[hmx][a-z]{2}[b-df-hj-np-tv-z]{3}[0-9a-z][0-9]", re.I
+        ),
         ((6, "*"),),
         c.mx_curp,
         back=4,
     ),
-    IdFormat("sg_nric", re.compile(r"[stfgm][0-9]{7}[a-z]", re.I), ((7, "*"),), c.sg_nric, back=1),
+    IdFormat("sg_nric", _NRIC, ((7, "*"),), c.sg_nric, back=1),
+    # the format alone, when the text says what it is
+    IdFormat(
+        "sg_nric",
+        _NRIC,
+        ((7, "*"),),
+        lambda s: True,
+        _never,
+        _words("nric", "fin", "ic number", "identity card", "身份证"),
+        back=1,
+    ),
     IdFormat(
         "fi_hetu",
         re.compile(r"[0-9]{6}[-+a-fu-y][0-9]{3}[0-9a-y]", re.I),
@@ -176,7 +206,12 @@ FORMATS: tuple[IdFormat, ...] = (
         c.fi_hetu,
         raw=True,
     ),
-    IdFormat("cn_resident_id", re.compile(r"[1-9][0-9]{16}[0-9Xx]"), ((17, "*"), (18, "*")), c.cn_resident_id),
+    IdFormat(
+        "cn_resident_id",
+        re.compile(r"[1-9][0-9]{16}[0-9Xx]"),
+        ((17, "*"), (18, "*")),
+        c.cn_resident_id,
+    ),
     IdFormat(
         "kr_rrn",
         re.compile(r"[0-9]{6}-?[0-9]{7}"),
@@ -230,18 +265,32 @@ FORMATS: tuple[IdFormat, ...] = (
         ((9, "*"), (4, ".")),
         c.nl_bsn,
         _never,
-        _words("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "sofi nummer",
-               "citizen service number", "persoonsnummer"),
-    ),  # fmt: skip
+        _words(
+            "bsn",
+            "burgerservicenummer",
+            "sofinummer",
+            "sofi-nummer",
+            "sofi nummer",
+            "citizen service number",
+            "persoonsnummer",
+        ),
+    ),
     IdFormat(
         "pt_nif",
         re.compile(r"[0-9]{3} ?[0-9]{3} ?[0-9]{3}"),
         ((9, "*"), (3, " ")),
         c.pt_nif,
         _never,
-        _words("nif", "nipc", "contribuinte", "número fiscal", "numero fiscal",
-               "identificação fiscal", "identificacao fiscal"),
-    ),  # fmt: skip
+        _words(
+            "nif",
+            "nipc",
+            "contribuinte",
+            "número fiscal",
+            "numero fiscal",
+            "identificação fiscal",
+            "identificacao fiscal",
+        ),
+    ),
     IdFormat(
         "au_tfn",
         re.compile(r"[0-9]{3} ?[0-9]{3} ?[0-9]{2,3}"),
@@ -286,9 +335,7 @@ FORMATS: tuple[IdFormat, ...] = (
 # --- the formats with a shape of their own (separators, letters) ------------------
 
 _SSN = re.compile(r"(?!000|666|9)[0-9]{3}([- ])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}(?![0-9]|[-.][0-9])")
-us_ssn = anchored(
-    "us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -", whole=True
-)
+us_ssn = anchored("us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -", whole=True)
 
 _SIN = re.compile(r"[1-79][0-9]{2}([ -])[0-9]{3}\1[0-9]{3}(?![0-9]|[-.][0-9])")
 ca_sin = anchored(

@@ -56,7 +56,7 @@ _CONTEXT = re.compile(
     r"|call me|call us|call|calling|dial|sms|whatsapp|reach me|answering|messages to"
     r"|telefon|telefonnummer|handy|rufnummer|mobil|téléphone|portable|numéro|teléfono|telefono"
     r"|móvil|movil|celular|número|numero|telefone|telemóvel|cellulare|telefoon|mobiel"
-    r"|telefonu|komórka|комórka|puhelin|telefonnr)(?![a-z])"
+    r"|telefonu|komórka|puhelin|telefonnr)(?![a-z])"
     r"|телефон|тел\.|моб\.|電話|电话|手机|手機|携帯|전화|휴대폰|핸드폰|연락처",
 )
 
@@ -92,7 +92,9 @@ def _intl_end(text: str, start: int) -> int | None:
 
 
 #: words that say what the number just before them is ("930.167.3943 fax")
-_AFTER = re.compile(r"[ \t(\-]{0,3}(?:phone|tel|mobile|mob|cell|fax|office|desk|home|work)(?![a-z])")
+_AFTER = re.compile(
+    r"[ \t(\-]{0,3}(?:phone|tel|mobile|mob|cell|fax|office|desk|home|work)(?![a-z])"
+)
 
 
 def _in_context(probe: Probe, start: int) -> bool:
@@ -157,7 +159,8 @@ def phone(probe: Probe) -> Iterator[Finding]:
         if m is None:
             m = _LOOSE.match(text, start)
             if m is not None and not (
-                _loose_ok(m.group()) and (_in_context(probe, start) or _labelled_after(probe, m.end()))
+                _loose_ok(m.group())
+                and (_in_context(probe, start) or _labelled_after(probe, m.end()))
             ):
                 m = None
         if m is not None:

@@ -76,13 +76,18 @@ def _all(parts: list[BuiltinFn]) -> BuiltinFn:
     return detect
 
 
-#: the other built-in detectors, most specific first (national ids before
-#: phones: a number that passes a country's check is that country's id)
+#: the other built-in detectors, most specific first (the order breaks ties
+#: between findings of the same span: a number that passes a country's check
+#: is that country's id before it is a phone)
+_IDS = national_ids.all_detectors()
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("password", password),
-    ("payment_card", d.payment_card),
     ("iban", d.iban),
-    *((name, _all(parts)) for name, parts in national_ids.all_detectors().items()),
+    # a 13-digit South African or 18-digit Chinese id can pass Luhn too: the
+    # date and check inside the id make it the likelier reading
+    *((name, _all(parts)) for name, parts in _IDS.items() if name != "in_aadhaar"),
+    ("payment_card", d.payment_card),
+    ("in_aadhaar", _all(_IDS["in_aadhaar"])),
     ("email", d.email),
     ("ip_address", d.ip_address),
     ("date_of_birth", d.date_of_birth),

@@ -158,7 +158,12 @@ AIMED: dict[str, tuple[str, ...]] = {
         "digits and dashes",
         "card words",
     ),
-    "us_ssn": ("ssn lookalikes", "digits and dashes", "digits and spaces", "nine digits and context"),
+    "us_ssn": (
+        "ssn lookalikes",
+        "digits and dashes",
+        "digits and spaces",
+        "nine digits and context",
+    ),
     "ca_sin": ("grouped 3-3", "digits and spaces", "nine digits and context"),
     "in_aadhaar": ("grouped 4-4", "digits and spaces", "one digit run"),
     "es_dni": ("nie lookalikes", "one digit run"),
