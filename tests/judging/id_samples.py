@@ -183,7 +183,7 @@ def make_kr_rrn(rng: random.Random) -> str:
     sex = rng.choice("12") if year < 2000 else rng.choice("34")
     body = f"{year % 100:02d}{month:02d}{day:02d}{sex}{_digits(rng, 5)}"
     total = sum(int(d) * w for d, w in zip(body, (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5), strict=True))
-    return f"{body[:6]}-{body[6:]}{(11 - total % 11) % 10}"
+    return f"{body}{(11 - total % 11) % 10}"  # bare: the hyphenated form needs no check
 
 
 def make_au_tfn(rng: random.Random) -> str:
