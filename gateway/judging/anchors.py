@@ -101,3 +101,10 @@ def anchored(
                     yield Finding(entity, start, end)
 
     return detect
+
+
+#: words that say a number is a payment card (any of the languages the other context words cover)
+CARD_WORDS = re.compile(
+    r"(?<![a-z])(?:card|cc|credit|debit|visa|mastercard|amex|maestro|tarjeta|karte|kreditkarte"
+    r"|carte|cartão|cartao|carta|kaart|karta|kort)(?![a-z])|カード|卡|카드|карт"
+)

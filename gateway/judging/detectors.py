@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from gateway.judging import national_ids as ids
-from gateway.judging.anchors import anchored, fragment, free_left, only_digits
+from gateway.judging.anchors import CARD_WORDS, anchored, fragment, free_left, only_digits
 from gateway.judging.checksums import luhn_valid
 from gateway.judging.dob import date_of_birth
 from gateway.judging.iban import iban
@@ -51,10 +51,7 @@ _card = anchored(
 )
 #: after a card word: 12-19 digits from any network (Maestro's 12, UATP's leading 1)
 _CARD_ANY = re.compile(r"[0-9](?:[ -]?[0-9]){11,18}(?![0-9]|-[0-9])")
-_CARD_WORDS = re.compile(
-    r"(?<![a-z])(?:card|cc|credit|debit|visa|mastercard|amex|maestro|tarjeta|karte|kreditkarte"
-    r"|carte|cartão|cartao|carta|kaart|karta|kort)(?![a-z])|カード|卡|카드|карт"
-)
+_CARD_WORDS = CARD_WORDS
 _CARD_WINDOW = 32
 
 

@@ -2,7 +2,8 @@
 
 A candidate starts at a digit run whose two check digits follow two letters
 that are a known country code (:data:`~gateway.judging.checksums.IBAN_LENGTHS`)
-with nothing glued before them; it then reads letters and digits, single spaces
+with no letter or digit right before them (punctuation may be: ``/DE89…``,
+``.de89…``); it then reads letters and digits, single spaces
 allowed between them, until it holds that country's length. It is an IBAN when
 nothing alphanumeric is glued after it and the ISO 13616 mod-97 check holds.
 So ``DE89370400440532013000`` is found in JSON (``"DE89…"``), YAML (``iban:
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gateway.judging.anchors import free_left
 from gateway.judging.checksums import IBAN_LENGTHS, iban_valid
 from gateway.judging.probe import Finding, Probe
 
@@ -49,7 +49,7 @@ def iban(probe: Probe) -> Iterator[Finding]:
             or start < 0
             or text[start] not in _LETTERS
             or text[start + 1] not in _LETTERS
-            or not free_left(text, start)
+            or (start and text[start - 1] in _ALNUM)
         ):
             continue
         length = IBAN_LENGTHS.get(text[start : start + 2].upper())

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gateway.judging import id_checks as c
-from gateway.judging.anchors import anchored, free_left, free_right, only_digits
+from gateway.judging.anchors import CARD_WORDS, anchored, free_left, free_right, only_digits
 from gateway.judging.checksums import luhn_valid, verhoeff_valid
 from gateway.judging.probe import Finding, Probe
 
@@ -66,6 +66,8 @@ class IdFormat:
     back: int = 0
     #: ``valid`` gets the match as written (upper case), separators and all
     raw: bool = False
+    #: words that, nearby, say the number is something else (a card)
+    veto: re.Pattern[str] | None = None
 
 
 def _words(*words: str) -> re.Pattern[str]:
@@ -112,8 +114,13 @@ def detector(fmt: IdFormat) -> Detect:
                     continue
                 matched = m.group()
                 compact = _NOT_ALNUM.sub("", matched).upper()
-                if fmt.valid(matched.upper() if fmt.raw else compact) and (
-                    fmt.strong(matched, compact) or _in_context(probe, start, m.end(), fmt.context)
+                if (
+                    fmt.valid(matched.upper() if fmt.raw else compact)
+                    and (
+                        fmt.strong(matched, compact)
+                        or _in_context(probe, start, m.end(), fmt.context)
+                    )
+                    and not (fmt.veto and _in_context(probe, start, m.end(), fmt.veto))
                 ):
                     yield Finding(fmt.entity, start, m.end())
 
@@ -211,6 +218,7 @@ FORMATS: tuple[IdFormat, ...] = (
         re.compile(r"[1-9][0-9]{16}[0-9Xx]"),
         ((17, "*"), (18, "*")),
         c.cn_resident_id,
+        veto=CARD_WORDS,
     ),
     IdFormat(
         "kr_rrn",
@@ -225,6 +233,7 @@ FORMATS: tuple[IdFormat, ...] = (
         re.compile(r"[0-9]{6} ?[0-9]{4} ?[0-9]{3}"),
         ((13, "*"), (6, " ")),
         c.za_id,
+        veto=CARD_WORDS,
     ),
     IdFormat(
         "be_national_number",
