@@ -20,111 +20,13 @@ Entities: ``us_ssn``, ``uk_nino`` (formats only: neither has a check digit),
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from gateway.judging import id_checks as c
-from gateway.judging.anchors import CARD_WORDS, anchored, free_left, free_right, only_digits
+from gateway.judging.anchors import CARD_WORDS, anchored, free_left, only_digits
 from gateway.judging.checksums import luhn_valid, verhoeff_valid
+from gateway.judging.id_format import Detect, IdFormat, detector, never, separated, words
 from gateway.judging.probe import Finding, Probe
-
-Detect = Callable[[Probe], Iterator[Finding]]
-_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
-
-
-def _always(match: str, compact: str) -> bool:
-    return True
-
-
-def _never(match: str, compact: str) -> bool:
-    return False
-
-
-def _separated(match: str, compact: str) -> bool:
-    return len(match) != len(compact)
-
-
-@dataclass(frozen=True, slots=True)
-class IdFormat:
-    """One written form of one national id.
-
-    ``shapes`` picks the digit runs the ``pattern`` is tried at: ``(length,
-    next)``, a run of ``length`` digits followed by one of the characters
-    ``next`` (``"*"``: by anything); ``back`` letters before the run are part of
-    the match. ``valid`` gets
-    the match's letters and digits, upper case; a match that ``strong`` does not
-    vouch for (e.g. a bare digit run) counts only with a ``context`` word nearby.
-    """
-
-    entity: str
-    pattern: re.Pattern[str]
-    shapes: tuple[tuple[int, str], ...]
-    valid: Callable[[str], bool]
-    strong: Callable[[str, str], bool] = _always
-    context: re.Pattern[str] | None = None
-    back: int = 0
-    #: ``valid`` gets the match as written (upper case), separators and all
-    raw: bool = False
-    #: words that, nearby, say the number is something else (a card)
-    veto: re.Pattern[str] | None = None
-
-
-def _words(*words: str) -> re.Pattern[str]:
-    """Context words, matched in lower-cased text as whole words (Latin letters
-    may not touch them; CJK and other scripts need no spaces)."""
-    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"(?<![a-z])(?:{alternatives})(?![a-z])")
-
-
-_BEFORE, _AFTER = 48, 24
-
-
-def _in_context(probe: Probe, start: int, end: int, words: re.Pattern[str] | None) -> bool:
-    if words is None:
-        return False
-    lower = probe.lower
-    return (
-        words.search(lower, max(0, start - _BEFORE), start) is not None
-        or words.search(lower, end, end + _AFTER) is not None
-    )
-
-
-def detector(fmt: IdFormat) -> Detect:
-    """The detector of one :class:`IdFormat`: it looks only at the digit runs of
-    its lengths (:attr:`Probe.by_length`), so most texts cost it a dict lookup."""
-    back, shapes, pattern = fmt.back, fmt.shapes, fmt.pattern
-
-    def detect(probe: Probe) -> Iterator[Finding]:
-        by_length = probe.by_length
-        text = probe.text
-        n = len(text)
-        for length, after in shapes:
-            for run_start, run_end in by_length.get(length, ()):
-                start = run_start - back
-                if (
-                    start < 0
-                    or (after != "*" and (run_end >= n or text[run_end] not in after))
-                    or not free_left(text, start)
-                    or (back and not all(ch in _LETTERS for ch in text[start:run_start]))
-                ):
-                    continue
-                m = pattern.match(text, start)
-                if m is None or not free_right(text, m.end()):
-                    continue
-                matched = m.group()
-                compact = _NOT_ALNUM.sub("", matched).upper()
-                if (
-                    fmt.valid(matched.upper() if fmt.raw else compact)
-                    and (
-                        fmt.strong(matched, compact)
-                        or _in_context(probe, start, m.end(), fmt.context)
-                    )
-                    and not (fmt.veto and _in_context(probe, start, m.end(), fmt.veto))
-                ):
-                    yield Finding(fmt.entity, start, m.end())
-
-    return detect
 
 
 def _steuer_strong(match: str, compact: str) -> bool:
@@ -162,7 +64,7 @@ FORMATS: tuple[IdFormat, ...] = (
         ((11, "*"), (2, " ")),
         lambda s: c.de_steuer_id(s, strict=False),
         _steuer_strong,
-        _words(
+        words(
             "steuer-id",
             "steuerid",
             "steuer-idnr",
@@ -202,8 +104,8 @@ FORMATS: tuple[IdFormat, ...] = (
         _NRIC,
         ((7, "*"),),
         lambda s: True,
-        _never,
-        _words("nric", "fin", "ic number", "identity card", "身份证"),
+        never,
+        words("nric", "fin", "ic number", "identity card", "身份证"),
         back=1,
     ),
     IdFormat(
@@ -226,7 +128,7 @@ FORMATS: tuple[IdFormat, ...] = (
         ((13, "*"), (6, "-")),
         c.kr_rrn_date,
         _kr_strong,
-        _words("주민등록번호", "주민번호", "rrn", "resident registration"),
+        words("주민등록번호", "주민번호", "rrn", "resident registration"),
     ),
     IdFormat(
         "za_id",
@@ -249,8 +151,8 @@ FORMATS: tuple[IdFormat, ...] = (
         re.compile(r"[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}|[0-9]{11}"),
         ((11, "*"), (3, ".")),
         c.br_cpf,
-        _separated,
-        _words("cpf", "cadastro de pessoas"),
+        separated,
+        words("cpf", "cadastro de pessoas"),
     ),
     IdFormat(
         "se_personnummer",
@@ -258,23 +160,23 @@ FORMATS: tuple[IdFormat, ...] = (
         ((10, "*"), (12, "*"), (6, "-+ "), (8, "-+ ")),
         c.se_personnummer,
         _se_strong,
-        _words("personnummer", "personnr", "samordningsnummer", "person number"),
+        words("personnummer", "personnr", "samordningsnummer", "person number"),
     ),
     IdFormat(
         "jp_my_number",
         re.compile(r"[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}"),
         ((12, "*"), (4, " -")),
         c.jp_my_number,
-        _never,
-        _words("マイナンバー", "個人番号", "my number", "mynumber", "individual number"),
+        never,
+        words("マイナンバー", "個人番号", "my number", "mynumber", "individual number"),
     ),
     IdFormat(
         "nl_bsn",
         re.compile(r"[0-9]{4}\.[0-9]{2}\.[0-9]{3}|[0-9]{9}"),
         ((9, "*"), (4, ".")),
         c.nl_bsn,
-        _never,
-        _words(
+        never,
+        words(
             "bsn",
             "burgerservicenummer",
             "sofinummer",
@@ -289,8 +191,8 @@ FORMATS: tuple[IdFormat, ...] = (
         re.compile(r"[0-9]{3} ?[0-9]{3} ?[0-9]{3}"),
         ((9, "*"), (3, " ")),
         c.pt_nif,
-        _never,
-        _words(
+        never,
+        words(
             "nif",
             "nipc",
             "contribuinte",
@@ -305,32 +207,32 @@ FORMATS: tuple[IdFormat, ...] = (
         re.compile(r"[0-9]{3} ?[0-9]{3} ?[0-9]{2,3}"),
         ((8, "*"), (9, "*"), (3, " ")),
         c.au_tfn,
-        _separated,
-        _words("tfn", "tax file number", "tax file no"),
+        separated,
+        words("tfn", "tax file number", "tax file no"),
     ),
     IdFormat(
         "il_id",
         re.compile(r"[0-9]{9}"),
         ((9, "*"),),
         c.il_id,
-        _never,
-        _words("teudat zehut", "תעודת זהות", "ת.ז", 'ת"ז', "מספר זהות", "israeli id"),
+        never,
+        words("teudat zehut", "תעודת זהות", "ת.ז", 'ת"ז', "מספר זהות", "israeli id"),
     ),
     IdFormat(
         "us_ssn",
         re.compile(r"[0-9]{9}"),
         ((9, "*"),),
         _ssn_bare,
-        _never,
-        _words("ssn", "social security", "seguro social"),
+        never,
+        words("ssn", "social security", "seguro social"),
     ),
     IdFormat(
         "ca_sin",
         re.compile(r"[0-9]{9}"),
         ((9, "*"),),
         luhn_valid,
-        _never,
-        _words("sin", "social insurance", "nas", "assurance sociale"),
+        never,
+        words("sin", "social insurance", "nas", "assurance sociale"),
     ),
     IdFormat(
         "in_aadhaar",

@@ -1,0 +1,115 @@
+"""One written form of a national id, and the detector that finds it.
+
+An :class:`IdFormat` names the digit runs it starts at, the regex tried there,
+the check, and when the format alone is too weak to count without a context
+word; :func:`detector` turns it into a detector that reads
+:attr:`~gateway.judging.probe.Probe.by_length`, so a text costs each format a
+dict lookup per run length it knows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from gateway.judging.anchors import free_left, free_right
+from gateway.judging.probe import Finding, Probe
+
+Detect = Callable[[Probe], Iterator[Finding]]
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+
+
+def always(match: str, compact: str) -> bool:
+    return True
+
+
+def never(match: str, compact: str) -> bool:
+    return False
+
+
+def separated(match: str, compact: str) -> bool:
+    return len(match) != len(compact)
+
+
+@dataclass(frozen=True, slots=True)
+class IdFormat:
+    """One written form of one national id.
+
+    ``shapes`` picks the digit runs the ``pattern`` is tried at: ``(length,
+    next)``, a run of ``length`` digits followed by one of the characters
+    ``next`` (``"*"``: by anything); ``back`` letters before the run are part of
+    the match. ``valid`` gets
+    the match's letters and digits, upper case; a match that ``strong`` does not
+    vouch for (e.g. a bare digit run) counts only with a ``context`` word nearby.
+    """
+
+    entity: str
+    pattern: re.Pattern[str]
+    shapes: tuple[tuple[int, str], ...]
+    valid: Callable[[str], bool]
+    strong: Callable[[str, str], bool] = always
+    context: re.Pattern[str] | None = None
+    back: int = 0
+    #: ``valid`` gets the match as written (upper case), separators and all
+    raw: bool = False
+    #: words that, nearby, say the number is something else (a card)
+    veto: re.Pattern[str] | None = None
+
+
+def words(*words: str) -> re.Pattern[str]:
+    """Context words, matched in lower-cased text as whole words (Latin letters
+    may not touch them; CJK and other scripts need no spaces)."""
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z])(?:{alternatives})(?![a-z])")
+
+
+_BEFORE, _AFTER = 48, 24
+
+
+def _in_context(probe: Probe, start: int, end: int, words: re.Pattern[str] | None) -> bool:
+    if words is None:
+        return False
+    lower = probe.lower
+    return (
+        words.search(lower, max(0, start - _BEFORE), start) is not None
+        or words.search(lower, end, end + _AFTER) is not None
+    )
+
+
+def detector(fmt: IdFormat) -> Detect:
+    """The detector of one :class:`IdFormat`: it looks only at the digit runs of
+    its lengths (:attr:`Probe.by_length`), so most texts cost it a dict lookup."""
+    back, shapes, pattern = fmt.back, fmt.shapes, fmt.pattern
+
+    def detect(probe: Probe) -> Iterator[Finding]:
+        by_length = probe.by_length
+        text = probe.text
+        n = len(text)
+        for length, after in shapes:
+            for run_start, run_end in by_length.get(length, ()):
+                start = run_start - back
+                if (
+                    start < 0
+                    or (after != "*" and (run_end >= n or text[run_end] not in after))
+                    or not free_left(text, start)
+                    or (back and not all(ch in _LETTERS for ch in text[start:run_start]))
+                ):
+                    continue
+                m = pattern.match(text, start)
+                if m is None or not free_right(text, m.end()):
+                    continue
+                matched = m.group()
+                compact = _NOT_ALNUM.sub("", matched).upper()
+                if (
+                    fmt.valid(matched.upper() if fmt.raw else compact)
+                    and (
+                        fmt.strong(matched, compact)
+                        or _in_context(probe, start, m.end(), fmt.context)
+                    )
+                    and not (fmt.veto and _in_context(probe, start, m.end(), fmt.veto))
+                ):
+                    yield Finding(fmt.entity, start, m.end())
+
+    return detect
