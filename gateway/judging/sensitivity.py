@@ -48,6 +48,7 @@ from gateway.judging.secrets import SECRET_RULES, secrets, secrets_everywhere
 
 __all__ = [
     "BUILTIN_ENTITIES",
+    "NER_ENTITIES",
     "SECRET_ENTITIES",
     "UNJUDGED",
     "Detector",
@@ -102,6 +103,9 @@ BUILTIN_ENTITIES: frozenset[str] = (
     frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS} | {UNJUDGED}
 )
 SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {"password"}
+#: what the optional NER plug-in (:mod:`gateway.judging.ner`) reports: policies
+#: may give them levels whether the plug-in is enabled or not
+NER_ENTITIES: frozenset[str] = frozenset({"person", "location"})
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
 _RANK: Mapping[str, int] = MappingProxyType(
     {name: i for i, name in enumerate((*_SECRET_NAMES, *(name for name, _ in _BUILTINS)))}

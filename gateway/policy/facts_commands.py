@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import orjson
 
 from gateway.judging.build import FactsBuilder
+from gateway.judging.ner import ner_plugins
 from gateway.judging.prices import PriceBook
 from gateway.policy.facts_eval import EvalInputError, evaluate, render
 from gateway.policy.loader import load_policy
@@ -64,7 +65,7 @@ def eval_command(args: argparse.Namespace, settings: Settings, out: TextIO = sys
         print(f"error: cannot read {args.file}: {exc.strerror}", file=out)
         return 1
     try:
-        report = evaluate(lines, FactsBuilder(policy))
+        report = evaluate(lines, FactsBuilder(policy, scanner_plugins=ner_plugins(settings)))
     except EvalInputError as exc:
         print(f"error: {args.file}: {exc}", file=out)
         return 1
