@@ -113,6 +113,7 @@ MONTHS = frozenset(_MONTHS.split("|"))
 _LONGEST_KEYWORD = max(len(k) for k, _ in _ASCII_KEYWORDS + _OTHER_KEYWORDS)
 _DAY_SUFFIX = re.compile(r"(?:st|nd|rd|th|er|º|°)?\.?,?(?: of| de| di)? ")
 _WORD = re.compile(r"[^\W\d_]+")
+_WORD_BEFORE = re.compile(r"[^\W\d_]{3,12}\.?\Z")
 
 
 def date_of_birth(probe: Probe) -> Iterator[Finding]:
@@ -157,15 +158,19 @@ def _date_start(text: str, lower: str, run_start: int, run_end: int) -> int:
             word = _WORD.match(lower, suffix.end())
             if word is not None and word.group() in MONTHS:
                 return run_start
-    if run_start >= 4 and text[run_start - 1] == " ":  # a month's name, then a day: "May 3"
-        word_end = run_start - 1
-        if lower[word_end - 1] == ".":
-            word_end -= 1
-        word_start = word_end
-        while word_start > 0 and word_end - word_start < 12 and lower[word_start - 1].isalpha():
-            word_start -= 1
-        if lower[word_start:word_end] in MONTHS:
-            return word_start
+    if (
+        length <= 2
+        and run_start >= 4
+        and text[run_start - 1] == " "
+        and (lower[run_start - 2].isalpha() or lower[run_start - 2] == ".")
+    ):  # a month's name, then a day: "May 3"
+        word = _WORD_BEFORE.search(lower, max(0, run_start - 15), run_start - 1)
+        if (
+            word is not None
+            and word.group().rstrip(".") in MONTHS
+            and (word.start() == 0 or not lower[word.start() - 1].isalpha())
+        ):
+            return word.start()
     return -1
 
 

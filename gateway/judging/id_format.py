@@ -2,9 +2,8 @@
 
 An :class:`IdFormat` names the digit runs it starts at, the regex tried there,
 the check, and when the format alone is too weak to count without a context
-word; :func:`detector` turns it into a detector that reads
-:attr:`~gateway.judging.probe.Probe.by_length`, so a text costs each format a
-dict lookup per run length it knows.
+word; :func:`detector` turns any number of them into one detector that reads
+:attr:`~gateway.judging.probe.Probe.runs` once, with a dict lookup per run.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from gateway.judging.probe import Finding, Probe
 Detect = Callable[[Probe], Iterator[Finding]]
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+_SEPARATORS = frozenset(" -.+/")
+_DIGITS = frozenset("0123456789")
 
 
 def always(match: str, compact: str) -> bool:
@@ -78,38 +79,63 @@ def _in_context(probe: Probe, start: int, end: int, words: re.Pattern[str] | Non
     )
 
 
-def detector(fmt: IdFormat) -> Detect:
-    """The detector of one :class:`IdFormat`: it looks only at the digit runs of
-    its lengths (:attr:`Probe.by_length`), so most texts cost it a dict lookup."""
-    back, shapes, pattern = fmt.back, fmt.shapes, fmt.pattern
+def detector(*formats: IdFormat) -> Detect:
+    """One detector for ``formats``: a single pass over the digit runs, each run
+    tried only by the formats that start at a run of its length
+    (a dict lookup per run), so 30 formats cost prose
+    about what one does. Findings of different formats may overlap:
+    :func:`~gateway.judging.sensitivity.resolve` keeps one."""
+    by_length: dict[int, list[tuple[IdFormat, str]]] = {}
+    for fmt in formats:
+        for length, after in fmt.shapes:
+            by_length.setdefault(length, []).append((fmt, after))
 
     def detect(probe: Probe) -> Iterator[Finding]:
-        by_length = probe.by_length
         text = probe.text
         n = len(text)
-        for length, after in shapes:
-            for run_start, run_end in by_length.get(length, ()):
-                start = run_start - back
-                if (
-                    start < 0
-                    or (after != "*" and (run_end >= n or text[run_end] not in after))
-                    or not free_left(text, start)
-                    or (back and not all(ch in _LETTERS for ch in text[start:run_start]))
-                ):
-                    continue
-                m = pattern.match(text, start)
-                if m is None or not free_right(text, m.end()):
-                    continue
-                matched = m.group()
-                compact = _NOT_ALNUM.sub("", matched).upper()
-                if (
-                    fmt.valid(matched.upper() if fmt.raw else compact)
-                    and (
-                        fmt.strong(matched, compact)
-                        or _in_context(probe, start, m.end(), fmt.context)
-                    )
-                    and not (fmt.veto and _in_context(probe, start, m.end(), fmt.veto))
-                ):
-                    yield Finding(fmt.entity, start, m.end())
+        for run_start, run_end in probe.runs:
+            tries = by_length.get(run_end - run_start)
+            if tries is None:
+                continue
+            for fmt, after in tries:
+                found = _try(probe, fmt, after, run_start, run_end, n)
+                if found is not None:
+                    yield found
 
     return detect
+
+
+def _try(
+    probe: Probe, fmt: IdFormat, after: str, run_start: int, run_end: int, n: int
+) -> Finding | None:
+    text = probe.text
+    back = fmt.back
+    start = run_start - back
+    if (
+        start < 0
+        or (back and text[run_start - 1] not in _LETTERS)
+        or (
+            after != "*"
+            and (
+                run_end + 1 >= n
+                or text[run_end] not in after
+                # a separator must be followed by the next group's digit
+                or (text[run_end] in _SEPARATORS and text[run_end + 1] not in _DIGITS)
+            )
+        )
+        or not free_left(text, start)
+        or (back and not all(ch in _LETTERS for ch in text[start:run_start]))
+    ):
+        return None
+    m = fmt.pattern.match(text, start)
+    if m is None or not free_right(text, m.end()):
+        return None
+    matched = m.group()
+    compact = _NOT_ALNUM.sub("", matched).upper()
+    if (
+        fmt.valid(matched.upper() if fmt.raw else compact)
+        and (fmt.strong(matched, compact) or _in_context(probe, start, m.end(), fmt.context))
+        and not (fmt.veto and _in_context(probe, start, m.end(), fmt.veto))
+    ):
+        return Finding(fmt.entity, start, m.end())
+    return None

@@ -325,23 +325,13 @@ def uk_nino(probe: Probe) -> Iterator[Finding]:
             yield Finding("uk_nino", start, m.end())
 
 
-def _merge(entity: str) -> Detect:
-    """Every :data:`FORMATS` detector of ``entity``, as one."""
-    parts = tuple(detector(f) for f in FORMATS if f.entity == entity)
-
-    def detect(probe: Probe) -> Iterator[Finding]:
-        for part in parts:
-            yield from part(probe)
-
-    return detect
-
-
+#: every :data:`FORMATS` entity
+FORMAT_ENTITIES: frozenset[str] = frozenset(f.entity for f in FORMATS)
+#: all of :data:`FORMATS` in one pass over the digit runs (its findings are of
+#: several entities: :class:`~gateway.judging.sensitivity.Scanner` filters them)
+formats = detector(*FORMATS)
 #: entity -> the detectors that read :attr:`Probe.runs` (all digit runs)
-ON_RUNS: tuple[tuple[str, Detect], ...] = (
-    *((name, _merge(name)) for name in dict.fromkeys(f.entity for f in FORMATS)),
-    ("es_dni", es_nie),
-    ("uk_nino", uk_nino),
-)
+ON_RUNS: tuple[tuple[str, Detect], ...] = (("es_dni", es_nie), ("uk_nino", uk_nino))
 #: the detectors that read :attr:`Probe.starts`
 ON_STARTS: tuple[tuple[str, Detect], ...] = (
     ("us_ssn", us_ssn),
@@ -356,6 +346,8 @@ ON_LETTERED: tuple[tuple[str, Detect], ...] = ()
 def all_detectors() -> dict[str, list[Detect]]:
     """Every national-id detector, by entity (the reference list :func:`Scanner.find_all_detectors` runs)."""
     out: dict[str, list[Detect]] = {}
+    for entity in sorted(FORMAT_ENTITIES):
+        out[entity] = [detector(*(f for f in FORMATS if f.entity == entity))]
     for name, detect in (*ON_RUNS, *ON_STARTS, *ON_LETTERED):
         out.setdefault(name, []).append(detect)
     return out

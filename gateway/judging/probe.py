@@ -38,16 +38,7 @@ class Finding:
 class Probe:
     """One text plus views several detectors share, each computed at most once."""
 
-    __slots__ = (
-        "_by_length",
-        "_lettered",
-        "_lower",
-        "_marks",
-        "_positions",
-        "_runs",
-        "_starts",
-        "text",
-    )
+    __slots__ = ("_lettered", "_lower", "_marks", "_positions", "_runs", "_starts", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -57,7 +48,6 @@ class Probe:
         self._starts: list[tuple[int, int]] | None = None
         self._lettered: list[tuple[int, int]] | None = None
         self._positions: dict[str, list[int]] = {}
-        self._by_length: dict[int, list[tuple[int, int]]] | None = None
 
     @property
     def marks(self) -> bytes:
@@ -89,22 +79,6 @@ class Probe:
         if self._runs is None:
             self._runs = _digit_runs(self.text)
         return self._runs
-
-    @property
-    def by_length(self) -> dict[int, list[tuple[int, int]]]:
-        """:attr:`runs` by their length (a detector of 11-digit ids reads only those)."""
-        by_length = self._by_length
-        if by_length is None:
-            by_length = {}
-            for run in self.runs:
-                key = run[1] - run[0]
-                found = by_length.get(key)
-                if found is None:
-                    by_length[key] = [run]
-                else:
-                    found.append(run)
-            self._by_length = by_length
-        return by_length
 
     @property
     def starts(self) -> list[tuple[int, int]]:

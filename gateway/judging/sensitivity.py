@@ -81,6 +81,7 @@ def _all(parts: list[BuiltinFn]) -> BuiltinFn:
 #: between findings of the same span: a number that passes a country's check
 #: is that country's id before it is a phone)
 _IDS = national_ids.all_detectors()
+_FORMAT_IDS = national_ids.FORMAT_ENTITIES
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("password", password),
     ("iban", d.iban),
@@ -160,6 +161,11 @@ class Scanner:
         for name, detect in _applicable(probe):
             if entities is None or name in entities:
                 found.extend(detect(probe))
+        if probe.has_digits and (entities is None or not entities.isdisjoint(_FORMAT_IDS)):
+            # the national ids' formats in one pass; it reports several entities
+            found.extend(
+                f for f in national_ids.formats(probe) if entities is None or f.entity in entities
+            )
         return self._finish(text, entities, found)
 
     def find_all_detectors(
