@@ -68,9 +68,12 @@ def _card_in_context(probe: Probe) -> Iterator[Finding]:
         ):
             continue
         m = _CARD_ANY.match(text, run_start)
+        if m is None:
+            continue
+        digits = only_digits(m.group())
         if (
-            m is not None
-            and luhn_valid(only_digits(m.group()))
+            not (text[run_start] in "23456" and len(digits) >= 13)  # the shape alone finds those
+            and luhn_valid(digits)
             and _CARD_WORDS.search(probe.lower, max(0, run_start - _CARD_WINDOW), run_start)
         ):
             yield Finding("payment_card", run_start, m.end())

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from gateway.judging.anchors import free_left, free_right
+from gateway.judging.anchors import fragment, free_left, free_right
 from gateway.judging.probe import Finding, Probe
 
 Detect = Callable[[Probe], Iterator[Finding]]
@@ -124,6 +124,7 @@ def _try(
             )
         )
         or not free_left(text, start)
+        or fragment(text, start)
         or (back and not all(ch in _LETTERS for ch in text[start:run_start]))
     ):
         return None
@@ -131,6 +132,14 @@ def _try(
     if m is None or not free_right(text, m.end()):
         return None
     matched = m.group()
+    stop = m.end()
+    if (
+        stop + 1 < n
+        and text[stop] in matched
+        and text[stop] in _SEPARATORS
+        and text[stop + 1] in _DIGITS
+    ):
+        return None  # one more group follows: a longer number (4111 1111 1111 1111)
     compact = _NOT_ALNUM.sub("", matched).upper()
     if (
         fmt.valid(matched.upper() if fmt.raw else compact)
