@@ -1,8 +1,8 @@
 """Build the public PII evaluation set in ``bench/pii_data/`` from mirrored public repositories.
 
-Run: ``python bench/pii_extract.py PRESIDIO_GIT RESEARCH_GIT GSM8K_GIT ALPACA_GIT HUMANEVAL_GIT``
+Run: ``python bench/pii_extract.py PRESIDIO_GIT RESEARCH_GIT GSM8K_GIT HUMANEVAL_GIT``
 (the git directories of microsoft/presidio, microsoft/presidio-research,
-openai/grade-school-math, tatsu-lab/stanford_alpaca and openai/human-eval). Reads each file with ``git show``
+openai/grade-school-math and openai/human-eval). Reads each file with ``git show``
 at the commit named in ``bench/pii_data/README.md`` and writes:
 
 - ``cases.jsonl``: labelled texts, ``{"text", "entities": [{"type","start","end"}],
@@ -11,7 +11,7 @@ at the commit named in ``bench/pii_data/README.md`` and writes:
   negative). From presidio-research's synthetic sentences: the spans of the
   entity types the gateway claims.
 - ``clean.jsonl``: benchmark prompts that hold no personal data (GSM8K questions,
-  Alpaca's seed tasks, HumanEval's prompts), ``{"text", "source", "split"}``.
+  HumanEval's prompts), ``{"text", "source", "split"}``.
 
 Split: ``held-out`` when the first byte of sha256(text) is below 128, else ``tuning``;
 detectors were tuned on ``tuning`` only. Only literal test strings are read (by
@@ -170,16 +170,11 @@ def synthetic_cases(data: str) -> list[dict[str, Any]]:
     return cases
 
 
-def clean_prompts(gsm8k: str, alpaca: str, humaneval: str) -> list[dict[str, Any]]:
+def clean_prompts(gsm8k: str, humaneval: str) -> list[dict[str, Any]]:
     rows = []
     for part in ("test", "train"):
         for line in git_show(gsm8k, f"grade_school_math/data/{part}.jsonl").splitlines():
             rows.append({"text": json.loads(line)["question"], "source": f"gsm8k:{part}"})
-    for line in git_show(alpaca, "seed_tasks.jsonl").splitlines():
-        task = json.loads(line)
-        for instance in task["instances"]:
-            text = task["instruction"] + ("\n\n" + instance["input"] if instance["input"] else "")
-            rows.append({"text": text, "source": "alpaca:seed_tasks"})
     blob = subprocess.run(
         ["git", "--git-dir", humaneval, "show", "HEAD:data/HumanEval.jsonl.gz"],
         check=True,
@@ -190,7 +185,7 @@ def clean_prompts(gsm8k: str, alpaca: str, humaneval: str) -> list[dict[str, Any
     return rows
 
 
-def main(presidio: str, research: str, gsm8k: str, alpaca: str, humaneval: str) -> None:
+def main(presidio: str, research: str, gsm8k: str, humaneval: str) -> None:
     cases: list[dict[str, Any]] = []
     for name, entity in PRESIDIO_TESTS.items():
         try:
@@ -206,11 +201,11 @@ def main(presidio: str, research: str, gsm8k: str, alpaca: str, humaneval: str) 
             case["split"] = split_of(case["text"])
             out.write(json.dumps(case, ensure_ascii=False) + "\n")
     with (OUT / "clean.jsonl").open("w") as out:
-        for row in clean_prompts(gsm8k, alpaca, humaneval):
+        for row in clean_prompts(gsm8k, humaneval):
             row["split"] = split_of(row["text"])
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"{len(cases)} cases written to {OUT}")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    main(*sys.argv[1:5])
