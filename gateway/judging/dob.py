@@ -1,4 +1,4 @@
-"""Dates of birth: a date shortly after a birth keyword, in 20 languages.
+"""Dates of birth: a date shortly after a birth keyword, in 18 languages.
 
 Keywords (lower case, each a word of its own where the script has words):
 "DOB", "born", "date of birth", "birthday"; "geboren am", "Geburtsdatum";

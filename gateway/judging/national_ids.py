@@ -1,4 +1,4 @@
-"""National identity numbers of 20 countries, each held to its published check.
+"""National identity numbers of 25 countries, each held to its published check.
 
 Every format is tried only at a digit run of its shape (its length and the
 character after it), so prose pays a dict-free length test per
