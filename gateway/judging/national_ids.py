@@ -245,8 +245,12 @@ FORMATS: tuple[IdFormat, ...] = (
 
 # --- the formats with a shape of their own (separators, letters) ------------------
 
-_SSN = re.compile(r"(?!000|666|9)[0-9]{3}([- ])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}(?![0-9]|[-.][0-9])")
-us_ssn = anchored("us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -", whole=True)
+_SSN = re.compile(
+    r"(?!000|666|9)[0-9]{3}([-. ])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}(?![0-9]|[-.][0-9])"
+)
+us_ssn = anchored(
+    "us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -.", whole=True
+)
 
 _SIN = re.compile(r"[1-79][0-9]{2}([ -])[0-9]{3}\1[0-9]{3}(?![0-9]|[-.][0-9])")
 ca_sin = anchored(
@@ -282,16 +286,26 @@ _NIE = re.compile(r"[XYZxyz][0-9]{7}-?[A-Za-z](?![A-Za-z0-9])")
 es_dni_numbers = anchored("es_dni", _DNI, _dni_valid, lambda n, sep: n == 8)
 
 
+_DNI_SHORT = re.compile(r"[0-9]{7}-[A-Za-z](?![A-Za-z0-9])")
+
+
 def es_nie(probe: Probe) -> Iterator[Finding]:
-    """Spanish NIE: X/Y/Z, 7 digits, the mod-23 letter (either case)."""
+    """Spanish NIE: X/Y/Z, 7 digits, the mod-23 letter (either case); and a DNI
+    written without its leading zero, hyphenated (``1111111-G``)."""
     text = probe.text
     for run_start, run_end in probe.runs:
+        if run_end - run_start != 7:
+            continue
         start = run_start - 1
-        if run_end - run_start != 7 or start < 0 or text[start] not in "XYZxyz":
+        if start >= 0 and text[start] in "XYZxyz":
+            if not free_left(text, start):
+                continue
+            m = _NIE.match(text, start)
+        elif free_left(text, run_start):
+            start = run_start
+            m = _DNI_SHORT.match(text, start)
+        else:
             continue
-        if not free_left(text, start):
-            continue
-        m = _NIE.match(text, start)
         if m is not None and _dni_valid(m.group()):
             yield Finding("es_dni", start, m.end())
 
