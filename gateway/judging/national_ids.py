@@ -46,6 +46,12 @@ def _ssn_bare(compact: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
+#: words that say a bare digit run is some other number (a card, an order, a phone)
+_OTHER_NUMBER = re.compile(
+    CARD_WORDS.pattern
+    + r"|(?<![a-z])(?:order|invoice|tracking|ticket|isbn|ean|sku|transaction|txn|serial"
+    r"|phone|tel|mobile|fax|call|whatsapp)(?![a-z])|电话|手机|電話"
+)
 _NRIC = re.compile(r"[stfgm][0-9]{7}[a-z]", re.IGNORECASE)
 _CF = "[0-9lmnpqrstuv]"
 _CODICE_FISCALE = re.compile(
@@ -120,7 +126,7 @@ FORMATS: tuple[IdFormat, ...] = (
         re.compile(r"[1-9][0-9]{16}[0-9Xx]"),
         ((17, "*"), (18, "*")),
         c.cn_resident_id,
-        veto=CARD_WORDS,
+        veto=_OTHER_NUMBER,
     ),
     IdFormat(
         "kr_rrn",
@@ -135,17 +141,30 @@ FORMATS: tuple[IdFormat, ...] = (
         re.compile(r"[0-9]{6} ?[0-9]{4} ?[0-9]{3}"),
         ((13, "*"), (6, " ")),
         c.za_id,
-        veto=CARD_WORDS,
+        veto=_OTHER_NUMBER,
     ),
     IdFormat(
         "be_national_number",
         re.compile(r"[0-9]{2}\.?[0-9]{2}\.?[0-9]{2}[- ]?[0-9]{3}\.?[0-9]{2}"),
         ((11, "*"), (2, "."), (6, "- ")),
         c.be_national_number,
+        veto=_OTHER_NUMBER,
     ),
-    IdFormat("pl_pesel", re.compile(r"[0-9]{11}"), ((11, "*"),), c.pl_pesel),
-    IdFormat("no_fnr", re.compile(r"[0-9]{6} ?[0-9]{5}"), ((11, "*"), (6, " ")), c.no_fnr),
-    IdFormat("tr_tc_kimlik", re.compile(r"[1-9][0-9]{10}"), ((11, "*"),), c.tr_tc_kimlik),
+    IdFormat("pl_pesel", re.compile(r"[0-9]{11}"), ((11, "*"),), c.pl_pesel, veto=_OTHER_NUMBER),
+    IdFormat(
+        "no_fnr",
+        re.compile(r"[0-9]{6} ?[0-9]{5}"),
+        ((11, "*"), (6, " ")),
+        c.no_fnr,
+        veto=_OTHER_NUMBER,
+    ),
+    IdFormat(
+        "tr_tc_kimlik",
+        re.compile(r"[1-9][0-9]{10}"),
+        ((11, "*"),),
+        c.tr_tc_kimlik,
+        veto=_OTHER_NUMBER,
+    ),
     IdFormat(
         "br_cpf",
         re.compile(r"[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}|[0-9]{11}"),

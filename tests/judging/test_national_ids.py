@@ -149,3 +149,17 @@ def test_a_valid_id_is_found_between_any_punctuation(entity: str, seed: int, sep
     value = make(random.Random(seed))
     text = f"x{sep} {context}{value}{sep} y"
     assert spans(text, entity) == [value]
+
+
+@pytest.mark.parametrize(
+    ("text", "entity"),
+    [
+        ("Tel: 13812345678", "phone"),  # a Chinese mobile, whatever an id check says
+        ("order 44051401359 shipped", None),  # a PESEL's check, but an order number
+        ("invoice 10000000146", None),
+        ("card 6011010000009", "payment_card"),  # Luhn and a ZA id's date: the card word wins
+    ],
+)
+def test_a_word_that_names_another_number_vetoes_the_id(text: str, entity: str | None) -> None:
+    found = [f.entity for f in SCANNER.find(text)]
+    assert found == ([entity] if entity else []), found
