@@ -55,7 +55,7 @@ class PresidioDetector:
         if model is None or importlib.util.find_spec(model) is None:
             raise NerUnavailable(
                 f"the NER plug-in needs a spaCy model package ({model or ' or '.join(MODELS)}) "
-                "installed: pip install 'hybrid-llm-gateway[ner]'"
+                "installed: python -m spacy download en_core_web_sm"
             )
         try:
             from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
