@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from gateway.judging.placeholders import is_password_placeholder
 from gateway.judging.probe import Finding, Probe, match_end
+from gateway.judging.prose_credentials import command_passwords, credential_pairs, prose_passwords
 
 
 def occurrences(text: str, needle: str) -> Iterator[int]:
@@ -31,6 +33,9 @@ def letters_and_digits(value: str) -> bool:
 _KEY_NEEDLES = ("pass", "pwd", "secret", "key", "token")
 _KEY_NAME = re.compile(
     r"(?:[a-z0-9]+[_\-.])*"
+    # names glued to a password word: PGPASSWORD, dbpass, adminpwd, keystorepass
+    r"(?:pg|db|my|admin|user|root|sudo|sa|app|smtp|mail|ftp|ssh|wifi|wlan|vnc|rdp|ldap|redis"
+    r"|mysql|mongo|sql|master|login|new|old|default|keystore|truststore|store|bind|proxy|auth)?"
     r"(?P<kind>password|passwd|passphrase|pwd|pass|secret|secret[_\-]?key|"
     r"api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|"
     r"(?:access|auth|api|bearer|refresh|client)?[_\-]?token|client[_\-]?secret)"
@@ -50,7 +55,7 @@ _REFERENCE = re.compile(
 
 
 def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
-    if value.lower() in _NOT_VALUES or len(set(value)) == 1:
+    if value.lower() in _NOT_VALUES or is_password_placeholder(value):
         return False
     if _REFERENCE.match(value) or "(" in value:
         return False
@@ -104,6 +109,8 @@ def assignments(probe: Probe) -> Iterator[Finding]:
             start = i
             while start > low and lower[start - 1] in _NAME_CHARS:
                 start -= 1
+            while start < i and lower[start] in "-_.":  # --password=, _token
+                start += 1
             pos = end
             if end not in done:
                 done.add(end)
@@ -111,7 +118,7 @@ def assignments(probe: Probe) -> Iterator[Finding]:
                     start = _tail_start(lower, start, end)
                 name = _KEY_NAME.fullmatch(lower, start, end) if start >= 0 else None
                 if name is not None:
-                    finding = _assigned(text, name.group("kind"), end)
+                    finding = _assigned(text, name.group("kind"), start, end)
                     if finding is not None:
                         yield finding
             i = lower.find(needle, end)
@@ -125,17 +132,30 @@ def _tail_start(lower: str, start: int, end: int) -> int:
     return -1 if sep is None else sep.end()
 
 
-def _assigned(text: str, kind: str, end: int) -> Finding | None:
-    """The credential assigned right after a key name of ``kind`` ending at ``end``, if any."""
+_XML_VALUE = re.compile(r">\s*(?P<v>[^<\s][^<\r\n]{0,199}?)\s*</")
+_AWS_SECRET = re.compile(r"[A-Za-z0-9/+]{40}\Z")
+
+
+def _assigned(text: str, kind: str, start: int, end: int) -> Finding | None:
+    """The credential assigned right after a key name of ``kind`` (``text[start:end]``), if any:
+    ``name=value``, ``name: value``, ``"name": "value"``, ``<name>value</name>``."""
+    if start and text[start - 1] == "<" and text.startswith(">", end):
+        xml = _XML_VALUE.match(text, end)
+        if xml is None or not _credential_value_ok(kind, xml.group("v"), True, ">"):
+            return None
+        return Finding("password", xml.start("v"), xml.end("v"))
     m = _ASSIGN.match(text, end)
     if m is None:
         return None
     quoted = m.group("qv") is not None
     group = "qv" if quoted else "v"
     value = m.group(group)
-    if _credential_value_ok(kind, value, quoted, m.group("op")):
-        return Finding("password", m.start(group), m.end(group))
-    return None
+    if not _credential_value_ok(kind, value, quoted, m.group("op")):
+        return None
+    name = text[start:end].lower()
+    if _AWS_SECRET.match(value) and ("aws" in name or "secret_access" in name or "secretaccess" in name):
+        return Finding("aws_secret_key", m.start(group), m.end(group))
+    return Finding("password", m.start(group), m.end(group))
 
 
 _SCHEME_MAX = 32
@@ -161,5 +181,14 @@ def url_passwords(probe: Probe) -> Iterator[Finding]:
 
 
 def password(probe: Probe) -> Iterator[Finding]:
+    """Every password detector: assignments, URLs, prose, pairs and commands."""
     yield from assignments(probe)
     yield from url_passwords(probe)
+    yield from prose(probe)
+
+
+def prose(probe: Probe) -> Iterator[Finding]:
+    """The password detectors that need no mark (see :mod:`gateway.judging.prose_credentials`)."""
+    yield from prose_passwords(probe)
+    yield from credential_pairs(probe)
+    yield from command_passwords(probe)

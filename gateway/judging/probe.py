@@ -19,10 +19,10 @@ _DIGIT_RUN = re.compile(r"[0-9]+")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 #: the characters some detector starts from: digits (numbers, dates), ``@``
 #: (emails, URL credentials), ``:`` (IPv6, URLs) and the anchors of the secrets'
-#: prefixes. Most prose has none of them, or only a few.
-MARKS = "0123456789@:-_JKSz"
+#: prefixes (:data:`gateway.judging.secrets.ANCHOR_ORDER`). Most prose has few of them.
+MARKS = "0123456789@:-_JKSz~$QA."
 _NOT_MARKS = bytes(b for b in range(256) if chr(b) not in MARKS)
-_MARK_SYMBOLS = b"@:-_JKSz"
+_MARK_SYMBOLS = b"@:-_JKSz~$QA."
 _DIGIT_MASK = bytes(ord("#") if chr(b) in _DIGITS else ord(" ") for b in range(256))
 
 

@@ -41,7 +41,8 @@ from types import MappingProxyType
 from typing import Protocol
 
 from gateway.judging import detectors as d
-from gateway.judging.credentials import assignments, password, url_passwords
+from gateway.judging.credentials import assignments, password, prose, url_passwords
+from gateway.judging.generic_secrets import generic_secrets
 from gateway.judging.probe import Finding, Probe
 from gateway.judging.secrets import SECRET_RULES, secrets, secrets_everywhere
 
@@ -70,6 +71,7 @@ BuiltinFn = Callable[[Probe], Iterator[Finding]]
 #: the other built-in detectors, most specific first
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("password", password),
+    ("generic_secret", generic_secrets),
     ("payment_card", d.payment_card),
     ("iban", d.iban),
     ("us_ssn", d.us_ssn),
@@ -83,14 +85,30 @@ _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("phone", d.phone),
 )
 
-_SECRET_NAMES = tuple(rule.entity for rule in SECRET_RULES)
+_SECRET_NAMES = tuple(dict.fromkeys(rule.entity for rule in SECRET_RULES))
 #: the entity of content the gateway cannot read as text (token ids, binary,
 #: audio, files, opaque URLs): found by the walk (:mod:`gateway.judging.walk`)
 UNJUDGED = "unjudged"
 BUILTIN_ENTITIES: frozenset[str] = (
-    frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS} | {UNJUDGED}
+    frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS} | {"aws_secret_key", UNJUDGED}
 )
-SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {"password"}
+SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {
+    "password",
+    "aws_secret_key",
+    "generic_secret",
+}
+#: the entities a built-in detector reports besides its own name
+_ALSO: Mapping[str, frozenset[str]] = MappingProxyType(
+    {"password": frozenset({"password", "aws_secret_key"})}
+)
+
+
+def _runs(name: str, entities: frozenset[str] | None) -> bool:
+    """Whether the built-in detector ``name`` may find one of ``entities``."""
+    if entities is None or name in entities:
+        return True
+    also = _ALSO.get(name)
+    return also is not None and not also.isdisjoint(entities)
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
 _RANK: Mapping[str, int] = MappingProxyType(
     {name: i for i, name in enumerate((*_SECRET_NAMES, *(name for name, _ in _BUILTINS)))}
@@ -138,12 +156,17 @@ class Scanner:
         """
         probe = Probe(text)
         if not probe.marks:
-            # no digits, '@', ':' or secret anchors: only a credential assignment can be here
-            found = list(assignments(probe)) if entities is None or "password" in entities else []
+            # no digits, '@', ':' or secret anchors: only credentials in words can be here
+            found = []
+            if _runs("password", entities):
+                found.extend(assignments(probe))
+                found.extend(prose(probe))
+            if _runs("generic_secret", entities):
+                found.extend(generic_secrets(probe))
             return self._finish(text, entities, found)
         found = secrets(probe, entities)
         for name, detect in _applicable(probe):
-            if entities is None or name in entities:
+            if _runs(name, entities):
                 found.extend(detect(probe))
         return self._finish(text, entities, found)
 
@@ -158,7 +181,7 @@ class Scanner:
         probe = Probe(text)
         found = secrets_everywhere(probe, entities)
         for name, detect in _BUILTINS:
-            if entities is None or name in entities:
+            if _runs(name, entities):
                 found.extend(detect(probe))
         return self._finish(text, entities, found)
 
@@ -166,6 +189,8 @@ class Scanner:
         self, text: str, entities: frozenset[str] | None, found: list[Finding]
     ) -> list[Finding]:
         """Add the custom and plug-in findings to the built-ins'; resolve overlaps."""
+        if entities is not None:
+            found = [f for f in found if f.entity in entities]
         for name, pattern in self._custom:
             if entities is None or name in entities:
                 found.extend(
@@ -202,7 +227,11 @@ def _applicable(probe: Probe) -> list[tuple[str, BuiltinFn]]:
     would find nothing (:meth:`Scanner.find_all_detectors` is the reference).
     """
     marks = probe.marks
-    parts: list[tuple[str, BuiltinFn]] = [("password", assignments)]
+    parts: list[tuple[str, BuiltinFn]] = [
+        ("password", assignments),
+        ("password", prose),
+        ("generic_secret", generic_secrets),
+    ]
     if _COLON in marks and "://" in probe.text:
         parts.append(("password", url_passwords))
     for char, name, detect in d.ON_CHAR:

@@ -1,0 +1,89 @@
+"""A token of high entropy right after a key-like name or a credential word.
+
+The generic detector (entity ``generic_secret``) for secrets without a known
+prefix: ``my Datadog API key is 3f9a…``, ``Authorization: Bearer 9dK…``,
+``the token: Zq81…``, ``clé API : …``. A needle (:data:`NEEDLES`: ``key``,
+``token``, ``secret``, ``bearer``, ``auth``, ``credential``, and their
+translations) starts it; a few connecting words or signs may follow; then the
+first token is judged:
+
+- 16 to 256 characters of ``[A-Za-z0-9+/=_\\-.~]``, with letters and at least
+  two digits;
+- entropy: at least ``min(3.5, log2(length) - 0.7)`` bits per character; a
+  lower-case hex token needs 24+ characters and 3.0 bits;
+- not a plain hex hash named as one (``sha``, ``hash``, ``commit``,
+  ``checksum``, ``digest``, ``md5``, ``etag``, ``fingerprint`` within the 40
+  characters before), not a UUID, not a base64 image, not a URL or a path,
+  not an identifier of words (``user_name_2``, ``2024-01-05``), not a
+  placeholder.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+
+from gateway.judging.placeholders import entropy, is_placeholder
+from gateway.judging.probe import Finding, Probe
+
+NEEDLES = (
+    "key", "token", "secret", "bearer", "auth", "credential", "schlüssel", "clé", "clave",
+    "chave", "chiave", "sleutel", "klucz", "anahtar", "ключ", "токен", "密钥", "令牌", "キー",
+    "トークン", "토큰", "키",
+)  # fmt: skip
+_ASCII_NEEDLES = tuple(n for n in NEEDLES if n.isascii())
+_NAME_TAIL = re.compile(r"[A-Za-z0-9_\-.]{0,40}")
+_CONNECT = re.compile(
+    r"(?:[^\S\n]*(?:[:=>\"'`,(\[{]+|(?:is|ist|est|es|lautet|è|é|of|for|für|api|id|bearer|basic"
+    r"|token|key|secret|value|here|the|my|our|this|de|du|la|le|el|der|die|das)(?![A-Za-z0-9])"
+    r"|(?<=[\u3000-\u9fff\uac00-\ud7af])[는은이가:は、是为為：が]))"
+    r"{0,5}[^\S\n]*",
+    re.IGNORECASE,
+)
+_TOKEN = re.compile(r"[A-Za-z0-9+/=_\-.~]{16,256}(?![A-Za-z0-9+/=_\-.~])")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_HASH_WORDS = re.compile(
+    r"sha|hash|commit|checksum|digest|md5|etag|fingerprint|revision|nonce|salt|uuid|guid",
+    re.IGNORECASE,
+)
+_HEX = re.compile(r"[0-9a-fA-F]+\Z")
+_WORDS_ONLY = re.compile(r"(?:[A-Za-z]+|[0-9]{1,8})(?:[_\-.](?:[A-Za-z]+|[0-9]{1,8}))+\Z")
+_IMAGE = ("iVBORw0KGgo", "/9j/", "R0lGOD", "UklGR", "PHN2Zy")
+_BEFORE = 40
+
+
+def secret_like(token: str) -> bool:
+    """Whether ``token`` reads as a random secret (the entropy gate of the module doc)."""
+    digits = sum(c.isdigit() for c in token)
+    letters = sum(c.isalpha() for c in token)
+    if digits < 2 or letters < 2 or token.startswith(_IMAGE) or "://" in token:
+        return False
+    if token.startswith(("/", "./", "~/")) or token.count("/") >= 3 and "+" not in token:
+        return False
+    if _UUID.match(token) or _WORDS_ONLY.match(token):
+        return False
+    h = entropy(token)
+    if _HEX.match(token):
+        return len(token) >= 24 and h >= 3.0 and not is_placeholder(token)
+    return h >= min(3.5, math.log2(len(token)) - 0.7) and not is_placeholder(token)
+
+
+def generic_secrets(probe: Probe) -> Iterator[Finding]:
+    lower = probe.lower
+    text = probe.text
+    last = -1
+    for needle in _ASCII_NEEDLES if text.isascii() else NEEDLES:
+        i = lower.find(needle)
+        while i >= 0:
+            end = i + len(needle)
+            if needle.isascii():
+                end = _NAME_TAIL.match(text, end).end()  # type: ignore[union-attr]
+            pos = _CONNECT.match(text, end)
+            m = _TOKEN.match(text, pos.end() if pos else end)
+            if m is not None and m.start() > last:
+                token = m.group().rstrip(".")
+                if secret_like(token) and not _HASH_WORDS.search(text, max(0, i - _BEFORE), end):
+                    last = m.start() + len(token)
+                    yield Finding("generic_secret", m.start(), last)
+            i = lower.find(needle, end)
