@@ -82,17 +82,15 @@ def assignments(probe: Probe) -> Iterator[Finding]:
     characters before the needle are walked back.
     """
     lower = probe.lower
-    needles = [n for n in _KEY_NEEDLES if n in lower]
-    if not needles:
-        return
     text = probe.text
     n = len(lower)
     done: set[int] = set()  # ends of the runs already read (through another needle)
-    for needle in needles:
+    for needle in _KEY_NEEDLES:
         pos = 0
         size = len(needle)
-        i = lower.find(needle)
-        while i >= 0:
+        for i in probe.finds(needle):
+            if i < pos:
+                continue
             # a character loop for the usual short name; a regex finishes a long run
             end = i + size
             stop = end + _NAME_MAX
@@ -121,7 +119,6 @@ def assignments(probe: Probe) -> Iterator[Finding]:
                     finding = _assigned(text, name.group("kind"), start, end)
                     if finding is not None:
                         yield finding
-            i = lower.find(needle, end)
 
 
 def _tail_start(lower: str, start: int, end: int) -> int:
@@ -153,7 +150,9 @@ def _assigned(text: str, kind: str, start: int, end: int) -> Finding | None:
     if not _credential_value_ok(kind, value, quoted, m.group("op")):
         return None
     name = text[start:end].lower()
-    if _AWS_SECRET.match(value) and ("aws" in name or "secret_access" in name or "secretaccess" in name):
+    if _AWS_SECRET.match(value) and (
+        "aws" in name or "secret_access" in name or "secretaccess" in name
+    ):
         return Finding("aws_secret_key", m.start(group), m.end(group))
     return Finding("password", m.start(group), m.end(group))
 

@@ -2,9 +2,9 @@
 
 The generic detector (entity ``generic_secret``) for secrets without a known
 prefix: ``my Datadog API key is 3f9a…``, ``Authorization: Bearer 9dK…``,
-``the token: Zq81…``, ``clé API : …``. A needle (:data:`NEEDLES`: ``key``,
-``token``, ``secret``, ``bearer``, ``auth``, ``credential``, and their
-translations) starts it; a few connecting words or signs may follow; then the
+``the token: Zq81…``, ``clé API : …``. A needle (:data:`ASCII_NEEDLES`:
+``key``, ``token``, ``secret``, ``bearer``, ``authorization``; in other
+scripts :data:`OTHER_NEEDLES`) starts it; a few connecting words or signs may follow; then the
 first token is judged:
 
 - 16 to 256 characters of ``[A-Za-z0-9+/=_\\-.~]``, with letters and at least
@@ -27,17 +27,17 @@ from collections.abc import Iterator
 from gateway.judging.placeholders import entropy, is_placeholder
 from gateway.judging.probe import Finding, Probe
 
-NEEDLES = (
-    "key", "token", "secret", "bearer", "auth", "credential", "schlüssel", "clé", "clave",
-    "chave", "chiave", "sleutel", "klucz", "anahtar", "ключ", "токен", "密钥", "令牌", "キー",
-    "トークン", "토큰", "키",
+#: ASCII needles (``key``, ``token``, ``secret``: the assignments' needles too)
+ASCII_NEEDLES = ("key", "token", "secret", "bearer", "authorization")
+#: looked for only in text that is not ASCII
+OTHER_NEEDLES = (
+    "schlüssel", "clé", "ключ", "токен", "密钥", "令牌", "キー", "トークン", "토큰", "키",
 )  # fmt: skip
-_ASCII_NEEDLES = tuple(n for n in NEEDLES if n.isascii())
 _NAME_TAIL = re.compile(r"[A-Za-z0-9_\-.]{0,40}")
 _CONNECT = re.compile(
     r"(?:[^\S\n]*(?:[:=>\"'`,(\[{]+|(?:is|ist|est|es|lautet|è|é|of|for|für|api|id|bearer|basic"
     r"|token|key|secret|value|here|the|my|our|this|de|du|la|le|el|der|die|das)(?![A-Za-z0-9])"
-    r"|(?<=[\u3000-\u9fff\uac00-\ud7af])[는은이가:は、是为為：が]))"
+    r"|(?<=[\u3000-\u9fff\uac00-\ud7af])[는은이가:は、是为為\uff1aが]))"
     r"{0,5}[^\S\n]*",
     re.IGNORECASE,
 )
@@ -59,7 +59,7 @@ def secret_like(token: str) -> bool:
     letters = sum(c.isalpha() for c in token)
     if digits < 2 or letters < 2 or token.startswith(_IMAGE) or "://" in token:
         return False
-    if token.startswith(("/", "./", "~/")) or token.count("/") >= 3 and "+" not in token:
+    if token.startswith(("/", "./", "~/")) or (token.count("/") >= 3 and "+" not in token):
         return False
     if _UUID.match(token) or _WORDS_ONLY.match(token):
         return False
@@ -70,12 +70,12 @@ def secret_like(token: str) -> bool:
 
 
 def generic_secrets(probe: Probe) -> Iterator[Finding]:
-    lower = probe.lower
     text = probe.text
     last = -1
-    for needle in _ASCII_NEEDLES if text.isascii() else NEEDLES:
-        i = lower.find(needle)
-        while i >= 0:
+    for needle in ASCII_NEEDLES if probe.ascii else (*ASCII_NEEDLES, *OTHER_NEEDLES):
+        for i in probe.finds(needle):
+            if i < last:
+                continue
             end = i + len(needle)
             if needle.isascii():
                 end = _NAME_TAIL.match(text, end).end()  # type: ignore[union-attr]
@@ -86,4 +86,3 @@ def generic_secrets(probe: Probe) -> Iterator[Finding]:
                 if secret_like(token) and not _HASH_WORDS.search(text, max(0, i - _BEFORE), end):
                     last = m.start() + len(token)
                     yield Finding("generic_secret", m.start(), last)
-            i = lower.find(needle, end)

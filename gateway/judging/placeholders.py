@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from itertools import pairwise
 
 _REFERENCE = re.compile(
     r"\$\{|\{\{|\$\(|\$[A-Za-z_]|%[A-Za-z_][A-Za-z0-9_]*%|<[^<>]{1,60}>|\[[A-Z_ ]{3,}\]"
@@ -48,9 +49,12 @@ def _has_sequence(value: str) -> bool:
     """Whether ``value`` holds six or more consecutive characters of one alphabet
     (``123456``, ``abcdef``, ``987654``)."""
     run = 1
-    for a, b in zip(value, value[1:], strict=False):
-        if ord(b) - ord(a) in (1, -1) and a.isalnum() and b.isalnum() and (
-            a.isdigit() == b.isdigit()
+    for a, b in pairwise(value):
+        if (
+            ord(b) - ord(a) in (1, -1)
+            and a.isalnum()
+            and b.isalnum()
+            and (a.isdigit() == b.isdigit())
         ):
             run += 1
             if run >= _SEQUENCE_RUN:

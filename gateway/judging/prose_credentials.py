@@ -32,29 +32,30 @@ from collections.abc import Iterator
 from gateway.judging.placeholders import is_password_placeholder
 from gateway.judging.probe import Finding, Probe
 
-#: credential words, lower-case; non-ASCII ones are looked for only in non-ASCII text
-WORDS = (
-    "password", "passwd", "passphrase", "passcode", "passwort", "kennwort", "mot de passe",
-    "mdp", "contraseña", "contrasena", "senha", "wachtwoord", "parola", "parolă", "hasło",
-    "haslo", "şifre", "sifre", "lösenord", "losenord", "passord", "adgangskode", "salasana",
-    "heslo", "jelszó", "jelszo", "mật khẩu", "kata sandi", "kata laluan", "пароль", "пароля",
-    "κωδικός", "密码", "密碼", "口令", "パスワード", "暗証番号", "비밀번호", "패스워드", "암호",
-    "סיסמה", "كلمة المرور", "كلمة السر", "पासवर्ड", "รหัสผ่าน",
+#: credential words, lower-case. English and shared stems first (``pass``, ``pwd``:
+#: the assignments' needles too); the rest of :data:`ASCII_WORDS`, then
+#: :data:`OTHER_WORDS`, looked for only in text that is not ASCII.
+ASCII_WORDS = ("pass", "pwd", "kennwort", "senha", "wachtwoord", "parol")
+OTHER_WORDS = (
+    "contrasena", "haslo", "sifre", "contraseña", "hasło", "şifre", "lösenord", "jelszó", "mật khẩu", "пароль", "κωδικός",
+    "密码", "密碼", "口令", "パスワード", "暗証番号", "비밀번호", "패스워드", "암호", "סיסמה",
+    "كلمة المرور", "كلمة السر", "पासवर्ड", "รหัสผ่าน",
 )  # fmt: skip
-_ASCII_WORDS = tuple(w for w in WORDS if w.isascii())
+#: the words a ``pass`` occurrence may begin (``passport``, ``passenger`` are no credential words)
+_PASS_WORDS = re.compile(r"pass(?:word|wort|wd|phrase|code|ord|e\b|\b|:|=)", re.IGNORECASE)
 #: what may stand between a credential word and its value
 _CONNECT = re.compile(
-    r"(?:[^\S\n]*(?:[:=：＝>→\-–—]+|(?:is|was|ist|lautet|war|est|es|era|è|é|e|är|er|on|jest|je|to"
+    r"(?:[^\S\n]*(?:[:=\uff1a\uff1d>→\-\u2013—]+|(?:is|was|ist|lautet|war|est|es|era|è|é|e|är|er|on|jest|je|to"
     r"|это|для|je|ist jetzt|is now|now|set to|of|for|für|pour|para|per|van|voor|do|da|de|del|du"
     r"|the|my|our|mein|meine|unser|notre|mon|ma|mi|nuestra|la|le|il|el|o|a|der|die|das|den|dem"
     r"|wifi|wi-fi|wlan|router|admin|root|account|konto|compte|cuenta|conta|user|new|neue|neues"
     r"|nouveau|nuevo|nueva|nova|novo|temporary|default|standard|sudo|db|database)(?![^\W_])"
-    r"|(?<=[\u3000-\u9fff\uac00-\ud7af])[는은이가을를는:は、是为為：が를]|[\"'«»“”„‚]))"
+    r"|(?<=[\u3000-\u9fff\uac00-\ud7af])[는은이가을를는:は、是为為\uff1aが를]|[\"'«»“”„\u201a]))"
     r"{0,6}[^\S\n]*",
     re.IGNORECASE,
 )
-_QUOTED = re.compile(r"[\"'«“„‚`]([^\"'»”“`\n]{4,64})[\"'»”“`]")
-_VALUE_CHARS = r"[^\s\"'`<>()\[\]{}，。、；：！？「」『』（）\u3000-\u9fff\uac00-\ud7af]"
+_QUOTED = re.compile(r"[\"'«“„\u201a`]([^\"'»”“`\n]{4,64})[\"'»”“`]")
+_VALUE_CHARS = r"[^\s\"'`<>()\[\]{}\uff0c。、\uff1b\uff1a\uff01\uff1f「」『』\uff08\uff09\u3000-\u9fff\uac00-\ud7af]"
 _VALUE = re.compile(_VALUE_CHARS + r"{4,64}")
 _TRAILING = ".,;:)"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}\Z")
@@ -82,8 +83,10 @@ def _looks_like_password(value: str, quoted: bool) -> bool:
     if not (has_digit or has_symbol):
         return False
     # "1,000", "2024-01-05", "3.14": numbers and dates are not passwords
-    return has_letter or (has_digit and has_symbol and not re.fullmatch(r"[\d.,:/\-]+", value)) or (
-        value.isdigit() and len(value) >= 6
+    return (
+        has_letter
+        or (has_digit and has_symbol and not re.fullmatch(r"[\d.,:/\-]+", value))
+        or (value.isdigit() and len(value) >= 6)
     )
 
 
@@ -102,101 +105,116 @@ def _value_at(text: str, pos: int) -> tuple[int, int] | None:
     return (start, end) if _looks_like_password(text[start:end], False) else None
 
 
-def _needles(probe: Probe, words: tuple[str, ...]) -> tuple[str, ...]:
-    return words if not probe.text.isascii() else tuple(w for w in words if w.isascii())
+def _word_end(lower: str, i: int, word: str) -> int:
+    """Where the credential word at ``i`` ends, or -1 when it is part of another word."""
+    end = i + len(word)
+    if word == "pass":
+        m = _PASS_WORDS.match(lower, i)
+        if m is None:
+            return -1
+        end = m.end() if m.group()[-1] not in ":=" else m.end() - 1
+    if not word[0].isascii():
+        return end
+    # on its own, or ending a compound ("Router-Passwort", "db_password", "wifipassword")
+    n = len(lower)
+    while end < n and lower[end] == "s" and end - i < len(word) + 1:
+        return -1  # "passwords", "senhas": talk about passwords
+    if end < n and lower[end].isalpha():
+        return -1
+    return end
 
 
 def prose_passwords(probe: Probe) -> Iterator[Finding]:
     lower = probe.lower
     text = probe.text
-    n = len(text)
     last = -1
-    for word in _needles(probe, WORDS) if not text.isascii() else _ASCII_WORDS:
-        i = lower.find(word)
-        while i >= 0:
-            end = i + len(word)
-            latin = word[0].isascii()
-            # a word on its own: not inside "passwords", "mypasswordfield"
-            if latin and (
-                (end < n and _WORD_CHAR.match(lower, end) and not lower[end].isdigit())
-                or (i and lower[i - 1].isalpha() and word not in ("passwort", "kennwort"))
-            ):
-                i = lower.find(word, end)
+    for word in ASCII_WORDS if probe.ascii else (*ASCII_WORDS, *OTHER_WORDS):
+        for i in probe.finds(word):
+            if i < last:
                 continue
-            if latin and end < n and lower[end].isdigit():
-                i = lower.find(word, end)
+            end = _word_end(lower, i, word)
+            if end < 0:
                 continue
             pos = _CONNECT.match(text, end)
             span = _value_at(text, pos.end() if pos else end)
             if span is not None and span[0] > last:
                 last = span[1]
                 yield Finding("password", *span)
-            i = lower.find(word, end)
     yield from _pins(probe)
 
 
-_PIN = re.compile(
-    r"PIN(?:[ \-]?(?:code|Code|number|Nummer|nummer))?(?![A-Za-z])[^\S\n]*(?:[:=]|is|ist|est|es|lautet)?"
-    r"[^\S\n]*(?P<v>[0-9]{4,8})(?![0-9])"
+_PIN_BEFORE = re.compile(
+    r"PIN(?:[ \-]?(?:code|Code|number|Nummer|nummer))?[^\S\n]*(?:[:=]|is|ist|est|es|lautet)?[^\S\n]*\Z"
 )
 
 
 def _pins(probe: Probe) -> Iterator[Finding]:
+    """Four to eight digits right after ``PIN`` (``PIN: 4821``, ``PIN-Code 730119``)."""
+    if not probe.has_digits:
+        return
     text = probe.text
-    i = text.find("PIN")
-    while i >= 0:
-        if not (i and text[i - 1].isalnum()):
-            m = _PIN.match(text, i)
-            if m is not None and len(set(m.group("v"))) > 1:
-                yield Finding("password", m.start("v"), m.end("v"))
-        i = text.find("PIN", i + 3)
+    for start, end in probe.runs:
+        if 4 <= end - start <= 8 and "PIN" in text[max(0, start - 20) : start]:
+            if end < len(text) and text[end].isalnum():
+                continue
+            if (
+                _PIN_BEFORE.search(text, max(0, start - 20), start)
+                and len(set(text[start:end])) > 1
+            ):
+                yield Finding("password", start, end)
 
 
-#: account names and credentials words a ``name / password`` pair starts with
-_PAIR_NEEDLES = (
-    "admin", "root", "user", "login", "guest", "postgres", "ubuntu", "operator", "support",
-    "utilisateur", "usuario", "benutzer",
+#: account names a ``name / password`` or ``name:password`` pair starts with
+_ACCOUNTS = frozenset(
+    {"admin", "administrator", "root", "user", "username", "login", "guest", "postgres",
+     "ubuntu", "operator", "support", "sa", "pi", "oracle", "mysql", "test", "demo", "ec2-user",
+     "utilisateur", "usuario", "benutzer", "nutzer"}
 )  # fmt: skip
 #: credentials words a ``name / password`` pair follows within a line
-_PAIR_CONTEXT = (
-    "cred", "zugangsdaten", "anmeldedaten", "identifiant", "credencial", "credenzial",
-    "logon", "sign-in", "sign in", "account", "konto", "compte", "cuenta",
-)  # fmt: skip
-_CONTEXT_PAIR = re.compile(r"(?<![^\s:(,])[A-Za-z0-9_.@\-]{2,40}[^\S\n]*[/|][^\S\n]*")
-_CONTEXT_SPAN = 80
-_PAIR = re.compile(
-    r"[A-Za-z0-9_.\-]*(?:[^\S\n]*(?:[:=]|is|are|sind|sont|son)?[^\S\n]+[A-Za-z0-9_.@\-]{2,40})?"
-    r"[^\S\n]*(?:/|\||:)[^\S\n]*"
+_CONTEXT = re.compile(
+    r"cred|login|log in|logon|sign[ \-]?in|account|konto|compte|cuenta|zugangsdaten|anmeldedaten"
+    r"|identifiant|credencial|credenzial|benutzer|usuario|utilisateur|user",
+    re.IGNORECASE,
 )
+_NAME_BEFORE = re.compile(r"(?<![A-Za-z0-9_.@\-])([A-Za-z0-9_.@\-]{2,40})[^\S\n]*\Z")
+_CONTEXT_SPAN = 80
 
 
 def credential_pairs(probe: Probe) -> Iterator[Finding]:
-    lower = probe.lower
+    """``admin / Lantern1995$``, ``root:Winter2024!``, and after a credentials word,
+    ``jsmith / Winter2024!``: found from each separator (``/``, ``|``, ``:``)."""
     text = probe.text
+    separators = [*probe.positions("/"), *probe.positions("|")]
+    if 58 in probe.marks:  # ':' pairs are glued: "root:Winter2024!" (not "Note: the")
+        separators.extend(
+            i
+            for i in probe.positions(":")
+            if i and text[i - 1 : i + 2].isprintable() and " " not in text[i - 1 : i + 2]
+        )
+    if not separators:
+        return
     last = -1
-    for needle in _PAIR_NEEDLES:
-        i = lower.find(needle)
-        while i >= 0:
-            if not (i and lower[i - 1].isalnum()):
-                m = _PAIR.match(text, i + len(needle))
-                if m is not None and "://" not in text[i : m.end() + 2]:
-                    span = _value_at(text, m.end())
-                    if span is not None and span[0] > last and _strong(text[span[0] : span[1]]):
-                        last = span[1]
-                        yield Finding("password", *span)
-            i = lower.find(needle, i + len(needle))
-    for needle in _PAIR_CONTEXT:
-        i = lower.find(needle)
-        while i >= 0:
-            end = i + len(needle)
-            stop = text.find("\n", end, end + _CONTEXT_SPAN)
-            m = _CONTEXT_PAIR.search(text, end, stop if stop >= 0 else end + _CONTEXT_SPAN)
-            if m is not None:
-                span = _value_at(text, m.end())
-                if span is not None and span[0] > last and _strong(text[span[0] : span[1]]):
-                    last = span[1]
-                    yield Finding("password", *span)
-            i = lower.find(needle, end)
+    for i in sorted(separators):
+        if i <= last or text[i + 1 : i + 3] == "//":
+            continue
+        after = i + 1
+        while after < len(text) and text[after] in " \t":
+            after += 1
+        if after >= len(text) or text[after].isspace():
+            continue
+        name = _NAME_BEFORE.search(text, max(0, i - 48), i)
+        if name is None:
+            continue
+        span = _value_at(text, after)
+        if span is None or not _strong(text[span[0] : span[1]]):
+            continue
+        if name.group(1).lower() not in _ACCOUNTS:
+            line = text.rfind("\n", max(0, name.start() - _CONTEXT_SPAN), name.start()) + 1
+            low = max(line, name.start() - _CONTEXT_SPAN)
+            if not _CONTEXT.search(text, low, name.start()):
+                continue
+        last = span[1]
+        yield Finding("password", *span)
 
 
 def _strong(value: str) -> bool:
@@ -204,96 +222,114 @@ def _strong(value: str) -> bool:
     return "/" not in value and any(c.isalpha() for c in value) and not value.isalpha()
 
 
-_COMMANDS = (
-    "mysql", "mariadb", "sshpass", "redis-cli", "mongo", "docker login", "podman login",
-    "curl", "htpasswd", "ldapsearch", "ldapadd", "ldapmodify", "ldapwhoami", "smbclient",
-    "sqlcmd", "xfreerdp", "rdesktop", "openssl", "--pass",
-)  # fmt: skip
 _WORD = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|[^\s\"']+")
 _LINE_MAX = 400
-
-
-def _args(text: str, start: int) -> list[tuple[str, int, int]]:
-    """The shell words of the line from ``start``: (word unquoted, start, end)."""
-    stop = text.find("\n", start, start + _LINE_MAX)
-    stop = min(len(text), start + _LINE_MAX) if stop < 0 else stop
-    out = []
-    for m in _WORD.finditer(text, start, stop):
-        word = m.group()
-        if word[0] in "\"'" and len(word) >= 2:
-            out.append((word[1:-1], m.start() + 1, m.end() - 1))
-        else:
-            out.append((word, m.start(), m.end()))
-    return out
-
-
-#: per command: flags whose next word is the password, and glued-flag prefixes
-_NEXT: dict[str, tuple[str, ...]] = {
-    "mysql": ("--password",), "mariadb": ("--password",), "sshpass": ("-p",),
-    "redis-cli": ("-a", "--pass"), "mongo": ("-p", "--password"), "docker login": ("-p", "--password"),
-    "podman login": ("-p", "--password"), "ldapsearch": ("-w",), "ldapadd": ("-w",),
-    "ldapmodify": ("-w",), "ldapwhoami": ("-w",), "sqlcmd": ("-P",), "rdesktop": ("-p",),
-    "--pass": (),
+_COMMAND = re.compile(
+    r"(?:^|[\s;&|(`$/])(mysql\w*|mariadb\w*|sshpass|redis-cli|mongo\w*|docker|podman|curl|wget"
+    r"|htpasswd|ldap\w+|smbclient|sqlcmd|bcp|xfreerdp|rdesktop|openssl)(?![\w\-])"
+)
+#: per command: flags whose next word is the password
+_NEXT = {
+    "sshpass": ("-p",), "redis-cli": ("-a", "--pass"), "mongo": ("-p", "--password"),
+    "docker": ("-p", "--password"), "podman": ("-p", "--password"), "ldap": ("-w",),
+    "sqlcmd": ("-P",), "bcp": ("-P",), "rdesktop": ("-p",), "mysql": (), "mariadb": (),
 }  # fmt: skip
-_GLUED: dict[str, tuple[str, ...]] = {
-    "mysql": ("-p",), "mariadb": ("-p",), "sshpass": ("-p",), "xfreerdp": ("/p:",),
-}
+#: per command: flags glued to their value (``-pSECRET``)
+_GLUED = {"mysql": "-p", "mariadb": "-p", "sshpass": "-p"}
+
+
+def _family(command: str) -> str:
+    for family in ("mysql", "mariadb", "mongo", "ldap"):
+        if command.startswith(family):
+            return family
+    return command
 
 
 def command_passwords(probe: Probe) -> Iterator[Finding]:
-    lower = probe.lower
+    """Password arguments of commands, found from each flag (`` -x``, `` --x``, ``/p:``)."""
     text = probe.text
     last = -1
-    for command in _COMMANDS:
-        i = lower.find(command)
-        while i >= 0:
-            for span in _command_values(command, text, i):
-                if span[0] > last and _command_value_ok(text[span[0] : span[1]]):
-                    last = span[1]
-                    yield Finding("password", *span)
-            i = lower.find(command, i + len(command))
+    commands: dict[int, tuple[str, int] | None] = {}  # line start -> (command, its end)
+    flags = [
+        i
+        for i in probe.positions("-")
+        if i and text[i - 1] in " \t" and text[i + 1 : i + 2].isalnum()
+    ]
+    flags.extend(i for i in probe.positions("/") if text.startswith("/p:", i))
+    for i in flags:
+        if i < last:
+            continue
+        line = text.rfind("\n", max(0, i - _LINE_MAX), i) + 1
+        if line not in commands:
+            m = _COMMAND.search(text, line, i)
+            commands[line] = None if m is None else (_family(m.group(1)), m.end())
+        found = commands[line]
+        for span in _flag_values(text, i, found[0] if found else ""):
+            if span[0] > last and _command_value_ok(text[span[0] : span[1]]):
+                last = span[1]
+                yield Finding("password", *span)
 
 
 def _command_value_ok(value: str) -> bool:
-    return len(value) >= 3 and not value.startswith(("$", "-", "<")) and not is_password_placeholder(value)
+    return (
+        len(value) >= 3
+        and not value.startswith(("$", "-", "<"))
+        and not is_password_placeholder(value)
+    )
 
 
-def _command_values(command: str, text: str, i: int) -> Iterator[tuple[int, int]]:
-    if command == "--pass":
-        m = re.compile(r"--pass(?:word|wd)?[ \t]+").match(text, i)
-        if m is not None:
-            args = _args(text, m.end())
-            if args:
-                yield args[0][1], args[0][2]
+def _word_at(text: str, pos: int) -> tuple[str, int, int] | None:
+    """The shell word at ``pos`` (quotes removed): (word, start, end)."""
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    m = _WORD.match(text, pos)
+    if m is None:
+        return None
+    word = m.group()
+    if word[0] in "\"'" and len(word) >= 2:
+        return word[1:-1], m.start() + 1, m.end() - 1
+    return word, m.start(), m.end()
+
+
+def _flag_values(text: str, i: int, command: str) -> Iterator[tuple[int, int]]:
+    here = _word_at(text, i)
+    if here is None:
         return
-    args = _args(text, i + len(command))
-    nexts = _NEXT.get(command, ())
-    glued = _GLUED.get(command, ())
-    for k, (word, start, end) in enumerate(args):
-        if word in nexts and k + 1 < len(args):
-            yield args[k + 1][1], args[k + 1][2]
-        for flag in glued:
-            if word.startswith(flag) and len(word) > len(flag) and not word.startswith("--"):
-                value_start = start + len(flag)
-                if text[value_start : value_start + 1] in "\"'":
-                    value_start += 1
-                yield value_start, end - (1 if text[end - 1 : end] in "\"'" else 0)
-        if command == "curl" and word in ("-u", "--user") and k + 1 < len(args):
-            value, vs, ve = args[k + 1]
-            colon = value.find(":")
-            if colon > 0:
-                yield vs + colon + 1, ve
-        if command == "smbclient" and word == "-U" and k + 1 < len(args):
-            value, vs, ve = args[k + 1]
-            pct = value.find("%")
-            if pct > 0:
-                yield vs + pct + 1, ve
-        if command == "openssl" and word.startswith("-pass") and k + 1 < len(args):
-            value, vs, ve = args[k + 1]
-            if value.startswith("pass:"):
-                yield vs + 5, ve
-    if command == "htpasswd":
-        positional = [a for a in args if not a[0].startswith("-")]
-        flags = "".join(a[0] for a in args if a[0].startswith("-"))
-        if "b" in flags and len(positional) >= 3:
+    flag, _, end = here
+    if flag in ("--password", "--passwd", "--pass") or flag in _NEXT.get(command, ()):
+        value = _word_at(text, end)
+        if value is not None:
+            yield value[1], value[2]
+        return
+    glued = _GLUED.get(command)
+    if glued and flag.startswith(glued) and len(flag) > len(glued) and not flag.startswith("--"):
+        start = i + len(glued)
+        if text[start : start + 1] in "\"'":
+            start += 1
+        yield start, end - (1 if text[end - 1 : end] in "\"'" else 0)
+    elif command in ("curl", "wget") and (flag in ("-u", "--user") or flag.startswith("-u")):
+        value = _word_at(text, end) if flag in ("-u", "--user") else (flag[2:], i + 2, end)
+        if value is not None and value[0].find(":") > 0:
+            yield value[1] + value[0].find(":") + 1, value[2]
+    elif command == "smbclient" and flag == "-U":
+        value = _word_at(text, end)
+        if value is not None and value[0].find("%") > 0:
+            yield value[1] + value[0].find("%") + 1, value[2]
+    elif command == "openssl" and flag.startswith("-pass"):
+        value = _word_at(text, end)
+        if value is not None and value[0].startswith("pass:"):
+            yield value[1] + 5, value[2]
+    elif command == "xfreerdp" and flag.startswith("/p:") and len(flag) > 3:
+        yield i + 3, end
+    elif command == "htpasswd" and flag.startswith("-") and "b" in flag:
+        pos = end
+        positional: list[tuple[str, int, int]] = []
+        while len(positional) < 3:
+            word = _word_at(text, pos)
+            if word is None or word[1] >= len(text) or text[word[1] - 1 : word[1]] == "\n":
+                break
+            if not word[0].startswith("-"):
+                positional.append(word)
+            pos = word[2]
+        if len(positional) == 3:
             yield positional[2][1], positional[2][2]

@@ -1,7 +1,8 @@
 """Secrets with known prefixes: cloud and SaaS keys, tokens, private keys, JWTs.
 
-The formats are in :mod:`gateway.judging.secret_formats` and
-:mod:`gateway.judging.secret_formats_saas` (docs/secrets.md lists them). A
+The formats are in :mod:`gateway.judging.secret_formats` and its siblings
+``secret_formats_cloud``, ``secret_formats_saas`` and ``secret_formats_keys``
+(docs/secrets.md lists them). A
 rule's ``pattern`` is tried only where one of its prefixes occurs. Prefixes are
 found through an anchor, their rarest character (:data:`ANCHOR_ORDER`): one
 memchr pass per anchor character finds its occurrences (shared by every rule),
@@ -25,8 +26,10 @@ from types import MappingProxyType
 from gateway.judging.credentials import occurrences
 from gateway.judging.placeholders import is_placeholder
 from gateway.judging.probe import MARKS, Finding, Probe, match_end
-from gateway.judging.secret_formats import CHAT, CLOUD, PAYMENT, VCS_AND_CI
-from gateway.judging.secret_formats_saas import AI, KEYS, OBSERVABILITY, REGISTRIES, SAAS
+from gateway.judging.secret_formats import CHAT, PAYMENT, VCS_AND_CI
+from gateway.judging.secret_formats_cloud import CLOUD
+from gateway.judging.secret_formats_keys import KEYS, OBSERVABILITY
+from gateway.judging.secret_formats_saas import AI, REGISTRIES, SAAS
 from gateway.judging.secret_rule import SecretRule
 
 SECRET_RULES: tuple[SecretRule, ...] = (
@@ -34,20 +37,40 @@ SECRET_RULES: tuple[SecretRule, ...] = (
 )  # fmt: skip
 _PEM = KEYS[0]
 
-#: the characters a prefix may be found through, rarest in ordinary text first
-ANCHOR_ORDER = "~$_@JzQK-0123456789:SA."
+#: the characters a prefix may be found through, rarest in ordinary text first; a
+#: prefix with none of them is found from the digit runs (:attr:`Probe.runs`)
+ANCHOR_ORDER = "~$_@JzQK/-:SA."
+_DIGITS = "0123456789"
 
 
 def anchor_of(prefix: str) -> str:
-    """The character ``prefix`` is found through: its rarest one in :data:`ANCHOR_ORDER`."""
+    """The character ``prefix`` is found through: its rarest one in :data:`ANCHOR_ORDER`,
+    else its first digit."""
     for ch in ANCHOR_ORDER:
         if ch in prefix:
+            return ch
+    for ch in prefix:
+        if ch in _DIGITS:
             return ch
     raise ValueError(f"secret prefix {prefix!r} has no anchor character ({ANCHOR_ORDER!r})")
 
 
 _Entry = tuple[str, int, SecretRule]
 _ByNeighbour = Mapping[str, tuple[_Entry, ...]]
+
+
+def _by_run() -> dict[str, tuple[_Entry, ...]]:
+    """Prefixes found from a digit run: keyed by the character before the run."""
+    by: dict[str, list[_Entry]] = {}
+    for rule in SECRET_RULES:
+        for prefix in rule.prefixes:
+            anchor = anchor_of(prefix)
+            if anchor in _DIGITS:
+                offset = prefix.index(anchor)
+                if offset == 0 or prefix[offset - 1] in _DIGITS:
+                    raise ValueError(f"secret prefix {prefix!r}: its first digit starts it")
+                by.setdefault(prefix[offset - 1], []).append((prefix, offset, rule))
+    return {k: tuple(v) for k, v in by.items()}
 
 
 def _by_anchor() -> dict[str, tuple[int, _ByNeighbour, _ByNeighbour]]:
@@ -58,9 +81,13 @@ def _by_anchor() -> dict[str, tuple[int, _ByNeighbour, _ByNeighbour]]:
     for rule in SECRET_RULES:
         for prefix in rule.prefixes:
             anchor = anchor_of(prefix)
+            if anchor in _DIGITS:
+                continue
             if anchor not in MARKS or len(prefix) < 2:
                 raise ValueError(f"secret prefix {prefix!r}: anchor {anchor!r} is not a probe mark")
             offset = prefix.index(anchor)
+            if offset + 1 < len(prefix) and prefix[offset + 1].isspace():
+                raise ValueError(f"secret prefix {prefix!r}: white space after its anchor")
             if offset + 1 < len(prefix):
                 side, neighbour = after, prefix[offset + 1]
             else:
@@ -78,6 +105,7 @@ def _by_anchor() -> dict[str, tuple[int, _ByNeighbour, _ByNeighbour]]:
 
 
 _BY_ANCHOR = MappingProxyType(_by_anchor())
+_BY_RUN = MappingProxyType(_by_run())
 
 _Candidate = tuple[int, int, SecretRule]  # (prefix start, prefix length, rule)
 
@@ -90,12 +118,23 @@ def secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
     for anchor, (byte, after, before) in _BY_ANCHOR.items():
         if byte not in marks:
             continue
-        for i in probe.positions(anchor):
+        # an anchor followed by white space starts no prefix, and no token after it
+        for i in probe.tight(anchor):
             near = after.get(text[i + 1 : i + 2], ()) if after else ()
             if before:
                 near += before.get(text[i - 1 : i], ())
             for prefix, offset, rule in near:
                 start = i - offset
+                if (
+                    start >= 0
+                    and (entities is None or rule.entity in entities)
+                    and text.startswith(prefix, start)
+                ):
+                    candidates.append((start, len(prefix), rule))
+    if _BY_RUN and probe.has_digits:
+        for run_start, _ in probe.runs:
+            for prefix, offset, rule in _BY_RUN.get(text[run_start - 1 : run_start], ()):
+                start = run_start - offset
                 if (
                     start >= 0
                     and (entities is None or rule.entity in entities)

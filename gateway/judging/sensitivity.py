@@ -109,6 +109,8 @@ def _runs(name: str, entities: frozenset[str] | None) -> bool:
         return True
     also = _ALSO.get(name)
     return also is not None and not also.isdisjoint(entities)
+
+
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
 _RANK: Mapping[str, int] = MappingProxyType(
     {name: i for i, name in enumerate((*_SECRET_NAMES, *(name for name, _ in _BUILTINS)))}
@@ -157,7 +159,7 @@ class Scanner:
         probe = Probe(text)
         if not probe.marks:
             # no digits, '@', ':' or secret anchors: only credentials in words can be here
-            found = []
+            found: list[Finding] = []
             if _runs("password", entities):
                 found.extend(assignments(probe))
                 found.extend(prose(probe))

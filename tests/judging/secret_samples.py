@@ -63,7 +63,9 @@ def _gen(items: Any, rng: random.Random, out: list[str]) -> None:
         elif op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, getattr(sre_c, "POSSESSIVE_REPEAT", None)):
             low, high, sub = av
             high = low + 6 if high is sre_c.MAXREPEAT or high > low + 6 else high
-            for _ in range(rng.randint(low, high) if low == 0 else low + rng.randint(0, min(4, high - low))):
+            for _ in range(
+                rng.randint(low, high) if low == 0 else low + rng.randint(0, min(4, high - low))
+            ):
                 _gen(sub, rng, out)
         elif op is sre_c.SUBPATTERN:
             _gen(av[-1], rng, out)
@@ -90,11 +92,15 @@ def github_token(prefix: str, rng: random.Random) -> str:
 
 
 _SPECIAL = {
-    "jwt": lambda rng: f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{_b64({'sub': str(rng.random())})}."
-    + "".join(rng.choice(ALNUM) for _ in range(43)),
-    "private_key": lambda rng: "-----BEGIN RSA PRIVATE KEY-----\nMIIEow"
-    + "".join(rng.choice(ALNUM) for _ in range(60))
-    + "\n-----END RSA PRIVATE KEY-----",
+    "jwt": lambda rng: (
+        f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{_b64({'sub': str(rng.random())})}."
+        + "".join(rng.choice(ALNUM) for _ in range(43))
+    ),
+    "private_key": lambda rng: (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow"
+        + "".join(rng.choice(ALNUM) for _ in range(60))
+        + "\n-----END RSA PRIVATE KEY-----"
+    ),
 }
 
 
@@ -105,8 +111,12 @@ def sample(rule: SecretRule, seed: int = 0) -> str:
         if rule.entity in _SPECIAL and rule.prefixes[0] in ("eyJ", "-----BEGIN"):
             token = _SPECIAL[rule.entity](rng)
         else:
-            token = (draw(rule.before, rng) if rule.before is not None else "") + draw(rule.pattern, rng)
+            token = (draw(rule.before, rng) if rule.before is not None else "") + draw(
+                rule.pattern, rng
+            )
         text = f"here it is: {token} thanks"
-        if [(f.entity, text[f.start : f.end]) for f in SCANNER.find(text)] == [(rule.entity, token)]:
+        if [(f.entity, text[f.start : f.end]) for f in SCANNER.find(text)] == [
+            (rule.entity, token)
+        ]:
             return token
     raise AssertionError(f"no sample of {rule.name!r} is found")

@@ -322,7 +322,11 @@ PEM = (
         ("aws_access_key", "ASIAY34FZKBOKMUTVV7A"),
         ("github_token", "ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8"),
         ("github_token", "ghs_" + "Qw7Er9Ty2Ui4Op6As8Df1Gh3Jk5Lz0Xc2Vb4N"),
-        ("github_token", "github_pat_11AQ7ZKRI0x8Lm3Nw5Pq2Rt_" + "Vb4Nc6Mx8Kz0Lq2Wr5Ty7Ui9Op1As3Df5Gh7Jk9Lz1Xc3Vb5Nm7Qw9Er2Ty4Ui6Op"),
+        (
+            "github_token",
+            "github_pat_11AQ7ZKRI0x8Lm3Nw5Pq2Rt_"
+            + "Vb4Nc6Mx8Kz0Lq2Wr5Ty7Ui9Op1As3Df5Gh7Jk9Lz1Xc3Vb5Nm7Qw9Er2Ty4Ui6Op",
+        ),
         ("gitlab_token", "glpat-Rk7Hq2vLx9TmWb4NcZ8s"),
         ("slack_token", "xoxb-483920175836-2947163058274-Gk2nQ8rTz5WvXp1Lm7Bc4Hd9"),
         ("slack_token", "xoxp-5829104736-k3Jd8QwZ2m"),
