@@ -1,8 +1,8 @@
 """Extract the labelled secret samples of bench/secrets_eval.py from public repositories.
 
-Run: ``python bench/secrets_data.py NOSEYPARKER_GIT GITLEAKS_GIT [GSM8K_GIT]`` with the git
-directories of local mirrors of praetorian-inc/noseyparker (Apache-2.0), gitleaks/gitleaks
-(MIT) and openai/grade-school-math (MIT). Writes ``bench/data/secrets/samples.jsonl``: one
+Run: ``python bench/secrets_data.py NOSEYPARKER_GIT GITLEAKS_GIT [GSM8K_GIT [HUMANEVAL_XL_GIT]]``
+with the git directories of local mirrors of praetorian-inc/noseyparker (Apache-2.0),
+gitleaks/gitleaks (MIT), openai/grade-school-math (MIT) and FloatAI/humaneval-xl (MIT). Writes ``bench/data/secrets/samples.jsonl``: one
 object per sample, ``{"source", "rule", "label", "text"}``, ``label`` being ``secret`` (a
 sample the source says holds a secret of its rule) or ``negative`` (a sample the source says
 its rule must not match), and ``bench/data/secrets/clean.jsonl`` (benchmark prompts with no
@@ -107,11 +107,32 @@ def gitleaks(repo: str) -> Iterator[dict[str, str]]:
                         yield {"source": "gitleaks", "rule": rule, "label": label, "text": text}
 
 
+GSM8K_MAX = 700
+HUMANEVAL_FILES = (
+    "python/English", "python/Chinese", "python/German", "python/Russian", "python/Spanish",
+    "python/French", "python/Portuguese", "python/Turkish", "go/English", "java/English",
+    "javascript/English", "php/English",
+)  # fmt: skip
+HUMANEVAL_PER_FILE = 25
+HUMANEVAL_MAX_CHARS = 1500
+
+
 def gsm8k(repo: str) -> Iterator[dict[str, str]]:
     lines = _git(repo, "show", "HEAD:grade_school_math/data/test.jsonl").splitlines()
-    for line in lines:
+    for line in lines[:GSM8K_MAX]:
         yield {"source": "gsm8k", "rule": "", "label": "clean",
                "text": json.loads(line)["question"]}  # fmt: skip
+
+
+def humaneval_xl(repo: str) -> Iterator[dict[str, str]]:
+    """Code prompts with their reference solutions (identifiers, literals, docstrings in
+    several languages): the clean text a code assistant's traffic is made of."""
+    for name in HUMANEVAL_FILES:
+        lines = _git(repo, "show", f"HEAD:data/{name}.jsonl").splitlines()
+        for line in lines[:HUMANEVAL_PER_FILE]:
+            task = json.loads(line)
+            text = (task["prompt"] + (task.get("canonical_solution") or ""))[:HUMANEVAL_MAX_CHARS]
+            yield {"source": "humaneval-xl", "rule": name, "label": "clean", "text": text}
 
 
 def main(argv: list[str]) -> int:
@@ -130,6 +151,8 @@ def main(argv: list[str]) -> int:
     print(f"{len(seen)} samples")
     if len(argv) > 2:
         clean = list(gsm8k(argv[2]))
+        if len(argv) > 3:
+            clean.extend(humaneval_xl(argv[3]))
         with (OUT / "clean.jsonl").open("w", encoding="utf-8") as out:
             for s in clean:
                 out.write(json.dumps(s, ensure_ascii=False) + "\n")

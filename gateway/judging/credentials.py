@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gateway.judging.placeholders import is_password_placeholder
+from gateway.judging.placeholders import is_password_placeholder, is_placeholder
 from gateway.judging.probe import Finding, Probe, match_end
 from gateway.judging.prose_credentials import command_passwords, credential_pairs, prose_passwords
 
@@ -34,15 +34,14 @@ _KEY_NEEDLES = ("pass", "pwd", "secret", "key", "token")
 _KEY_NAME = re.compile(
     r"(?:[a-z0-9]+[_\-.])*"
     # names glued to a password word: PGPASSWORD, dbpass, adminpwd, keystorepass
-    r"(?:pg|db|my|admin|user|root|sudo|sa|app|smtp|mail|ftp|ssh|wifi|wlan|vnc|rdp|ldap|redis"
-    r"|mysql|mongo|sql|master|login|new|old|default|keystore|truststore|store|bind|proxy|auth)?"
+    r"(?P<glue>[a-z0-9]*?)"
     r"(?P<kind>password|passwd|passphrase|pwd|pass|secret|secret[_\-]?key|"
     r"api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|"
     r"(?:access|auth|api|bearer|refresh|client)?[_\-]?token|client[_\-]?secret)"
 )
 _ASSIGN = re.compile(
-    r"[\"']?\s*(?P<op>:=|=>|=|:)\s*"
-    r"(?:(?P<q>[\"'])(?P<qv>[^\"'\r\n]{1,200})(?P=q)|(?P<v>[^\s\"'`,;&)}\]]{1,200}))"
+    r"\\?[\"']?\s*(?P<op>:=|=>|=|:)\s*"
+    r"(?:(?P<q>\\?[\"'])(?P<qv>[^\"'\r\n\\]{1,200})(?P=q)|(?P<v>[^\s\"'`,;&)}\]\\]{1,200}))"
 )
 _PASSWORD_KINDS = frozenset({"password", "passwd", "passphrase", "pwd", "pass"})
 _NOT_VALUES = frozenset(
@@ -63,6 +62,11 @@ def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
         if len(value) < 4:
             return False
         return quoted or op != ":" or not value.isalpha()
+    if is_placeholder(value):
+        return False  # keys and tokens: documentation fillers, sequences, low entropy
+    if kind == "secret" and quoted and len(value) >= 8 and not value.isalnum():
+        # secret: "development#product" (a shared secret in words and signs)
+        return " " not in value and any(c.isalpha() for c in value)
     return len(value) >= 8 and letters_and_digits(value)
 
 
@@ -115,10 +119,30 @@ def assignments(probe: Probe) -> Iterator[Finding]:
                 if end - start > _NAME_MAX or (start and lower[start - 1] in _NAME_CHARS):
                     start = _tail_start(lower, start, end)
                 name = _KEY_NAME.fullmatch(lower, start, end) if start >= 0 else None
+                if name is not None and name.group("glue") and not _glued(text, name):
+                    name = None
                 if name is not None:
                     finding = _assigned(text, name.group("kind"), start, end)
                     if finding is not None:
                         yield finding
+
+
+#: words a credential word may be glued to: PGPASSWORD, dbpass, adminpwd, jwtsecret
+_GLUES = frozenset(
+    {"pg", "db", "my", "admin", "user", "root", "sudo", "sa", "app", "smtp", "mail", "ftp",
+     "ssh", "wifi", "wlan", "vnc", "rdp", "ldap", "redis", "mysql", "mongo", "sql", "master",
+     "login", "new", "old", "default", "keystore", "truststore", "store", "bind", "proxy",
+     "auth", "jwt", "client", "api", "bot", "webhook", "signing", "encryption", "session"}
+)  # fmt: skip
+
+
+def _glued(text: str, name: re.Match[str]) -> bool:
+    """Whether a credential word glued to another (``pgpassword``) is a key name: the other
+    is a known one, or the original spells the name in camel case (``PfxPassword``)."""
+    if name.group("glue") in _GLUES:
+        return True
+    k = name.start("kind")
+    return text[k].isupper() and (text[k - 1].islower() or text[k - 1].isdigit())
 
 
 def _tail_start(lower: str, start: int, end: int) -> int:
@@ -129,6 +153,7 @@ def _tail_start(lower: str, start: int, end: int) -> int:
     return -1 if sep is None else sep.end()
 
 
+_CONFIG_VALUE = re.compile(r"[\"']\s+value\s*=\s*(?P<q>[\"'])(?P<v>[^\"'\r\n]{1,200})(?P=q)")
 _XML_VALUE = re.compile(r">\s*(?P<v>[^<\s][^<\r\n]{0,199}?)\s*</")
 _AWS_SECRET = re.compile(r"[A-Za-z0-9/+]{40}\Z")
 
@@ -141,6 +166,12 @@ def _assigned(text: str, kind: str, start: int, end: int) -> Finding | None:
         if xml is None or not _credential_value_ok(kind, xml.group("v"), True, ">"):
             return None
         return Finding("password", xml.start("v"), xml.end("v"))
+    config = _CONFIG_VALUE.match(text, end)
+    if config is not None:  # <add key="SmtpPassword" value="..."/>
+        value = config.group("v")
+        if not _credential_value_ok(kind, value, True, "="):
+            return None
+        return Finding("password", config.start("v"), config.end("v"))
     m = _ASSIGN.match(text, end)
     if m is None:
         return None

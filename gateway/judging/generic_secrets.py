@@ -28,7 +28,7 @@ from gateway.judging.placeholders import entropy, is_placeholder
 from gateway.judging.probe import Finding, Probe
 
 #: ASCII needles (``key``, ``token``, ``secret``: the assignments' needles too)
-ASCII_NEEDLES = ("key", "token", "secret", "bearer", "authorization")
+ASCII_NEEDLES = ("key", "token", "secret", "bearer", "authorization", "credential")
 #: looked for only in text that is not ASCII
 OTHER_NEEDLES = (
     "schlüssel", "clé", "ключ", "токен", "密钥", "令牌", "キー", "トークン", "토큰", "키",
@@ -49,6 +49,13 @@ _HASH_WORDS = re.compile(
 )
 _HEX = re.compile(r"[0-9a-fA-F]+\Z")
 _WORDS_ONLY = re.compile(r"(?:[A-Za-z]+|[0-9]{1,8})(?:[_\-.](?:[A-Za-z]+|[0-9]{1,8}))+\Z")
+#: words with version digits joined by separators: Ed25519.BlindKeySignatures, cmp2-qat-12
+_IDENTIFIER = re.compile(r"(?:[A-Za-z]+[0-9]*|[0-9]+)(?:[_\-.](?:[A-Za-z]+[0-9]*|[0-9]+))+\Z")
+_HOST_OR_FILE = re.compile(
+    r"\.(?:com|net|org|io|dev|app|cloud|local|internal|pem|key|crt|json|ya?ml|txt|jpe?g|png"
+    r"|gif|svg|html?|js|ts|py|go|rs|java|zip|gz|tar|csv|xml|md|log)\Z",
+    re.IGNORECASE,
+)
 _IMAGE = ("iVBORw0KGgo", "/9j/", "R0lGOD", "UklGR", "PHN2Zy")
 _BEFORE = 40
 
@@ -61,7 +68,9 @@ def secret_like(token: str) -> bool:
         return False
     if token.startswith(("/", "./", "~/")) or (token.count("/") >= 3 and "+" not in token):
         return False
-    if _UUID.match(token) or _WORDS_ONLY.match(token):
+    if _UUID.match(token) or _WORDS_ONLY.match(token) or _IDENTIFIER.match(token):
+        return False
+    if token[0] in "-." or _HOST_OR_FILE.search(token):
         return False
     h = entropy(token)
     if _HEX.match(token):

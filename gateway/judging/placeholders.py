@@ -30,10 +30,10 @@ from collections import Counter
 from itertools import pairwise
 
 _REFERENCE = re.compile(
-    r"\$\{|\{\{|\$\(|\$[A-Za-z_]|%[A-Za-z_][A-Za-z0-9_]*%|<[^<>]{1,60}>|\[[A-Z_ ]{3,}\]"
-    r"|(?:os\.environ|os\.getenv|process\.env|ENV\[|getenv\()"
+    r"\$\{|\{\{|\$\(|^\$[A-Za-z_]|^%[A-Za-z_][A-Za-z0-9_]*%|<[^<>]{1,60}>|\[[A-Z_ ]{3,}\]"
+    r"|(?:os\.environ|os\.getenv|process\.env|ENV\[|getenv\()|&lt;|&gt;|^ENC\[|^vault:|^!vault"
 )
-_MASK_RUN = re.compile(r"(?:[xX]{4}|\*{4}|#{4}|\.{4}|•{4}|_{6}|-{6}|\?{4})")
+_MASK_RUN = re.compile(r"(?:[xX]{4}|\*{4}|#{4}|\.{4}|•{4}|_{6}|-{6})")
 _SAME_RUN = re.compile(r"(.)\1{5}")
 _WORDS = re.compile(
     r"example|your|here|sample|dummy|fake|placeholder|redacted|insert|replace|foobar|lorem"

@@ -21,9 +21,9 @@ _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 #: the characters some detector starts from: digits (numbers, dates), ``@``
 #: (emails, URL credentials), ``:`` (IPv6, URLs) and the anchors of the secrets'
 #: prefixes (:data:`gateway.judging.secrets.ANCHOR_ORDER`). Most prose has few of them.
-MARKS = "0123456789@:-_JKSz~$QA./"
+MARKS = "0123456789@:-_JKSz~$QA./|"
 _NOT_MARKS = bytes(b for b in range(256) if chr(b) not in MARKS)
-_MARK_SYMBOLS = b"@:-_JKSz~$QA./"
+_MARK_SYMBOLS = b"@:-_JKSz~$QA./|"
 _TIGHT = MappingProxyType({c: re.compile(re.escape(c) + r"(?=\S)") for c in MARKS})
 _DIGIT_MASK = bytes(ord("#") if chr(b) in _DIGITS else ord(" ") for b in range(256))
 
@@ -47,9 +47,9 @@ class Probe:
         "_marks",
         "_needles",
         "_positions",
-        "_tight",
         "_runs",
         "_starts",
+        "_tight",
         "text",
     )
 

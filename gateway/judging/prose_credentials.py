@@ -73,6 +73,9 @@ def _looks_like_password(value: str, quoted: bool) -> bool:
         return False
     if value.startswith(("http://", "https://", "/", "-", "$", "%", "\\")) or _EMAIL.match(value):
         return False
+    # markup and key syntax, not values: ",passwordLabel:", "#add-password", "value=", "a/b"
+    if value[0] in ",.;:&=#([{" or value[-1] in "=:<>([{@" or "/" in value:
+        return False
     if quoted:
         return len(value) >= 4
     if len(value) < 6:
@@ -260,6 +263,9 @@ def command_passwords(probe: Probe) -> Iterator[Finding]:
         if i < last:
             continue
         line = text.rfind("\n", max(0, i - _LINE_MAX), i) + 1
+        # a command continued over lines ending with a backslash
+        while line >= 2 and text[line - 2] == "\\" and i - line < _LINE_MAX:
+            line = text.rfind("\n", max(0, i - _LINE_MAX), line - 1) + 1
         if line not in commands:
             m = _COMMAND.search(text, line, i)
             commands[line] = None if m is None else (_family(m.group(1)), m.end())
@@ -274,6 +280,7 @@ def _command_value_ok(value: str) -> bool:
     return (
         len(value) >= 3
         and not value.startswith(("$", "-", "<"))
+        and not value.endswith(">")
         and not is_password_placeholder(value)
     )
 

@@ -49,6 +49,15 @@ def pypi_macaroon(token: str) -> bool:
     return raw is not None and (b"pypi.org" in raw[:32])
 
 
+def base64_pem(token: str) -> bool:
+    """A base64 text that decodes to a PEM private key's BEGIN line."""
+    try:
+        raw = base64.b64decode(token[:96] + "=" * (-min(len(token), 96) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return raw.startswith(b"-----BEGIN") and b"PRIVATE KEY" in raw[:60]
+
+
 def json_header(part: str, key: str) -> bool:
     """Whether base64url ``part`` decodes to a JSON object holding ``key``."""
     raw = _b64decode(part)

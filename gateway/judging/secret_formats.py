@@ -19,6 +19,13 @@ _SLACK = "https://api.slack.com/authentication/token-types"
 #: a webhook URL's finding starts at its scheme when it has one
 _SCHEME = r"(?:https?://)?\Z"
 
+def _slack_shape(token: str) -> bool:
+    """xox?-<id of 8+ digits>-…-<random part of 8+ letters and digits>."""
+    parts = token.split("-")
+    version_or_id = parts[1].isdigit() and (len(parts[1]) >= 8 or len(parts[1]) == 1)
+    return len(parts) >= 3 and version_or_id and len(parts[-1]) >= 8
+
+
 VCS_AND_CI: tuple[SecretRule, ...] = (
     rule(
         "github_token",
@@ -129,7 +136,7 @@ VCS_AND_CI: tuple[SecretRule, ...] = (
         "sourcegraph_token",
         "Sourcegraph access token",
         "sgp_",
-        r"sgp_(?:[0-9a-f]{16}_|local_)?[0-9a-f]{40}" + TAIL,
+        r"sgp_(?:[0-9a-fA-F]{16}_|local_)?[0-9a-fA-F]{40}" + TAIL,
         "https://sourcegraph.com/docs/cli/how-tos/creating_an_access_token",
         "prefix, 40 hex digits",
     ),
@@ -226,7 +233,8 @@ CHAT: tuple[SecretRule, ...] = (
         tuple(f"xox{c}-" for c in "abeoprs"),
         r"xox[abeoprs]-(?P<body>[A-Za-z0-9\-]{10,})",
         _SLACK,
-        "prefix, numeric ids and a random part",
+        "prefix, a numeric id of 8+ digits, a random part of 8+ characters",
+        valid=_slack_shape,
     ),
     rule(
         "slack_token",

@@ -39,6 +39,17 @@ CLOUD: tuple[SecretRule, ...] = (
         "JSON key, 40 hex digits",
     ),
     rule(
+        "gcp_service_account",
+        "Google Cloud service-account key file (its type line)",
+        '"service_account"',
+        r'"service_account"',
+        "https://cloud.google.com/iam/docs/keys-create-delete",
+        'JSON key: "type": "service_account"',
+        before=r'"type"\s*:\s*\Z',
+        lead=12,
+        placeholders=False,
+    ),
+    rule(
         "google_api_key",
         "Google API key (Maps, Firebase, Gemini…)",
         "AIza",
@@ -247,5 +258,13 @@ CLOUD: tuple[SecretRule, ...] = (
         r"hv[sbr]\.[A-Za-z0-9_\-]{24,}" + TAIL,
         "https://developer.hashicorp.com/vault/docs/concepts/tokens#token-prefixes",
         "prefix, 24+ characters",
+    ),
+    rule(
+        "vault_token",
+        "HashiCorp Vault unseal key (as vault operator init prints it)",
+        "Unseal Key",
+        r"Unseal Key \d{1,2}: (?P<body>[A-Za-z0-9+/]{43,44}={0,2})" + B64_TAIL,
+        "https://developer.hashicorp.com/vault/docs/commands/operator/init",
+        "context (Unseal Key N:), 44 base64 characters",
     ),
 )

@@ -8,7 +8,7 @@ lists them.
 
 from __future__ import annotations
 
-from gateway.judging.secret_checks import jwt_header
+from gateway.judging.secret_checks import base64_pem, jwt_header
 from gateway.judging.secret_rule import B64_TAIL, TAIL, SecretRule, rule
 
 OBSERVABILITY: tuple[SecretRule, ...] = (
@@ -16,7 +16,7 @@ OBSERVABILITY: tuple[SecretRule, ...] = (
         "newrelic_key",
         "New Relic user, admin, insert, REST and browser keys",
         ("NRAK-", "NRAA-", "NRII-", "NRRA-", "NRJS-", "NRIQ-"),
-        r"NR(?:AK|AA|II|RA|IQ)-[A-Z0-9]{27,32}|NRJS-[0-9a-f]{19}",
+        r"NR(?:AK|AA|II|RA|IQ)-[A-Za-z0-9]{27,32}|NRJS-[0-9a-f]{19}",
         "https://docs.newrelic.com/docs/apis/intro-apis/new-relic-api-keys/",
         "prefix, 27+ upper alphanumerics",
     ),
@@ -27,7 +27,7 @@ OBSERVABILITY: tuple[SecretRule, ...] = (
         r"NRAL" + TAIL,
         "https://docs.newrelic.com/docs/apis/intro-apis/new-relic-api-keys/#license-key",
         "36 hex digits, NRAL",
-        before=r"(?<![0-9a-f])[0-9a-f]{36}\Z",
+        before=r"(?<![0-9a-z])(?:[0-9a-f]{36}|[a-z]{2}[0-9]{2}xx[0-9a-f]{30})\Z",
         lead=36,
     ),
     rule(
@@ -113,6 +113,16 @@ KEYS: tuple[SecretRule, ...] = (
         placeholders=False,
     ),
     rule(
+        "private_key",
+        "PEM private key block encoded in base64 (Kubernetes secrets, JSON configs)",
+        "LS0tLS1CRUdJTi",
+        r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2}",
+        "https://kubernetes.io/docs/concepts/configuration/secret/",
+        "base64 of a BEGIN … PRIVATE KEY line",
+        valid=base64_pem,
+        placeholders=False,
+    ),
+    rule(
         "age_key",
         "age secret key",
         "AGE-SECRET-KEY-1",
@@ -133,8 +143,8 @@ KEYS: tuple[SecretRule, ...] = (
     rule(
         "password_hash",
         "bcrypt, sha-crypt, md5-crypt, Apache apr1 and Argon2 password hashes",
-        ("$2a$", "$2b$", "$2y$", "$6$", "$5$", "$1$", "$apr1$", "$argon2"),
-        r"\$(?:2[aby]\$\d\d\$[./A-Za-z0-9]{53}|[156]\$(?:rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}"
+        ("$2a$", "$2b$", "$2y$", "$6$", "$5$", "$1$", "$8$", "$9$", "$apr1$", "$argon2"),
+        r"\$(?:2[aby]\$\d\d\$[./A-Za-z0-9]{53}|[15689]\$(?:rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}"
         r"|apr1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}|argon2(?:id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]{16,}\$[A-Za-z0-9+/]{20,})",
         "https://passlib.readthedocs.io/en/stable/modular_crypt_format.html",
         "modular crypt format",

@@ -284,6 +284,17 @@ SAAS: tuple[SecretRule, ...] = (
         valid=_letters_and_digits,
     ),
     rule(
+        "facebook_token",
+        "Facebook / Meta app access token (app id | app secret)",
+        "|",
+        r"\|[A-Za-z0-9_\-]{27}" + TAIL,
+        "https://developers.facebook.com/docs/facebook-login/guides/access-tokens#apptokens",
+        "15-16 digit app id, |, 27 characters",
+        before=r"(?<![0-9])[0-9]{15,16}\Z",
+        lead=16,
+        valid=lambda s: _letters_and_digits(s[s.index("|") :]),
+    ),
+    rule(
         "twitter_token",
         "X (Twitter) app bearer token",
         "AAAAAAAAAAAAAAAAAAAAA",

@@ -39,8 +39,9 @@ _PEM = KEYS[0]
 
 #: the characters a prefix may be found through, rarest in ordinary text first; a
 #: prefix with none of them is found from the digit runs (:attr:`Probe.runs`)
-ANCHOR_ORDER = "~$_@JzQK/-:SA."
+ANCHOR_ORDER = "~$_@|JzQK/-:SA."
 _DIGITS = "0123456789"
+_ALNUM = _DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def anchor_of(prefix: str) -> str:
@@ -83,9 +84,14 @@ def _by_anchor() -> dict[str, tuple[int, _ByNeighbour, _ByNeighbour]]:
             anchor = anchor_of(prefix)
             if anchor in _DIGITS:
                 continue
-            if anchor not in MARKS or len(prefix) < 2:
+            if anchor not in MARKS or (len(prefix) < 2 and rule.before is None):
                 raise ValueError(f"secret prefix {prefix!r}: anchor {anchor!r} is not a probe mark")
             offset = prefix.index(anchor)
+            if len(prefix) == 1:
+                # the anchor alone: its rule's ``before`` decides; any letter or digit before it
+                for neighbour in _ALNUM:
+                    before.setdefault(anchor, {}).setdefault(neighbour, []).append((prefix, 0, rule))
+                continue
             if offset + 1 < len(prefix) and prefix[offset + 1].isspace():
                 raise ValueError(f"secret prefix {prefix!r}: white space after its anchor")
             if offset + 1 < len(prefix):
@@ -181,6 +187,8 @@ def _confirm(text: str, candidates: Iterable[_Candidate]) -> list[Finding]:
         if rule is _PEM:
             pem = pem or _PemEnds(text)
             end = pem.block_end(m.group(1), end)
+            if not _pem_body(text[m.end() : end]):
+                continue
         elif not (rule.proof is not None and rule.proof(value)):
             if rule.placeholders:
                 body = m.group("body") if "body" in rule.pattern.groupindex else None
@@ -191,6 +199,23 @@ def _confirm(text: str, candidates: Iterable[_Candidate]) -> list[Finding]:
         ends[rule.entity] = end
         found.append(Finding(rule.entity, start, end))
     return found
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{4,}")
+_PEM_FILLER = re.compile(r"\.\.\.|…|[xX]{4}|<[^>]*>|REDACTED|redacted|\*{3}")
+
+
+def _pem_body(block: str) -> bool:
+    """Whether a PEM block (after its BEGIN line) holds key material: a base64 run with
+    capitals, not a filler ("...", "<your key>", "anything"). A header alone (the
+    block cut off) counts: what follows it is not in this text."""
+    end = block.find("-----END ")
+    if end < 0:
+        return True
+    body = block[:end]
+    if _PEM_FILLER.search(body):
+        return False
+    return any(not run.islower() for run in _BASE64_RUN.findall(body))
 
 
 #: a truncated PEM block (no END line): its base64 lines, JSON-escaped or not
