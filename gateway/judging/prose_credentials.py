@@ -50,7 +50,7 @@ _CONNECT = re.compile(
     r"|the|my|our|mein|meine|unser|notre|mon|ma|mi|nuestra|la|le|il|el|o|a|der|die|das|den|dem"
     r"|wifi|wi-fi|wlan|router|admin|root|account|konto|compte|cuenta|conta|user|new|neue|neues"
     r"|nouveau|nuevo|nueva|nova|novo|temporary|default|standard|sudo|db|database)(?![^\W_])"
-    r"|(?<=[\u3000-\u9fff\uac00-\ud7af])[는은이가을를는:は、是为為\uff1aが를]|[\"'«»“”„\u201a]))"
+    r"|(?<=[\u3000-\u9fff\uac00-\ud7af])[는은이가을를는:は、是为為\uff1aが를]))"
     r"{0,6}[^\S\n]*",
     re.IGNORECASE,
 )
@@ -122,6 +122,12 @@ def _word_end(lower: str, i: int, word: str) -> int:
     n = len(lower)
     while end < n and lower[end] == "s" and end - i < len(word) + 1:
         return -1  # "passwords", "senhas": talk about passwords
+    if word != "pass":
+        # inflections: lösenordet, parola, hasła, şifreniz (not after "pass": "passwords")
+        k = end
+        while k < n and k - end < 3 and lower[k].isalpha():
+            k += 1
+        end = k
     if end < n and lower[end].isalpha():
         return -1
     return end

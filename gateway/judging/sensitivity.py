@@ -113,7 +113,12 @@ def _runs(name: str, entities: frozenset[str] | None) -> bool:
 
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
 _RANK: Mapping[str, int] = MappingProxyType(
-    {name: i for i, name in enumerate((*_SECRET_NAMES, *(name for name, _ in _BUILTINS)))}
+    {
+        name: i
+        for i, name in enumerate(
+            (*_SECRET_NAMES, "aws_secret_key", *(name for name, _ in _BUILTINS))
+        )
+    }
 )
 
 

@@ -91,6 +91,12 @@ def github_token(prefix: str, rng: random.Random) -> str:
     return prefix + body + base62(zlib.crc32(body.encode()), 6)
 
 
+def _b64_pem(rng: random.Random) -> str:
+    body = "".join(rng.choice(ALNUM) for _ in range(64))
+    pem = f"-----BEGIN RSA PRIVATE KEY-----\nMIIEow{body}\n-----END RSA PRIVATE KEY-----\n"
+    return base64.b64encode(pem.encode()).decode()
+
+
 _SPECIAL = {
     "jwt": lambda rng: (
         f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{_b64({'sub': str(rng.random())})}."
@@ -110,6 +116,15 @@ def sample(rule: SecretRule, seed: int = 0) -> str:
         rng = random.Random(f"{rule.name}/{seed}/{attempt}")
         if rule.entity in _SPECIAL and rule.prefixes[0] in ("eyJ", "-----BEGIN"):
             token = _SPECIAL[rule.entity](rng)
+        elif rule.prefixes[0] == "LS0tLS1CRUdJTi":
+            token = _b64_pem(rng)
+        elif rule.prefixes[0] == "xoxa-":
+            digits = "123456789"
+            token = "xoxb-{}-{}-{}".format(
+                "".join(rng.choice(digits) for _ in range(12)),
+                "".join(rng.choice(digits) for _ in range(13)),
+                "".join(rng.choice(ALNUM) for _ in range(24)),
+            )
         else:
             token = (draw(rule.before, rng) if rule.before is not None else "") + draw(
                 rule.pattern, rng

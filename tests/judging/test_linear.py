@@ -28,6 +28,7 @@ from collections.abc import Callable
 import pytest
 
 from gateway.judging.probe import lower_aligned
+from gateway.judging.secrets import SECRET_RULES
 from gateway.judging.sensitivity import BUILTIN_ENTITIES, SECRET_ENTITIES, UNJUDGED, Scanner
 
 #: the small input's size in characters; the large one is ten times it
@@ -153,6 +154,56 @@ AIMED: dict[str, tuple[str, ...]] = {
         "digits and spaces",
     ),
 }
+
+def _prefix_inputs() -> None:
+    """Each secret format not aimed at above gets its prefixes repeated (with and
+    without a separator), and the inputs of the credential detectors in words."""
+    for rule in SECRET_RULES:
+        names = AIMED.setdefault(rule.entity, ())
+        if any(name.startswith("prefix ") for name in names) or rule.entity in _HAND_AIMED:
+            continue
+        for prefix in rule.prefixes[:2]:
+            name = f"prefix {prefix!r} repeated"
+            INPUTS[name] = repeat(prefix + "a1 ")
+            names = (*names, name)
+        AIMED[rule.entity] = names
+
+
+_HAND_AIMED = frozenset(AIMED)
+INPUTS.update(
+    {
+        "credential words repeated": repeat("password is "),
+        "foreign credential words": repeat("Passwort ist пароль: 密码是 "),
+        "account pairs repeated": repeat("admin / "),
+        "glued colons repeated": repeat("root:x1"),
+        "slashes repeated": repeat("a/"),
+        "command flags repeated": repeat(" -p"),
+        "mysql lines": repeat("mysql -u r -pX1 ", tail="\n"),
+        "curl continuation lines": repeat("curl \\\n -u a:b1 "),
+        "PIN digits": repeat("PIN 1234 "),
+        "key words repeated": repeat("key "),
+        "bearer tokens repeated": repeat("Bearer a1b2c3d4e5f6g7h8 "),
+        "dots repeated": repeat(".a"),
+        "pipes repeated": repeat("1234567890123456|"),
+    }
+)
+AIMED["password"] = (
+    *AIMED["password"],
+    "credential words repeated",
+    "foreign credential words",
+    "account pairs repeated",
+    "glued colons repeated",
+    "slashes repeated",
+    "command flags repeated",
+    "mysql lines",
+    "curl continuation lines",
+    "PIN digits",
+)
+AIMED["generic_secret"] = ("key words repeated", "bearer tokens repeated")
+AIMED["aws_secret_key"] = ("key= repeated", "long dotted name")
+_prefix_inputs()
+AIMED["facebook_token"] = (*AIMED["facebook_token"], "pipes repeated")
+AIMED["vault_token"] = (*AIMED["vault_token"], "dots repeated")
 
 CASES = [
     (entity, name) for entity, names in AIMED.items() for name in (*names, "base64", "base64 lines")

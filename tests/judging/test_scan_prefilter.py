@@ -16,7 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.judging.probe import Probe
+from gateway.judging.secrets import SECRET_RULES
 from gateway.judging.sensitivity import BUILTIN_ENTITIES, UNJUDGED, Scanner
+from tests.judging.secret_samples import sample
 
 SCANNER = Scanner()
 CUSTOM = Scanner(custom={"ticket": r"TICKET-[0-9]{4}", "code_word": r"(?i)blue ?moon"})
@@ -50,6 +52,11 @@ FRAGMENTS = (
     "postgres://admin:pa55w0rd@db.internal:5432/app", "DOB: 12/03/1985",
     "date of birth 1985-03-12", "born on 12th March 1985", "birthday: March 12, 1985",
     "TICKET-1234", "blue moon",
+    # every secret format, prose and command credentials, generic tokens
+    *(sample(rule) for rule in SECRET_RULES),
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY8ZQ3LkTr2v", "Passwort ist Haus#2024",
+    "admin / Lantern1995$", "mysql -pJunip3r?98J db", "PIN: 4821", "密码是Abc12345",
+    "Bearer 9dKq2LmZx81vTnRw4YpB7cHs",
 )  # fmt: skip
 WORDS = (
     "the", "meeting", "notes", "in", "2023", "we", "Call", "me", "at", "ext", "42",
