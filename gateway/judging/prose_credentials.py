@@ -273,7 +273,7 @@ def command_passwords(probe: Probe) -> Iterator[Finding]:
         while line >= 2 and text[line - 2] == "\\" and i - line < _LINE_MAX:
             line = text.rfind("\n", max(0, i - _LINE_MAX), line - 1) + 1
         if line not in commands:
-            m = _COMMAND.search(text, line, i)
+            m = _COMMAND.search(text, line - 1 if line else 0, i)  # the newline before counts
             commands[line] = None if m is None else (_family(m.group(1)), m.end())
         found = commands[line]
         for span in _flag_values(text, i, found[0] if found else ""):

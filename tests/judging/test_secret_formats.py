@@ -168,6 +168,7 @@ def test_passwords_in_prose_in_many_languages(text: str, value: str) -> None:
         ("root:Winter2024!", "Winter2024!"),
         ("Creds for the NAS: jsmith / Winter2024!", "Winter2024!"),
         ("mysql -u root -pJunip3r?98J mydb", "Junip3r?98J"),
+        ("it fails:\nmysql -u root -pJunip3r?98J prod\n", "Junip3r?98J"),
         ("sshpass -p 'S3cr3t!' ssh deploy@host", "S3cr3t!"),
         ("curl -u admin:Pa55w0rd! https://api.internal/x", "Pa55w0rd!"),
         ("curl -X POST https://x \\\n  -u developer:yqDVtkqPECriaLRi", "yqDVtkqPECriaLRi"),
