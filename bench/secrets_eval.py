@@ -175,7 +175,8 @@ def evaluate(scanner: Scanner, split: str) -> dict[str, object]:
         "claimed_samples": claimed_total,
         "all_recall": all_hits / max(all_total, 1),
         "all_samples": all_total,
-        "placeholder_negatives_flagged": neg["placeholder_flagged"] / max(neg["placeholder_total"], 1),
+        "placeholder_negatives_flagged": neg["placeholder_flagged"]
+        / max(neg["placeholder_total"], 1),
         "placeholder_negatives": neg["placeholder_total"],
         "other_negatives_flagged": neg["other_flagged"] / max(neg["other_total"], 1),
         "other_negatives": neg["other_total"],

@@ -19,6 +19,7 @@ _SLACK = "https://api.slack.com/authentication/token-types"
 #: a webhook URL's finding starts at its scheme when it has one
 _SCHEME = r"(?:https?://)?\Z"
 
+
 def _slack_shape(token: str) -> bool:
     """xox?-<id of 8+ digits>-…-<random part of 8+ letters and digits>."""
     parts = token.split("-")

@@ -90,7 +90,9 @@ def _by_anchor() -> dict[str, tuple[int, _ByNeighbour, _ByNeighbour]]:
             if len(prefix) == 1:
                 # the anchor alone: its rule's ``before`` decides; any letter or digit before it
                 for neighbour in _ALNUM:
-                    before.setdefault(anchor, {}).setdefault(neighbour, []).append((prefix, 0, rule))
+                    before.setdefault(anchor, {}).setdefault(neighbour, []).append(
+                        (prefix, 0, rule)
+                    )
                 continue
             if offset + 1 < len(prefix) and prefix[offset + 1].isspace():
                 raise ValueError(f"secret prefix {prefix!r}: white space after its anchor")

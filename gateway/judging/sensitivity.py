@@ -9,27 +9,14 @@ it). The request path never calls it on a text alone: :mod:`gateway.judging.view
 runs it on every reading of every string the walk visits (normalised, decoded,
 pieces read together) and maps the findings back.
 
-Secrets and the checks that keep false positives down:
-
-- ``aws_access_key``: ``AKIA``/``ASIA`` + 16 upper-case alphanumerics.
-- ``github_token``: ``ghp_ gho_ ghu_ ghs_ ghr_`` + 36+ alphanumerics, ``github_pat_``.
-- ``gitlab_token``: ``glpat- gldt- glrt- glptt-`` + 20+ characters.
-- ``slack_token``: ``xox[abeprs]-`` tokens and ``hooks.slack.com/services/`` URLs.
-- ``openai_key``: ``sk-`` / ``sk-proj-`` / ``sk-svcacct-`` + 20+ characters
-  holding both letters and digits; ``anthropic_key``: ``sk-ant-``.
-- ``stripe_key``: ``sk_live_ sk_test_ rk_live_ rk_test_``.
-- ``google_api_key``: ``AIza`` + exactly 35 characters.
-- ``private_key``: a ``-----BEGIN ... PRIVATE KEY-----`` block (through its END
-  line, or its base64 body when the END line is missing).
-- ``jwt``: three base64url parts whose header decodes to a JSON object with "alg".
-- ``password``: a credential assigned to a named key (``password=``,
-  ``passwd:``, ``"pwd": "…"``, ``api_key=``, ``client_secret:``,
-  ``auth_token=``…) and the password in a URL (``scheme://user:pass@host``).
-  The finding is the value only. Values that are references or placeholders
-  (``$VAR``, ``${…}``, ``<…>``, environment lookups in code, ``[PASSWORD_1]``, ``***``)
-  never count; key/secret/token values need 8+ characters with letters and
-  digits; an unquoted value after ``:`` needs a character that is not a letter
-  (so the prose "Password: required" is not a password).
+Secrets: 120+ formats with known prefixes (:mod:`gateway.judging.secrets`, the
+rules in ``secret_formats*``), credentials in assignments, URLs, prose in many
+languages, pairs and commands (``password``: :mod:`gateway.judging.credentials`,
+:mod:`gateway.judging.prose_credentials`), AWS secret keys in context
+(``aws_secret_key``) and high-entropy tokens after a key-like word
+(``generic_secret``: :mod:`gateway.judging.generic_secrets`). Documentation
+placeholders never count (:mod:`gateway.judging.placeholders`). docs/secrets.md
+lists every format with its source and check.
 """
 
 from __future__ import annotations

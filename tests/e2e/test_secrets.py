@@ -31,8 +31,12 @@ def _random(alphabet: str, n: int) -> str:
 
 _GH_BODY = _random(_AN, 30)
 SECRETS = {
-    "slack app token": "xapp-1-A0" + _random("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", 9) + "-"
-    + _random("123456789", 13) + "-" + _random("0123456789abcdef", 64),
+    "slack app token": "xapp-1-A0"
+    + _random("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", 9)
+    + "-"
+    + _random("123456789", 13)
+    + "-"
+    + _random("0123456789abcdef", 64),
     "router password (de)": "Mein Router-Passwort ist Sonnenblume77!",
     "wifi password": "Office wifi: SSID Guest5G, password M@pl3%81Z",
     "admin pair": "admin / Lantern1995$",
@@ -41,8 +45,12 @@ SECRETS = {
     "gitlab deploy token": "gldt-" + _random(_AN, 20),
     "github token (checksum)": "ghp_" + _GH_BODY + base62(zlib.crc32(_GH_BODY.encode()), 6),
     "vault token": "hvs." + _random(_AN, 90),
-    "webhook without scheme": "hooks.slack.com/services/T0" + _random("ABCDEFGHJKLMN23456789", 8)
-    + "/B0" + _random("ABCDEFGHJKLMN23456789", 9) + "/" + _random(_AN, 24),
+    "webhook without scheme": "hooks.slack.com/services/T0"
+    + _random("ABCDEFGHJKLMN23456789", 8)
+    + "/B0"
+    + _random("ABCDEFGHJKLMN23456789", 9)
+    + "/"
+    + _random(_AN, 24),
     "signature-less jwt": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJyb290In0.",
     "password in Chinese": "服务器的密码是Qx7!mz42",
 }
@@ -117,8 +125,12 @@ def test_explain_names_the_entities_never_the_values(
     secret = SECRETS["slack app token"]
     response = httpx.post(
         gateway.url + "/gateway/explain",
-        json={"model": "auto", "messages": [{"role": "user", "content": f"{secret} and "
-              + SECRETS["router password (de)"]}]},
+        json={
+            "model": "auto",
+            "messages": [
+                {"role": "user", "content": f"{secret} and " + SECRETS["router password (de)"]}
+            ],
+        },
         timeout=20,
     )
     assert response.status_code == 200

@@ -155,6 +155,7 @@ AIMED: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
 def _prefix_inputs() -> None:
     """Each secret format not aimed at above gets its prefixes repeated (with and
     without a separator), and the inputs of the credential detectors in words."""
