@@ -78,7 +78,9 @@ def _looks_like_password(value: str, quoted: bool) -> bool:
         return False
     if quoted:
         return len(value) >= 4
-    if len(value) < 6:
+    core = value.rstrip("?!.,;:")
+    # a word and its punctuation ("vergessen?", "geändert?") or key syntax ("a=$B")
+    if len(value) < 6 or core.isalpha() or "=" in value:
         return False
     has_digit = any(c.isdigit() for c in value)
     has_symbol = any(not c.isalnum() for c in value)
@@ -234,7 +236,8 @@ def _strong(value: str) -> bool:
 _WORD = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|[^\s\"']+")
 _LINE_MAX = 400
 _COMMAND = re.compile(
-    r"(?:^|[\s;&|(`$/])(mysql\w*|mariadb\w*|sshpass|redis-cli|mongo\w*|docker|podman|curl|wget"
+    r"(?:^|[\s;&|(`$/])(mysql\w*|mariadb\w*|sshpass|redis-cli|mongo\w*|docker(?= +login)"
+    r"|podman(?= +login)|curl|wget"
     r"|htpasswd|ldap\w+|smbclient|sqlcmd|bcp|xfreerdp|rdesktop|openssl)(?![\w\-])"
 )
 #: per command: flags whose next word is the password
