@@ -195,6 +195,9 @@ def credential_pairs(probe: Probe) -> Iterator[Finding]:
     """``admin / Lantern1995$``, ``root:Winter2024!``, and after a credentials word,
     ``jsmith / Winter2024!``: found from each separator (``/``, ``|``, ``:``)."""
     text = probe.text
+    marks = probe.marks
+    if not (47 in marks or 58 in marks or 124 in marks):  # '/', ':', '|'
+        return
     separators = [*probe.positions("/"), *probe.positions("|")]
     if 58 in probe.marks:  # ':' pairs are glued: "root:Winter2024!" (not "Note: the")
         separators.extend(
@@ -260,6 +263,9 @@ def _family(command: str) -> str:
 def command_passwords(probe: Probe) -> Iterator[Finding]:
     """Password arguments of commands, found from each flag (`` -x``, `` --x``, ``/p:``)."""
     text = probe.text
+    marks = probe.marks
+    if 45 not in marks and 47 not in marks:  # '-', '/'
+        return
     last = -1
     commands: dict[int, tuple[str, int] | None] = {}  # line start -> (command, its end)
     flags = [
