@@ -91,6 +91,8 @@ CLAIMED: dict[str, str] = {
     "np.http": "password", "np.netrc": "password", "np.odbc": "password",
     "curl-auth-user": "password", "np.generic": "generic_secret",
     "generic-api-key": "generic_secret", "np.reactapp": "password",
+    "np.dtrack": "dependency_track_key", "np.twitch": "twitch_key",
+    "maxmind-license-key": "maxmind_key", "np.krb5": "password_hash", "np.psexec": "password",
 }  # fmt: skip
 
 #: a negative sample holding one of these is a documentation placeholder

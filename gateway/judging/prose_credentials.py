@@ -239,22 +239,25 @@ def _strong(value: str) -> bool:
 _WORD = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|[^\s\"']+")
 _LINE_MAX = 400
 _COMMAND = re.compile(
-    r"(?:^|[\s;&|(`$/])(mysql\w*|mariadb\w*|sshpass|redis-cli|mongo\w*|docker(?= +login)"
+    r"(?:^|[\s;&|(`$/\\\"'])(mysql\w*|mariadb\w*|sshpass|redis-cli|mongo\w*|docker(?= +login)"
     r"|podman(?= +login)|curl|wget"
-    r"|htpasswd|ldap\w+|smbclient|sqlcmd|bcp|xfreerdp|rdesktop|openssl)(?![\w\-])"
+    r"|htpasswd|ldap\w+|smbclient|sqlcmd|bcp|xfreerdp|rdesktop|openssl|psexec(?:64)?(?:\.exe)?)(?![\w\-])",
+    re.IGNORECASE,
 )
 #: per command: flags whose next word is the password
 _NEXT = {
     "sshpass": ("-p",), "redis-cli": ("-a", "--pass"), "mongo": ("-p", "--password"),
     "docker": ("-p", "--password"), "podman": ("-p", "--password"), "ldap": ("-w",),
     "sqlcmd": ("-P",), "bcp": ("-P",), "rdesktop": ("-p",), "mysql": (), "mariadb": (),
+    "psexec": ("-p",),
 }  # fmt: skip
 #: per command: flags glued to their value (``-pSECRET``)
 _GLUED = {"mysql": "-p", "mariadb": "-p", "sshpass": "-p"}
 
 
 def _family(command: str) -> str:
-    for family in ("mysql", "mariadb", "mongo", "ldap"):
+    command = command.lower()
+    for family in ("mysql", "mariadb", "mongo", "ldap", "psexec"):
         if command.startswith(family):
             return family
     return command
@@ -294,7 +297,7 @@ def command_passwords(probe: Probe) -> Iterator[Finding]:
 def _command_value_ok(value: str) -> bool:
     return (
         len(value) >= 3
-        and not value.startswith(("$", "-", "<"))
+        and not value.startswith(("$", "-", "<", "%"))
         and not value.endswith(">")
         and not is_password_placeholder(value)
     )

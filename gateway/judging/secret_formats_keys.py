@@ -142,10 +142,10 @@ KEYS: tuple[SecretRule, ...] = (
     ),
     rule(
         "password_hash",
-        "bcrypt, sha-crypt, md5-crypt, Apache apr1 and Argon2 password hashes",
-        ("$2a$", "$2b$", "$2y$", "$6$", "$5$", "$1$", "$8$", "$9$", "$apr1$", "$argon2"),
+        "bcrypt, sha-crypt, md5-crypt, Apache apr1, Argon2 and Kerberos AS-REP/TGS hashes",
+        ("$2a$", "$2b$", "$2y$", "$6$", "$5$", "$1$", "$8$", "$9$", "$apr1$", "$argon2", "$krb5"),
         r"\$(?:2[aby]\$\d\d\$[./A-Za-z0-9]{53}|[15689]\$(?:rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}"
-        r"|apr1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}|argon2(?:id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]{16,}\$[A-Za-z0-9+/]{20,})",
+        r"|apr1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}|krb5(?:asrep|tgs)\$\d+\$(?:[^\s$:*]{1,120}:|\*[^\s*]{1,200}\*\$)?[0-9a-f]{32}\$[0-9a-f]{64,}|argon2(?:id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]{16,}\$[A-Za-z0-9+/]{20,})",
         "https://passlib.readthedocs.io/en/stable/modular_crypt_format.html",
         "modular crypt format",
         bounded=False,
