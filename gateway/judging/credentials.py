@@ -189,7 +189,7 @@ def _assigned(text: str, kind: str, start: int, end: int) -> Finding | None:
 
 
 _SCHEME_MAX = 32
-_URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]{1,64}:(?P<pw>[^\s/@]{1,128})@")
+_URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]{0,64}:(?P<pw>[^\s/@]{1,128})@")
 
 
 def url_passwords(probe: Probe) -> Iterator[Finding]:

@@ -191,6 +191,12 @@ def test_passwords_in_prose_in_many_languages(text: str, value: str) -> None:
         ("const smtpPassword = 'Mailer#2024';", "Mailer#2024"),
         ('[database]\npassword = "Tr0ub4dor&3"\n', "Tr0ub4dor&3"),
         ("db:\n  password: s3cr3t-Pw\n", "s3cr3t-Pw"),
+        ("MONGO_URL=mongodb+srv://app:Mg0Pass!x@cluster0.abc.mongodb.net/db", "Mg0Pass!x"),
+        ("REDIS_URL=redis://:R3dPw9x@cache:6379/0", "R3dPw9x"),
+        ("amqp://guest:Gu3st!pw@rabbit:5672/", "Gu3st!pw"),
+        ("jdbc:mysql://db:3306/app?user=app&password=Jd8c!pw", "Jd8c!pw"),
+        ("Server=db;Database=app;User Id=sa;Password=Ad0!net9;", "Ad0!net9"),
+        ('{"db": {"password": "J50n!pw"}}', "J50n!pw"),
     ],
 )
 def test_passwords_in_commands_pairs_and_config(text: str, value: str) -> None:
