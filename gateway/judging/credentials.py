@@ -12,7 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gateway.judging.placeholders import is_password_placeholder, is_placeholder
+from gateway.judging.placeholders import (
+    is_password_placeholder,
+    is_placeholder,
+    is_published_sample,
+)
 from gateway.judging.probe import Finding, Probe, match_end
 from gateway.judging.prose_credentials import command_passwords, credential_pairs, prose_passwords
 
@@ -55,6 +59,8 @@ _REFERENCE = re.compile(
 
 def _credential_value_ok(kind: str, value: str, quoted: bool, op: str) -> bool:
     if value.lower() in _NOT_VALUES or is_password_placeholder(value):
+        return False
+    if is_published_sample(value):
         return False
     if _REFERENCE.match(value) or "(" in value:
         return False
@@ -189,6 +195,7 @@ def _assigned(text: str, kind: str, start: int, end: int) -> Finding | None:
 
 
 _SCHEME_MAX = 32
+_URL_NOT_PASSWORDS = _NOT_VALUES | {"pass", "pw", "pwd", "passwd", "p"}
 _URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]{0,64}:(?P<pw>[^\s/@]{1,128})@")
 
 
@@ -206,7 +213,15 @@ def url_passwords(probe: Probe) -> Iterator[Finding]:
         ):
             start -= 1
         m = _URL_CREDENTIAL.match(text, start)
-        if m is not None and not m.group("pw").startswith("["):
+        if m is None:
+            continue
+        pw = m.group("pw")
+        # "user:pass@", "user:password@", "${PW}": documentation, not a password
+        if (
+            not pw.startswith("[")
+            and pw.lower() not in _URL_NOT_PASSWORDS
+            and not (is_password_placeholder(pw))
+        ):
             yield Finding("password", m.start("pw"), m.end("pw"))
 
 

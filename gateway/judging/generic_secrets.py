@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Iterator
 
-from gateway.judging.placeholders import entropy, is_placeholder
+from gateway.judging.placeholders import entropy, is_placeholder, is_published_sample
 from gateway.judging.probe import Finding, Probe
 
 #: ASCII needles (``key``, ``token``, ``secret``: the assignments' needles too)
@@ -65,6 +65,8 @@ def secret_like(token: str) -> bool:
     digits = sum(c.isdigit() for c in token)
     letters = sum(c.isalpha() for c in token)
     if digits < 2 or letters < 2 or token.startswith(_IMAGE) or "://" in token:
+        return False
+    if is_published_sample(token):
         return False
     if token.startswith(("/", "./", "~/")) or (token.count("/") >= 3 and "+" not in token):
         return False

@@ -86,6 +86,19 @@ def is_placeholder(value: str) -> bool:
     return len(value) >= 16 and entropy(value) < 2.5
 
 
+#: parts of sample tokens that documentation everywhere publishes (jwt.io's example
+#: signature, Stripe's documented test key): copies of them are not anyone's secret
+PUBLISHED_SAMPLES = (
+    "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+)
+
+
+def is_published_sample(value: str) -> bool:
+    """Whether ``value`` holds a sample token that documentation publishes."""
+    return any(sample in value for sample in PUBLISHED_SAMPLES)
+
+
 def is_reference(value: str) -> bool:
     """Whether ``value`` names a value kept elsewhere (``${VAR}``, ``<token>``, ``$X``)."""
     return _REFERENCE.search(value) is not None

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from gateway.judging.credentials import occurrences
-from gateway.judging.placeholders import is_placeholder
+from gateway.judging.placeholders import is_placeholder, is_published_sample
 from gateway.judging.probe import MARKS, Finding, Probe, match_end
 from gateway.judging.secret_formats import CHAT, PAYMENT, VCS_AND_CI
 from gateway.judging.secret_formats_cloud import CLOUD
@@ -191,6 +191,8 @@ def _confirm(text: str, candidates: Iterable[_Candidate]) -> list[Finding]:
             end = pem.block_end(m.group(1), end)
             if not _pem_body(text[m.end() : end]):
                 continue
+        elif is_published_sample(value):
+            continue
         elif not (rule.proof is not None and rule.proof(value)):
             if rule.placeholders:
                 body = m.group("body") if "body" in rule.pattern.groupindex else None

@@ -121,6 +121,12 @@ def test_pypi_token_macaroon_location() -> None:
         "hf_abcdefghijklmnopqrstuvwxyzabcdefgh",
         "npm_123456789012345678901234567890123456",
         "password = ********",
+        "mongodb://user:pass@localhost:27017/db",
+        "postgres://user:password@localhost/app",
+        "redis://:${REDIS_PASSWORD}@cache:6379",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwi"
+        "aWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        "stripe.api_key = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'",
         "password: <password>",
         "DB_PASSWORD=${DB_PASSWORD}",
         "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----",
