@@ -24,6 +24,8 @@ _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MARKS = "0123456789@:-_JKSz~$QA./|"
 _NOT_MARKS = bytes(b for b in range(256) if chr(b) not in MARKS)
 _MARK_SYMBOLS = b"@:-_JKSz~$QA./|"
+#: with more occurrences than this, one regex scan beats a find() per occurrence
+_TIGHT_LOOP_MAX = 48
 _TIGHT = MappingProxyType({c: re.compile(re.escape(c) + r"(?=\S)") for c in MARKS})
 _DIGIT_MASK = bytes(ord("#") if chr(b) in _DIGITS else ord(" ") for b in range(256))
 
@@ -163,10 +165,19 @@ class Probe:
         """
         found = self._tight.get(char)
         if found is None:
-            pattern = _TIGHT.get(char)
-            if pattern is None:
-                pattern = re.compile(re.escape(char) + r"(?=\S)")
-            found = [m.start() for m in pattern.finditer(self.text)]
+            text = self.text
+            if (
+                len(char) == 1
+                and ord(char) < 128
+                and self.marks.count(ord(char)) <= _TIGHT_LOOP_MAX
+            ):
+                # a few occurrences: their memchr positions, filtered (a regex scan costs a pass)
+                found = [i for i in self.positions(char) if text[i + 1 : i + 2].strip()]
+            else:
+                pattern = _TIGHT.get(char)
+                if pattern is None:
+                    pattern = re.compile(re.escape(char) + r"(?=\S)")
+                found = [m.start() for m in pattern.finditer(text)]
             self._tight[char] = found
         return found
 

@@ -134,3 +134,14 @@ def test_fragments_are_found_by_both_paths() -> None:
 @given(st.one_of(texts, st.text(max_size=300), st.text(alphabet="0123456789 x", max_size=3000)))
 def test_digit_runs_are_the_maximal_ascii_digit_runs(text: str) -> None:
     assert Probe(text).runs == [m.span() for m in re.finditer(r"[0-9]+", text)]
+
+
+@given(
+    st.text(alphabet="~$_@|JzQK/-:SA.ab \t\n\u00a0\u2003\x1c\x85", max_size=400),
+    st.sampled_from("~$_@|JzQK/-:SA."),
+)
+def test_tight_positions_are_the_anchor_before_a_non_space(text: str, char: str) -> None:
+    # Probe.tight loops over memchr positions for a few occurrences, scans a regex for many
+    assert Probe(text).tight(char) == [
+        m.start() for m in re.finditer(re.escape(char) + r"(?=\S)", text)
+    ]
