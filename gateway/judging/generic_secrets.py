@@ -34,13 +34,44 @@ OTHER_NEEDLES = (
     "schlüssel", "clé", "ключ", "токен", "密钥", "令牌", "キー", "トークン", "토큰", "키",
 )  # fmt: skip
 _NAME_TAIL = re.compile(r"[A-Za-z0-9_\-.]{0,40}")
-_CONNECT = re.compile(
-    r"(?:[^\S\n]*(?:[:=>\"'`,(\[{]+|(?:is|ist|est|es|lautet|è|é|of|for|für|api|id|bearer|basic"
-    r"|token|key|secret|value|here|the|my|our|this|de|du|la|le|el|der|die|das)(?![A-Za-z0-9])"
-    r"|(?<=[\u3000-\u9fff\uac00-\ud7af])[는은이가:は、是为為\uff1aが]))"
-    r"{0,5}[^\S\n]*",
-    re.IGNORECASE,
-)
+_SIGNS = frozenset(":=>\"'`,([{\uff1a")
+_CONNECT_WORDS = frozenset(
+    {"is", "ist", "est", "es", "lautet", "è", "é", "of", "for", "für", "api", "id", "bearer",
+     "basic", "token", "key", "secret", "value", "here", "the", "my", "our", "this", "de", "du",
+     "la", "le", "el", "der", "die", "das"}
+)  # fmt: skip
+_PARTICLES = frozenset("는은이가:は、是为為\uff1aが")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_CONNECT_MAX = 5
+
+
+def _after_connectors(text: str, pos: int) -> int:
+    """Where the value starts after up to five connecting words or runs of signs
+    (``is``, ``:``, ``="``, ``API``, ``是``) following a key-like word."""
+    n = len(text)
+    for _ in range(_CONNECT_MAX):
+        while pos < n and text[pos] in " \t":
+            pos += 1
+        if pos >= n:
+            break
+        ch = text[pos]
+        if ch in _SIGNS:
+            while pos < n and text[pos] in _SIGNS:
+                pos += 1
+        elif ch in _PARTICLES and pos and "\u3000" <= text[pos - 1] <= "\ud7af":
+            pos += 1
+        elif ch.isalpha():
+            word = _LETTERS.match(text, pos)
+            if word is None or word.group().lower() not in _CONNECT_WORDS:
+                break
+            pos = word.end()
+        else:
+            break
+    while pos < n and text[pos] in " \t":
+        pos += 1
+    return pos
+
+
 _TOKEN = re.compile(r"[A-Za-z0-9+/=_\-.~]{16,256}(?![A-Za-z0-9+/=_\-.~])")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _HASH_WORDS = re.compile(
@@ -90,8 +121,7 @@ def generic_secrets(probe: Probe) -> Iterator[Finding]:
             end = i + len(needle)
             if needle.isascii():
                 end = _NAME_TAIL.match(text, end).end()  # type: ignore[union-attr]
-            pos = _CONNECT.match(text, end)
-            m = _TOKEN.match(text, pos.end() if pos else end)
+            m = _TOKEN.match(text, _after_connectors(text, end))
             if m is not None and m.start() > last:
                 token = m.group().rstrip(".")
                 if secret_like(token) and not _HASH_WORDS.search(text, max(0, i - _BEFORE), end):

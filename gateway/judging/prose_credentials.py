@@ -202,7 +202,7 @@ def credential_pairs(probe: Probe) -> Iterator[Finding]:
     if 58 in probe.marks:  # ':' pairs are glued: "root:Winter2024!" (not "Note: the")
         separators.extend(
             i
-            for i in probe.positions(":")
+            for i in probe.tight(":")
             if i and text[i - 1 : i + 2].isprintable() and " " not in text[i - 1 : i + 2]
         )
     if not separators:
