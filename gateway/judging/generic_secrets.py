@@ -41,7 +41,8 @@ _CONNECT_WORDS = frozenset(
      "la", "le", "el", "der", "die", "das"}
 )  # fmt: skip
 _PARTICLES = frozenset("는은이가:は、是为為\uff1aが")
-_LETTERS = re.compile(r"[^\W\d_]+")
+#: a connecting word is short: the bound keeps a long run of letters from costing its length
+_LETTERS = re.compile(r"[^\W\d_]{1,8}(?![^\W\d_])")
 _CONNECT_MAX = 5
 
 
