@@ -24,8 +24,8 @@ _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MARKS = "0123456789@:-_JKSz~$QA./|"
 _NOT_MARKS = bytes(b for b in range(256) if chr(b) not in MARKS)
 _MARK_SYMBOLS = b"@:-_JKSz~$QA./|"
-#: with more occurrences than this, one regex scan beats a find() per occurrence
-_TIGHT_LOOP_MAX = 48
+#: a find() per occurrence costs about what a regex scan of this many characters does
+_TIGHT_CHARS_PER_FIND = 512
 _TIGHT = MappingProxyType({c: re.compile(re.escape(c) + r"(?=\S)") for c in MARKS})
 _DIGIT_MASK = bytes(ord("#") if chr(b) in _DIGITS else ord(" ") for b in range(256))
 
@@ -160,17 +160,15 @@ class Probe:
     def tight(self, char: str) -> list[int]:
         """Every index of ``char`` followed by a character that is not white space.
 
-        One regex scan (a literal first character is found at C speed), so the
-        full stops and colons of prose, followed by a space, cost no loop.
+        A few occurrences (for the text's length): their memchr positions, filtered;
+        more: one regex scan (its literal first character found at C speed), so the
+        full stops and colons of prose, followed by a space, cost no Python loop.
         """
         found = self._tight.get(char)
         if found is None:
             text = self.text
-            if (
-                len(char) == 1
-                and ord(char) < 128
-                and self.marks.count(ord(char)) <= _TIGHT_LOOP_MAX
-            ):
+            count = self.marks.count(ord(char)) if len(char) == 1 and ord(char) < 128 else -1
+            if count >= 0 and (count <= 2 or count * _TIGHT_CHARS_PER_FIND < len(text)):
                 # a few occurrences: their memchr positions, filtered (a regex scan costs a pass)
                 found = [i for i in self.positions(char) if text[i + 1 : i + 2].strip()]
             else:

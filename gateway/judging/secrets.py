@@ -140,8 +140,10 @@ def secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
                 ):
                     candidates.append((start, len(prefix), rule))
     if _BY_RUN and probe.has_digits:
-        for run_start, _ in probe.runs:
-            for prefix, offset, rule in _BY_RUN.get(text[run_start - 1 : run_start], ()):
+        # the runs after one of the few characters a run prefix has before its digits
+        after = [s for s, _ in probe.runs if text[s - 1 : s] in _BY_RUN]
+        for run_start in after:
+            for prefix, offset, rule in _BY_RUN[text[run_start - 1 : run_start]]:
                 start = run_start - offset
                 if (
                     start >= 0
