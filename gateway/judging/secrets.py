@@ -141,8 +141,8 @@ def secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
                     candidates.append((start, len(prefix), rule))
     if _BY_RUN and probe.has_digits:
         # the runs after one of the few characters a run prefix has before its digits
-        after = [s for s, _ in probe.runs if text[s - 1 : s] in _BY_RUN]
-        for run_start in after:
+        run_starts = [s for s, _ in probe.runs if text[s - 1 : s] in _BY_RUN]
+        for run_start in run_starts:
             for prefix, offset, rule in _BY_RUN[text[run_start - 1 : run_start]]:
                 start = run_start - offset
                 if (
