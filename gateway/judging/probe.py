@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import MappingProxyType
 
 _DIGITS = "0123456789"
 #: with more digits than this (or than one char in 32), one regex pass over the
@@ -19,10 +20,13 @@ _DIGIT_RUN = re.compile(r"[0-9]+")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 #: the characters some detector starts from: digits (numbers, dates), ``@``
 #: (emails, URL credentials), ``:`` (IPv6, URLs) and the anchors of the secrets'
-#: prefixes. Most prose has none of them, or only a few.
-MARKS = "0123456789@:-_JKSz"
+#: prefixes (:data:`gateway.judging.secrets.ANCHOR_ORDER`). Most prose has few of them.
+MARKS = "0123456789@:-_JKSz~$QA./|"
 _NOT_MARKS = bytes(b for b in range(256) if chr(b) not in MARKS)
-_MARK_SYMBOLS = b"@:-_JKSz"
+_MARK_SYMBOLS = b"@:-_JKSz~$QA./|"
+#: a find() per occurrence costs about what a regex scan of this many characters does
+_TIGHT_CHARS_PER_FIND = 512
+_TIGHT = MappingProxyType({c: re.compile(re.escape(c) + r"(?=\S)") for c in MARKS})
 _DIGIT_MASK = bytes(ord("#") if chr(b) in _DIGITS else ord(" ") for b in range(256))
 
 
@@ -38,7 +42,18 @@ class Finding:
 class Probe:
     """One text plus views several detectors share, each computed at most once."""
 
-    __slots__ = ("_lettered", "_lower", "_marks", "_positions", "_runs", "_starts", "text")
+    __slots__ = (
+        "_ascii",
+        "_lettered",
+        "_lower",
+        "_marks",
+        "_needles",
+        "_positions",
+        "_runs",
+        "_starts",
+        "_tight",
+        "text",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -48,6 +63,9 @@ class Probe:
         self._starts: list[tuple[int, int]] | None = None
         self._lettered: list[tuple[int, int]] | None = None
         self._positions: dict[str, list[int]] = {}
+        self._needles: dict[str, list[int]] = {}
+        self._tight: dict[str, list[int]] = {}
+        self._ascii: bool | None = None
 
     @property
     def marks(self) -> bytes:
@@ -138,6 +156,49 @@ class Probe:
                 i = text.find(char, i + 1)
             self._positions[char] = found
         return found
+
+    def tight(self, char: str) -> list[int]:
+        """Every index of ``char`` followed by a character that is not white space.
+
+        A few occurrences (for the text's length): their memchr positions, filtered;
+        more: one regex scan (its literal first character found at C speed), so the
+        full stops and colons of prose, followed by a space, cost no Python loop.
+        """
+        found = self._tight.get(char)
+        if found is None:
+            text = self.text
+            count = self.marks.count(ord(char)) if len(char) == 1 and ord(char) < 128 else -1
+            if count >= 0 and (count <= 2 or count * _TIGHT_CHARS_PER_FIND < len(text)):
+                # a few occurrences: their memchr positions, filtered (a regex scan costs a pass)
+                found = [i for i in self.positions(char) if text[i + 1 : i + 2].strip()]
+            else:
+                pattern = _TIGHT.get(char)
+                if pattern is None:
+                    pattern = re.compile(re.escape(char) + r"(?=\S)")
+                found = [m.start() for m in pattern.finditer(text)]
+            self._tight[char] = found
+        return found
+
+    def finds(self, needle: str) -> list[int]:
+        """Every index of lower-case ``needle`` in :attr:`lower` (one substring
+        search per needle, shared by the detectors that start from it)."""
+        found = self._needles.get(needle)
+        if found is None:
+            found = []
+            lower = self.lower
+            i = lower.find(needle)
+            while i >= 0:
+                found.append(i)
+                i = lower.find(needle, i + 1)
+            self._needles[needle] = found
+        return found
+
+    @property
+    def ascii(self) -> bool:
+        """Whether the text is ASCII (words of other scripts are looked for only if not)."""
+        if self._ascii is None:
+            self._ascii = self.text.isascii()
+        return self._ascii
 
 
 def lower_aligned(text: str) -> str:

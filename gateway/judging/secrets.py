@@ -1,112 +1,77 @@
 """Secrets with known prefixes: cloud and SaaS keys, tokens, private keys, JWTs.
 
-The rules (what each entity looks like, the checks against false positives)
-are listed in :mod:`gateway.judging.sensitivity`. A rule's ``pattern`` is tried
-only where one of its prefixes occurs. Prefixes are found through an anchor,
-one of their rarer characters: one memchr pass per anchor character finds its
-occurrences (shared by every rule), and the character next to each occurrence
-picks the few prefixes worth a ``startswith`` there. :func:`secrets_everywhere`
-finds the prefixes by plain substring search instead: the reference
-:func:`secrets` is tested against.
+The formats are in :mod:`gateway.judging.secret_formats` and its siblings
+``secret_formats_cloud``, ``secret_formats_saas`` and ``secret_formats_keys``
+(docs/secrets.md lists them). A
+rule's ``pattern`` is tried only where one of its prefixes occurs. Prefixes are
+found through an anchor, their rarest character (:data:`ANCHOR_ORDER`): one
+memchr pass per anchor character finds its occurrences (shared by every rule),
+and the character next to each occurrence picks the few prefixes worth a
+``startswith`` there. :func:`secrets_everywhere` finds the prefixes by plain
+substring search instead: the reference :func:`secrets` is tested against.
+
+A match then passes, in order: the rule's ``proof`` (a checksum that holds
+makes it certain), else the placeholder judgement of its variable part
+(:func:`gateway.judging.placeholders.is_placeholder`: ``AKIAIOSFODNN7EXAMPLE``,
+``ghp_xxxx…`` are not secrets), then the rule's ``valid`` check.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
-import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from gateway.judging.credentials import letters_and_digits, occurrences
+from gateway.judging.credentials import occurrences
+from gateway.judging.placeholders import is_placeholder, is_published_sample
 from gateway.judging.probe import MARKS, Finding, Probe, match_end
+from gateway.judging.secret_formats import CHAT, PAYMENT, VCS_AND_CI
+from gateway.judging.secret_formats_cloud import CLOUD
+from gateway.judging.secret_formats_keys import KEYS, OBSERVABILITY
+from gateway.judging.secret_formats_saas import AI, REGISTRIES, SAAS
+from gateway.judging.secret_rule import SecretRule
 
-
-@dataclass(frozen=True, slots=True)
-class SecretRule:
-    """A secret with known prefixes, each given with its anchor character.
-
-    ``valid`` checks a match further; ``bounded``: the match may not start
-    inside a word.
-    """
-
-    entity: str
-    prefixes: tuple[tuple[str, str], ...]
-    pattern: re.Pattern[str]
-    valid: Callable[[str], bool] | None = None
-    bounded: bool = True
-
-
-def _jwt_valid(token: str) -> bool:
-    header = token.split(".", 1)[0]
-    try:
-        raw = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
-        # most lookalikes have no "alg" at all: skip the JSON parser (and its exception)
-        decoded = json.loads(raw) if b'"alg"' in raw else None
-    except (binascii.Error, ValueError):
-        return False
-    return isinstance(decoded, dict) and "alg" in decoded
-
-
-_TAIL = r"(?![A-Za-z0-9_\-])"
 SECRET_RULES: tuple[SecretRule, ...] = (
-    SecretRule(
-        "private_key",
-        (("-----BEGIN", "-"),),
-        # the header only: the block's extent is found by _private_key_end
-        re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"),
-        bounded=False,
-    ),
-    SecretRule(
-        "jwt",
-        (("eyJ", "J"),),
-        re.compile(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*"),
-        _jwt_valid,
-    ),
-    SecretRule(
-        "aws_access_key",
-        (("AKIA", "K"), ("ASIA", "S")),
-        re.compile(r"A[KS]IA[A-Z0-9]{16}" + _TAIL),
-    ),
-    SecretRule(
-        "github_token",
-        (*((f"gh{c}_", "_") for c in "pousr"), ("github_pat_", "_")),
-        re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})" + _TAIL),
-    ),
-    SecretRule(
-        "gitlab_token",
-        (("glpat-", "-"), ("gldt-", "-"), ("glrt-", "-"), ("glptt-", "-")),
-        re.compile(r"gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_\-]{20,}"),
-    ),
-    SecretRule(
-        "slack_token",
-        (*((f"xox{c}-", "-") for c in "abeprs"), ("https://hooks.slack.com/", ":")),
-        re.compile(
-            r"(?:xox[abeprs]-[A-Za-z0-9\-]{10,}"
-            r"|https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,})"
-        ),
-    ),
-    SecretRule("anthropic_key", (("sk-ant-", "-"),), re.compile(r"sk-ant-[A-Za-z0-9_\-]{20,}")),
-    SecretRule(
-        "openai_key",
-        (("sk-", "-"),),
-        re.compile(r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-        lambda s: letters_and_digits(s[3:]),
-    ),
-    SecretRule(
-        "stripe_key",
-        (("sk_", "_"), ("rk_", "_")),
-        re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}" + _TAIL),
-    ),
-    SecretRule("google_api_key", (("AIza", "z"),), re.compile(r"AIza[A-Za-z0-9_\-]{35}" + _TAIL)),
-)
+    *KEYS, *CLOUD, *VCS_AND_CI, *PAYMENT, *CHAT, *AI, *REGISTRIES, *OBSERVABILITY, *SAAS,
+)  # fmt: skip
+_PEM = KEYS[0]
+
+#: the characters a prefix may be found through, rarest in ordinary text first; a
+#: prefix with none of them is found from the digit runs (:attr:`Probe.runs`)
+ANCHOR_ORDER = "~$_@|JzQK/-:SA."
+_DIGITS = "0123456789"
+_ALNUM = _DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def anchor_of(prefix: str) -> str:
+    """The character ``prefix`` is found through: its rarest one in :data:`ANCHOR_ORDER`,
+    else its first digit."""
+    for ch in ANCHOR_ORDER:
+        if ch in prefix:
+            return ch
+    for ch in prefix:
+        if ch in _DIGITS:
+            return ch
+    raise ValueError(f"secret prefix {prefix!r} has no anchor character ({ANCHOR_ORDER!r})")
 
 
 _Entry = tuple[str, int, SecretRule]
 _ByNeighbour = Mapping[str, tuple[_Entry, ...]]
+
+
+def _by_run() -> dict[str, tuple[_Entry, ...]]:
+    """Prefixes found from a digit run: keyed by the character before the run."""
+    by: dict[str, list[_Entry]] = {}
+    for rule in SECRET_RULES:
+        for prefix in rule.prefixes:
+            anchor = anchor_of(prefix)
+            if anchor in _DIGITS:
+                offset = prefix.index(anchor)
+                if offset == 0 or prefix[offset - 1] in _DIGITS:
+                    raise ValueError(f"secret prefix {prefix!r}: its first digit starts it")
+                by.setdefault(prefix[offset - 1], []).append((prefix, offset, rule))
+    return {k: tuple(v) for k, v in by.items()}
 
 
 def _by_anchor() -> dict[str, tuple[int, _ByNeighbour, _ByNeighbour]]:
@@ -115,10 +80,22 @@ def _by_anchor() -> dict[str, tuple[int, _ByNeighbour, _ByNeighbour]]:
     after: dict[str, dict[str, list[_Entry]]] = {}
     before: dict[str, dict[str, list[_Entry]]] = {}
     for rule in SECRET_RULES:
-        for prefix, anchor in rule.prefixes:
-            if anchor not in MARKS:
-                raise ValueError(f"secret anchor {anchor!r} is not one of the probe's marks")
+        for prefix in rule.prefixes:
+            anchor = anchor_of(prefix)
+            if anchor in _DIGITS:
+                continue
+            if anchor not in MARKS or (len(prefix) < 2 and rule.before is None):
+                raise ValueError(f"secret prefix {prefix!r}: anchor {anchor!r} is not a probe mark")
             offset = prefix.index(anchor)
+            if len(prefix) == 1:
+                # the anchor alone: its rule's ``before`` decides; any letter or digit before it
+                for neighbour in _ALNUM:
+                    before.setdefault(anchor, {}).setdefault(neighbour, []).append(
+                        (prefix, 0, rule)
+                    )
+                continue
+            if offset + 1 < len(prefix) and prefix[offset + 1].isspace():
+                raise ValueError(f"secret prefix {prefix!r}: white space after its anchor")
             if offset + 1 < len(prefix):
                 side, neighbour = after, prefix[offset + 1]
             else:
@@ -130,22 +107,27 @@ def _by_anchor() -> dict[str, tuple[int, _ByNeighbour, _ByNeighbour]]:
             MappingProxyType({k: tuple(v) for k, v in after.get(anchor, {}).items()}),
             MappingProxyType({k: tuple(v) for k, v in before.get(anchor, {}).items()}),
         )
-        for anchor in (*after, *(a for a in before if a not in after))
+        for anchor in ANCHOR_ORDER
+        if anchor in after or anchor in before
     }
 
 
 _BY_ANCHOR = MappingProxyType(_by_anchor())
+_BY_RUN = MappingProxyType(_by_run())
+
+_Candidate = tuple[int, int, SecretRule]  # (prefix start, prefix length, rule)
 
 
 def secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
     """Findings of every rule (of ``entities`` when given), non-overlapping per entity."""
     text = probe.text
     marks = probe.marks
-    candidates: list[tuple[int, SecretRule]] = []
+    candidates: list[_Candidate] = []
     for anchor, (byte, after, before) in _BY_ANCHOR.items():
         if byte not in marks:
             continue
-        for i in probe.positions(anchor):
+        # an anchor followed by white space starts no prefix, and no token after it
+        for i in probe.tight(anchor):
             near = after.get(text[i + 1 : i + 2], ()) if after else ()
             if before:
                 near += before.get(text[i - 1 : i], ())
@@ -156,7 +138,19 @@ def secrets(probe: Probe, entities: frozenset[str] | None) -> list[Finding]:
                     and (entities is None or rule.entity in entities)
                     and text.startswith(prefix, start)
                 ):
-                    candidates.append((start, rule))
+                    candidates.append((start, len(prefix), rule))
+    if _BY_RUN and probe.has_digits:
+        # the runs after one of the few characters a run prefix has before its digits
+        run_starts = [s for s, _ in probe.runs if text[s - 1 : s] in _BY_RUN]
+        for run_start in run_starts:
+            for prefix, offset, rule in _BY_RUN[text[run_start - 1 : run_start]]:
+                start = run_start - offset
+                if (
+                    start >= 0
+                    and (entities is None or rule.entity in entities)
+                    and text.startswith(prefix, start)
+                ):
+                    candidates.append((start, len(prefix), rule))
     return _confirm(text, candidates) if candidates else []
 
 
@@ -164,36 +158,70 @@ def secrets_everywhere(probe: Probe, entities: frozenset[str] | None) -> list[Fi
     """:func:`secrets` finding each prefix by substring search: the reference."""
     text = probe.text
     candidates = [
-        (start, rule)
+        (start, len(prefix), rule)
         for rule in SECRET_RULES
         if entities is None or rule.entity in entities
-        for prefix, _ in rule.prefixes
+        for prefix in rule.prefixes
         for start in occurrences(text, prefix)
     ]
     return _confirm(text, candidates)
 
 
-def _confirm(text: str, candidates: Iterable[tuple[int, SecretRule]]) -> list[Finding]:
+def _confirm(text: str, candidates: Iterable[_Candidate]) -> list[Finding]:
     found: list[Finding] = []
     ends: dict[str, int] = {}
     pem: _PemEnds | None = None
-    for start, rule in sorted(candidates, key=lambda c: c[0]):
+    for prefix_start, size, rule in sorted(candidates, key=lambda c: c[0]):
+        start = prefix_start
+        if rule.before is not None:
+            low = max(0, start - rule.lead)
+            lead = rule.before.search(text[low:start])
+            if lead is None:
+                continue
+            start = low + lead.start()
         if start < ends.get(rule.entity, 0):
             continue
         if rule.bounded and start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
             continue
-        m = rule.pattern.match(text, start)
+        m = rule.pattern.match(text, prefix_start)
         if m is None:
             continue
         end = m.end()
-        if rule.entity == "private_key":
+        value = text[start:end]
+        if rule is _PEM:
             pem = pem or _PemEnds(text)
             end = pem.block_end(m.group(1), end)
-        elif rule.valid is not None and not rule.valid(m.group()):
+            if not _pem_body(text[m.end() : end]):
+                continue
+        elif is_published_sample(value):
             continue
+        elif not (rule.proof is not None and rule.proof(value)):
+            if rule.placeholders:
+                body = m.group("body") if "body" in rule.pattern.groupindex else None
+                if is_placeholder(body if body is not None else value[size:] or value):
+                    continue
+            if rule.valid is not None and not rule.valid(value):
+                continue
         ends[rule.entity] = end
         found.append(Finding(rule.entity, start, end))
     return found
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{4,}")
+_PEM_FILLER = re.compile(r"\.\.\.|…|[xX]{4}|<[^>]*>|REDACTED|redacted|\*{3}")
+
+
+def _pem_body(block: str) -> bool:
+    """Whether a PEM block (after its BEGIN line) holds key material: a base64 run with
+    capitals, not a filler ("...", "<your key>", "anything"). A header alone (the
+    block cut off) counts: what follows it is not in this text."""
+    end = block.find("-----END ")
+    if end < 0:
+        return True
+    body = block[:end]
+    if _PEM_FILLER.search(body):
+        return False
+    return any(not run.islower() for run in _BASE64_RUN.findall(body))
 
 
 #: a truncated PEM block (no END line): its base64 lines, JSON-escaped or not

@@ -9,27 +9,14 @@ it). The request path never calls it on a text alone: :mod:`gateway.judging.view
 runs it on every reading of every string the walk visits (normalised, decoded,
 pieces read together) and maps the findings back.
 
-Secrets and the checks that keep false positives down:
-
-- ``aws_access_key``: ``AKIA``/``ASIA`` + 16 upper-case alphanumerics.
-- ``github_token``: ``ghp_ gho_ ghu_ ghs_ ghr_`` + 36+ alphanumerics, ``github_pat_``.
-- ``gitlab_token``: ``glpat- gldt- glrt- glptt-`` + 20+ characters.
-- ``slack_token``: ``xox[abeprs]-`` tokens and ``hooks.slack.com/services/`` URLs.
-- ``openai_key``: ``sk-`` / ``sk-proj-`` / ``sk-svcacct-`` + 20+ characters
-  holding both letters and digits; ``anthropic_key``: ``sk-ant-``.
-- ``stripe_key``: ``sk_live_ sk_test_ rk_live_ rk_test_``.
-- ``google_api_key``: ``AIza`` + exactly 35 characters.
-- ``private_key``: a ``-----BEGIN ... PRIVATE KEY-----`` block (through its END
-  line, or its base64 body when the END line is missing).
-- ``jwt``: three base64url parts whose header decodes to a JSON object with "alg".
-- ``password``: a credential assigned to a named key (``password=``,
-  ``passwd:``, ``"pwd": "…"``, ``api_key=``, ``client_secret:``,
-  ``auth_token=``…) and the password in a URL (``scheme://user:pass@host``).
-  The finding is the value only. Values that are references or placeholders
-  (``$VAR``, ``${…}``, ``<…>``, environment lookups in code, ``[PASSWORD_1]``, ``***``)
-  never count; key/secret/token values need 8+ characters with letters and
-  digits; an unquoted value after ``:`` needs a character that is not a letter
-  (so the prose "Password: required" is not a password).
+Secrets: 120+ formats with known prefixes (:mod:`gateway.judging.secrets`, the
+rules in ``secret_formats*``), credentials in assignments, URLs, prose in many
+languages, pairs and commands (``password``: :mod:`gateway.judging.credentials`,
+:mod:`gateway.judging.prose_credentials`), AWS secret keys in context
+(``aws_secret_key``) and high-entropy tokens after a key-like word
+(``generic_secret``: :mod:`gateway.judging.generic_secrets`). Documentation
+placeholders never count (:mod:`gateway.judging.placeholders`). docs/secrets.md
+lists every format with its source and check.
 """
 
 from __future__ import annotations
@@ -42,7 +29,8 @@ from typing import Protocol
 
 from gateway.judging import detectors as d
 from gateway.judging import national_ids
-from gateway.judging.credentials import assignments, password, url_passwords
+from gateway.judging.credentials import assignments, password, prose, url_passwords
+from gateway.judging.generic_secrets import generic_secrets
 from gateway.judging.probe import Finding, Probe
 from gateway.judging.secrets import SECRET_RULES, secrets, secrets_everywhere
 
@@ -84,6 +72,7 @@ _IDS = national_ids.all_detectors()
 _FORMAT_IDS = national_ids.FORMAT_ENTITIES
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("password", password),
+    ("generic_secret", generic_secrets),
     ("iban", d.iban),
     # a 13-digit South African or 18-digit Chinese id can pass Luhn too: the
     # date and check inside the id make it the likelier reading
@@ -96,20 +85,43 @@ _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("phone", d.phone),
 )
 
-_SECRET_NAMES = tuple(rule.entity for rule in SECRET_RULES)
+_SECRET_NAMES = tuple(dict.fromkeys(rule.entity for rule in SECRET_RULES))
 #: the entity of content the gateway cannot read as text (token ids, binary,
 #: audio, files, opaque URLs): found by the walk (:mod:`gateway.judging.walk`)
 UNJUDGED = "unjudged"
 BUILTIN_ENTITIES: frozenset[str] = (
-    frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS} | {UNJUDGED}
+    frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS} | {"aws_secret_key", UNJUDGED}
 )
-SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {"password"}
+SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {
+    "password",
+    "aws_secret_key",
+    "generic_secret",
+}
 #: what the optional NER plug-in (:mod:`gateway.judging.ner`) reports: policies
 #: may give them levels whether the plug-in is enabled or not
 NER_ENTITIES: frozenset[str] = frozenset({"person", "location"})
+#: the entities a built-in detector reports besides its own name
+_ALSO: Mapping[str, frozenset[str]] = MappingProxyType(
+    {"password": frozenset({"password", "aws_secret_key"})}
+)
+
+
+def _runs(name: str, entities: frozenset[str] | None) -> bool:
+    """Whether the built-in detector ``name`` may find one of ``entities``."""
+    if entities is None or name in entities:
+        return True
+    also = _ALSO.get(name)
+    return also is not None and not also.isdisjoint(entities)
+
+
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
 _RANK: Mapping[str, int] = MappingProxyType(
-    {name: i for i, name in enumerate((*_SECRET_NAMES, *(name for name, _ in _BUILTINS)))}
+    {
+        name: i
+        for i, name in enumerate(
+            (*_SECRET_NAMES, "aws_secret_key", *(name for name, _ in _BUILTINS))
+        )
+    }
 )
 
 
@@ -154,12 +166,17 @@ class Scanner:
         """
         probe = Probe(text)
         if not probe.marks:
-            # no digits, '@', ':' or secret anchors: only a credential assignment can be here
-            found = list(assignments(probe)) if entities is None or "password" in entities else []
+            # no digits, '@', ':' or secret anchors: only credentials in words can be here
+            found: list[Finding] = []
+            if _runs("password", entities):
+                found.extend(assignments(probe))
+                found.extend(prose(probe))
+            if _runs("generic_secret", entities):
+                found.extend(generic_secrets(probe))
             return self._finish(text, entities, found)
         found = secrets(probe, entities)
         for name, detect in _applicable(probe):
-            if entities is None or name in entities:
+            if _runs(name, entities):
                 found.extend(detect(probe))
         if probe.has_digits and (entities is None or not entities.isdisjoint(_FORMAT_IDS)):
             # the national ids' formats in one pass; it reports several entities
@@ -179,7 +196,7 @@ class Scanner:
         probe = Probe(text)
         found = secrets_everywhere(probe, entities)
         for name, detect in _BUILTINS:
-            if entities is None or name in entities:
+            if _runs(name, entities):
                 found.extend(detect(probe))
         return self._finish(text, entities, found)
 
@@ -187,6 +204,8 @@ class Scanner:
         self, text: str, entities: frozenset[str] | None, found: list[Finding]
     ) -> list[Finding]:
         """Add the custom and plug-in findings to the built-ins'; resolve overlaps."""
+        if entities is not None:
+            found = [f for f in found if f.entity in entities]
         for name, pattern in self._custom:
             if entities is None or name in entities:
                 found.extend(
@@ -223,7 +242,11 @@ def _applicable(probe: Probe) -> list[tuple[str, BuiltinFn]]:
     would find nothing (:meth:`Scanner.find_all_detectors` is the reference).
     """
     marks = probe.marks
-    parts: list[tuple[str, BuiltinFn]] = [("password", assignments)]
+    parts: list[tuple[str, BuiltinFn]] = [
+        ("password", assignments),
+        ("password", prose),
+        ("generic_secret", generic_secrets),
+    ]
     if _COLON in marks and "://" in probe.text:
         parts.append(("password", url_passwords))
     for char, name, detect in d.ON_CHAR:

@@ -3,8 +3,10 @@
 For each built-in detector (run alone, through ``Scanner.find`` restricted to
 its entity) and inputs aimed at it — repeated keywords and prefixes, runs of
 one separator, long base64 or digit runs, near-misses of its checksum — ten
-times the input may cost at most twelve times the time. A quadratic scan
-costs a hundred times; a regex that backtracks, far more.
+times the input may cost at most twenty times the time (a linear scan costs
+ten; the margin is for a machine shared with other work: at twelve, one of
+several hundred cases failed now and then on a loaded machine). A quadratic
+scan costs a hundred times; a regex that backtracks, far more.
 
 Timings are the CPU time of the thread (``time.thread_time``: on a shared VM
 the wall clock of a 40 ms scan counts the other processes' time slices, that
@@ -28,11 +30,12 @@ from collections.abc import Callable
 import pytest
 
 from gateway.judging.probe import lower_aligned
+from gateway.judging.secrets import SECRET_RULES
 from gateway.judging.sensitivity import BUILTIN_ENTITIES, SECRET_ENTITIES, UNJUDGED, Scanner
 
 #: the small input's size in characters; the large one is ten times it
 SMALL = 3_000
-RATIO = 12.0
+RATIO = 20.0
 FLOOR_S = 0.0002
 ATTEMPTS = 8
 #: how far a machine that scales badly right now may stretch RATIO
@@ -211,6 +214,57 @@ AIMED: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
+def _prefix_inputs() -> None:
+    """Each secret format not aimed at above gets its prefixes repeated (with and
+    without a separator), and the inputs of the credential detectors in words."""
+    for rule in SECRET_RULES:
+        names = AIMED.setdefault(rule.entity, ())
+        if any(name.startswith("prefix ") for name in names) or rule.entity in _HAND_AIMED:
+            continue
+        for prefix in rule.prefixes[:2]:
+            name = f"prefix {prefix!r} repeated"
+            INPUTS[name] = repeat(prefix + "a1 ")
+            names = (*names, name)
+        AIMED[rule.entity] = names
+
+
+_HAND_AIMED = frozenset(AIMED)
+INPUTS.update(
+    {
+        "credential words repeated": repeat("password is "),
+        "foreign credential words": repeat("Passwort ist пароль: 密码是 "),
+        "account pairs repeated": repeat("admin / "),
+        "glued colons repeated": repeat("root:x1"),
+        "slashes repeated": repeat("a/"),
+        "command flags repeated": repeat(" -p"),
+        "mysql lines": repeat("mysql -u r -pX1 ", tail="\n"),
+        "curl continuation lines": repeat("curl \\\n -u a:b1 "),
+        "PIN digits": repeat("PIN 1234 "),
+        "key words repeated": repeat("key "),
+        "bearer tokens repeated": repeat("Bearer a1b2c3d4e5f6g7h8 "),
+        "dots repeated": repeat(".a"),
+        "pipes repeated": repeat("1234567890123456|"),
+    }
+)
+AIMED["password"] = (
+    *AIMED["password"],
+    "credential words repeated",
+    "foreign credential words",
+    "account pairs repeated",
+    "glued colons repeated",
+    "slashes repeated",
+    "command flags repeated",
+    "mysql lines",
+    "curl continuation lines",
+    "PIN digits",
+)
+AIMED["generic_secret"] = ("key words repeated", "bearer tokens repeated")
+AIMED["aws_secret_key"] = ("key= repeated", "long dotted name")
+_prefix_inputs()
+AIMED["facebook_token"] = (*AIMED["facebook_token"], "pipes repeated")
+AIMED["vault_token"] = (*AIMED["vault_token"], "dots repeated")
+
 CASES = [
     (entity, name) for entity, names in AIMED.items() for name in (*names, "base64", "base64 lines")
 ]
@@ -281,7 +335,7 @@ def test_every_detector_has_aimed_inputs() -> None:
 
 
 @pytest.mark.parametrize(("entity", "name"), CASES, ids=[f"{e}: {n}" for e, n in CASES])
-def test_ten_times_the_input_costs_at_most_twelve_times_the_time(entity: str, name: str) -> None:
+def test_ten_times_the_input_costs_at_most_twenty_times_the_time(entity: str, name: str) -> None:
     scanner = Scanner()
     only = frozenset({entity})
     t1, t10, allowed = scaling(lambda text: scanner.find(text, only), INPUTS[name])

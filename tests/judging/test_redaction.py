@@ -89,7 +89,7 @@ def test_listed_entity_is_redacted_even_inside_a_longer_unlisted_one() -> None:
 
 def test_secrets_and_custom_entities_get_placeholders() -> None:
     scanner = Scanner(custom={"employee-id": r"EMP-\d{6}"})
-    body = chat("EMP-123456 uses AKIAIOSFODNN7EXAMPLE and password=hunter22")
+    body = chat("EMP-123456 uses AKIAZ7QX3MPLW9RT2KVB and password=hunter22")
     r = Redaction(scanner, frozenset({"employee-id", "aws_access_key", "password"}))
     assert r.redact_body(body)["messages"][0]["content"] == (
         "[EMPLOYEE_ID_1] uses [AWS_ACCESS_KEY_1] and password=[PASSWORD_1]"

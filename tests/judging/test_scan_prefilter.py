@@ -16,7 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.judging.probe import Probe
+from gateway.judging.secrets import SECRET_RULES
 from gateway.judging.sensitivity import BUILTIN_ENTITIES, UNJUDGED, Scanner
+from tests.judging.secret_samples import sample
 
 SCANNER = Scanner()
 CUSTOM = Scanner(custom={"ticket": r"TICKET-[0-9]{4}", "code_word": r"(?i)blue ?moon"})
@@ -57,6 +59,11 @@ FRAGMENTS = (
     "8001015009087", "teudat zehut 123456782", "10000000146", "geboren am 12. März 1985",
     "出生日期\uff1a1985年5月3日", "Fax: 9498777106", "13812345678", "card 503802053770",
     "iban de89 3704 0044 0532 0130 00",
+    # every secret format, prose and command credentials, generic tokens
+    *(sample(rule) for rule in SECRET_RULES),
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY8ZQ3LkTr2v", "Passwort ist Haus#2024",
+    "admin / Lantern1995$", "mysql -pJunip3r?98J db", "PIN: 4821", "密码是Abc12345",
+    "Bearer 9dKq2LmZx81vTnRw4YpB7cHs",
 )  # fmt: skip
 WORDS = (
     "the", "meeting", "notes", "in", "2023", "we", "Call", "me", "at", "ext", "42",
@@ -134,3 +141,14 @@ def test_fragments_are_found_by_both_paths() -> None:
 @given(st.one_of(texts, st.text(max_size=300), st.text(alphabet="0123456789 x", max_size=3000)))
 def test_digit_runs_are_the_maximal_ascii_digit_runs(text: str) -> None:
     assert Probe(text).runs == [m.span() for m in re.finditer(r"[0-9]+", text)]
+
+
+@given(
+    st.text(alphabet="~$_@|JzQK/-:SA.ab \t\n\u00a0\u2003\x1c\x85", max_size=400),
+    st.sampled_from("~$_@|JzQK/-:SA."),
+)
+def test_tight_positions_are_the_anchor_before_a_non_space(text: str, char: str) -> None:
+    # Probe.tight loops over memchr positions for a few occurrences, scans a regex for many
+    assert Probe(text).tight(char) == [
+        m.start() for m in re.finditer(re.escape(char) + r"(?=\S)", text)
+    ]

@@ -318,23 +318,27 @@ PEM = (
 @pytest.mark.parametrize(
     ("entity", "value"),
     [
-        ("aws_access_key", "AKIAIOSFODNN7EXAMPLE"),
+        ("aws_access_key", "AKIAZ7QX3MPLW9RT2KVB"),
         ("aws_access_key", "ASIAY34FZKBOKMUTVV7A"),
         ("github_token", "ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8"),
-        ("github_token", "ghs_" + "x" * 36),
-        ("github_token", "github_pat_11ABCDEFG0abcdefghijkl_" + "m" * 59),
-        ("gitlab_token", "glpat-xxxxXXXX1234yyyyZZZZ"),
-        ("slack_token", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
-        ("slack_token", "xoxp-1234567890-abcdefghij"),
+        ("github_token", "ghs_" + "Qw7Er9Ty2Ui4Op6As8Df1Gh3Jk5Lz0Xc2Vb4N"),
         (
-            "slack_token",
-            "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+            "github_token",
+            "github_pat_11AQ7ZKRI0x8Lm3Nw5Pq2Rt_"
+            + "Vb4Nc6Mx8Kz0Lq2Wr5Ty7Ui9Op1As3Df5Gh7Jk9Lz1Xc3Vb5Nm7Qw9Er2Ty4Ui6Op",
         ),
-        ("openai_key", "sk-" + "aB3" * 16),
+        ("gitlab_token", "glpat-Rk7Hq2vLx9TmWb4NcZ8s"),
+        ("slack_token", "xoxb-483920175836-2947163058274-Gk2nQ8rTz5WvXp1Lm7Bc4Hd9"),
+        ("slack_token", "xoxp-5829104736-k3Jd8QwZ2m"),
+        (
+            "slack_webhook",
+            "https://hooks.slack.com/services/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",
+        ),
+        ("openai_key", "sk-" + "aB3dE5gH7jK9mN2pQ4sT6vW8yZ1bC3eF5hJ7kL9nP2rS4uV6x"),
         ("openai_key", "sk-proj-" + "Zx9_y8-W" * 10),
-        ("anthropic_key", "sk-ant-api03-" + "Ab1_" * 20),
+        ("anthropic_key", "sk-ant-api03-" + "Ab1_Xy7-Qm3Zr9Kd2Lw5Np8Tv4Hs6Jc0Fg"),
         ("stripe_key", "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"),
-        ("google_api_key", "AIzaSyA-1234567890abcdefghijklmnopqrstu"),
+        ("google_api_key", "AIzaSyD8kQ3vN7pR2xW5mZ9tL4cH6jB1fG0eYsU"),
         ("jwt", JWT),
         ("private_key", PEM),
         ("private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU"),
@@ -430,7 +434,7 @@ def test_entity_names_are_stable() -> None:
 def test_findings_are_sorted_and_non_overlapping() -> None:
     text = (
         "Mail jane@example.com or call +1 415 555 0100; card 4111 1111 1111 1111, "
-        "server 10.0.0.1, password=jane@example.com, key AKIAIOSFODNN7EXAMPLE."
+        "server 10.0.0.1, password=jane@example.com, key AKIAZ7QX3MPLW9RT2KVB."
     )
     findings = SCANNER.find(text)
     assert [f.entity for f in findings] == [

@@ -27,7 +27,7 @@ from tests.upstream_server import Upstream
 
 TEAM = "log-team"
 EMAIL = "someone.private@example.org"
-SECRET = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "AKIAZ7QX3MPLW9RT2KVB"
 PASSWORD = "Sup3r-Secret-Pw!"
 PROMPT_WORDS = "zebra quantum lantern"
 #: every line must carry these (values may be null where they do not apply)
