@@ -182,11 +182,17 @@ async def _serve(
         )
         await send({"type": "http.response.body", "body": body})
         return
-    await send(
-        {"type": "http.response.start", "status": reply.status, "headers": _SSE + response_headers}
-    )
     events = reply.events
     try:
+        # closed however this ends (closing settles the request): even when
+        # the client is gone before the first event
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": _SSE + response_headers,
+            }
+        )
         async for chunk in events:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     finally:
