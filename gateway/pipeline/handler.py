@@ -39,6 +39,7 @@ from typing import NamedTuple
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, PolicyDenied
 from gateway.judging.build import FactsBuilder
+from gateway.judging.forwarded import forwarded_headers
 from gateway.judging.offloop import judge
 from gateway.judging.redaction import Redaction
 from gateway.judging.request import ParsedRequest, parse_body
@@ -169,6 +170,7 @@ class Pipeline:
     async def _handle(
         self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
     ) -> Reply:
+        forwarded = forwarded_headers(headers)
         with ex.trace.child("gateway.decide"):  # tracing
             decided = await self._decide(endpoint, raw, headers, ex)
         who, parsed, facts, decision = decided.who, decided.parsed, decided.facts, decided.decision
@@ -192,7 +194,7 @@ class Pipeline:
                 raise NoEligibleTarget(decision.deny_message or "No target may receive this data.")
             raise PolicyDenied(decision.deny_message or f"Denied by policy rule '{decision.rule}'.")
         targets = [policy.targets[name] for name in decision.targets]
-        work = Work(parsed, policy, facts, decision, targets, who, parsed.body)
+        work = Work(parsed, policy, facts, decision, targets, who, parsed.body, forwarded)
         work.admission, limit_headers = await self._limits.admit(
             who, decision, facts, stream=parsed.stream
         )
@@ -233,13 +235,11 @@ class Pipeline:
             request_id=ex.request_id,
             stream=work.parsed.stream,
             trace=ex.trace,  # tracing
+            forwarded=work.forwarded,
         )
-        ex.target, ex.kind, ex.attempts = (
-            served.target.name,
-            served.target.kind.value,
-            served.attempts,
-        )
-        ending.target, ending.started = served.target, served.started
+        target = ending.target = served.target
+        ex.target, ex.kind, ex.attempts = target.name, target.kind.value, served.attempts
+        ending.started = served.started
         ex.upstream_s = served.first_byte_at - served.started
         if work.parsed.stream:
             return self._stream_reply(ex, work, ending, served)

@@ -24,6 +24,8 @@ class Work:
     who: KeyRecord | None
     #: the body to send (redacted when the rule says so)
     body: dict[str, Any]
+    #: the client's headers that go upstream (validated, judged like the body)
+    forwarded: tuple[tuple[str, str], ...] = ()
     redaction: Redaction | None = None
     #: where to look for a cached answer (None: don't read the cache)
     cache_read: str | None = None

@@ -46,6 +46,7 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import NO_SPAN, RequestSpan
 from gateway.targets import Target
 from gateway.upstream.breakers import CircuitBreakers, CircuitState, backoff_delay
+from gateway.upstream.dialect import for_target, is_anthropic
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
 from gateway.upstream.registry import Providers
 
@@ -100,7 +101,12 @@ class Router:
         request_id: str,
         stream: bool,
         trace: RequestSpan = NO_SPAN,
+        forwarded: tuple[tuple[str, str], ...] = (),
     ) -> Served:
+        """Try ``targets`` in order (retries, breakers, fallbacks) until one answers.
+
+        ``forwarded``: judged client headers for the targets that speak their
+        dialect (:mod:`gateway.upstream.dialect`)."""
         attempts = 0
         failures: list[tuple[str, BaseException | str]] = []
         for target in targets:
@@ -113,7 +119,14 @@ class Router:
                     self._metrics.target(target.name), "circuit_open"
                 ).inc()
                 continue
-            call = UpstreamCall(endpoint, target, {**body, "model": target.model}, request_id)
+            anthropic = is_anthropic(target)
+            call = UpstreamCall(
+                endpoint,
+                target,
+                {**for_target(body, target), "model": target.model},
+                request_id,
+                forwarded=forwarded if anthropic else (),
+            )
             tries = max(1, target.retry.attempts)
             for attempt in range(1, tries + 1):
                 attempts += 1
