@@ -410,7 +410,6 @@ class Pipeline:
         self, ex: Exchange, work: Work, ending: Ending, served: Served
     ) -> AsyncIterator[bytes]:
         assert served.events is not None
-        self._metrics.active_streams.inc()
 
         def first_sent() -> None:
             ex.first_token_s = time.perf_counter() - ex.started
@@ -426,6 +425,7 @@ class Pipeline:
             on_first=first_sent,
             cap=budget_cap(work.admission, work.facts, served.target),
         )
+        self._metrics.active_streams.inc()  # the settlement takes it back
         ending.stream = result  # last: from here the stream's closing settles it
         return SettledStream(events, served.events, self._settlement, ex, ending)
 
