@@ -18,7 +18,9 @@ The lane makes each request's record (:class:`~gateway.observability.record.Exch
 before reading the body and emits it exactly once (:class:`_Answer`): just
 before the last byte of the answer goes out, or when the request ends without
 one (the client went away). That is the one place a request's metrics and
-access line come from (:func:`~gateway.observability.record.finish`).
+access line come from (:func:`~gateway.observability.record.finish`). A
+streamed answer's events are closed however the stream ends, before that
+emit: closing them settles the request (:mod:`gateway.pipeline.settlement`).
 """
 
 from __future__ import annotations
