@@ -3,11 +3,14 @@
 :func:`announce` logs, on the ``gateway.startup`` logger, where the gateway
 listens, the policy (directory, files, fingerprint), each target (kind,
 provider, model, the highest level it may receive, availability and why,
-prices), the state backend, the auth mode, and the warnings an operator
+prices), the state backend, the auth mode (open, or how many keys and teams
+and where they live: the keys file or Redis), and the warnings an operator
 should read before the first request (the policy's own warnings, open mode,
 no admin key, state in one process only). It waits a moment (at most
 ``probe_wait_s``) for the first round of target probes so that availability
-is known rather than guessed; a target still being probed says so.
+is known rather than guessed; a target still being probed says so. Keys
+are counted page by page (SSCAN with Redis) for at most ``KEY_COUNT_WAIT_S``:
+past it, the line says the count is not known rather than delay start-up.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from gateway import __version__
 from gateway.services import Services
+from gateway.state.base import StateUnavailable
+from gateway.state.key_file import FileKeyStore
 from gateway.targets import ProviderType, Target
 from gateway.upstream.probe import ProbeState
 
@@ -25,6 +31,8 @@ log = logging.getLogger("gateway.startup")
 
 #: how long the summary waits for the first probe round
 PROBE_WAIT_S = 1.5
+#: how long the summary may spend counting keys
+KEY_COUNT_WAIT_S = 0.5
 
 
 def _where(target: Target) -> str:
@@ -59,6 +67,47 @@ def target_line(services: Services, target: Target) -> str:
     )
 
 
+def _key_source(services: Services) -> str:
+    keys = services.state.keys
+    if isinstance(keys, FileKeyStore):
+        return f"file {keys.path}"
+    if services.state.backend == "memory":
+        return "memory (this process only)"
+    return services.state.backend
+
+
+async def auth_line(services: Services, has_keys: bool, *, wait_s: float = KEY_COUNT_WAIT_S) -> str:
+    """``auth: keys (N keys, M teams; source: …)`` or ``auth: open (…)``."""
+    source = _key_source(services)
+    if not has_keys:
+        return f"auth: open (no keys configured; source: {source}; see the warning below)"
+    usable, other, teams, seen = 0, 0, set(), set()
+    now, deadline = time.time(), time.monotonic() + wait_s
+    try:
+        async with asyncio.timeout(wait_s):
+            async for page in services.state.keys.key_pages():
+                if time.monotonic() > deadline:  # pages that came without a wait
+                    raise TimeoutError
+                for record in page:
+                    if record.key_id in seen:  # SSCAN may return a member twice
+                        continue
+                    seen.add(record.key_id)
+                    if record.usable(now):
+                        usable += 1
+                        teams.add(record.team)
+                    else:
+                        other += 1
+    except TimeoutError:
+        return f"auth: keys (count not known within {wait_s:g} s; source: {source})"
+    except StateUnavailable:
+        return f"auth: keys (count unavailable: the state backend failed; source: {source})"
+    unusable = f", {other} revoked or expired" if other else ""
+    return (
+        f"auth: keys ({usable} {'key' if usable == 1 else 'keys'}, "
+        f"{len(teams)} {'team' if len(teams) == 1 else 'teams'}{unusable}; source: {source})"
+    )
+
+
 async def announce(services: Services, *, probe_wait_s: float = PROBE_WAIT_S) -> list[str]:
     """Log the start-up block (and return its lines, for tests)."""
     settings = services.settings
@@ -84,7 +133,7 @@ async def announce(services: Services, *, probe_wait_s: float = PROBE_WAIT_S) ->
         ok = await services.state.ping()
         lines.append(f"state: {state} ({'answering' if ok else 'NOT ANSWERING'})")
     has_keys = await services.auth.has_keys()
-    lines.append("auth: API keys required" if has_keys else "auth: OPEN (no API keys configured)")
+    lines.append(await auth_line(services, has_keys))
     warnings = [" ".join(str(problem).split()) for problem in policy.warnings]
     if not has_keys:
         warnings.append(

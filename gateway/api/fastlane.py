@@ -18,7 +18,9 @@ The lane makes each request's record (:class:`~gateway.observability.record.Exch
 before reading the body and emits it exactly once (:class:`_Answer`): just
 before the last byte of the answer goes out, or when the request ends without
 one (the client went away). That is the one place a request's metrics and
-access line come from (:func:`~gateway.observability.record.finish`).
+access line come from (:func:`~gateway.observability.record.finish`). A
+streamed answer's events are closed however the stream ends, before that
+emit: closing them settles the request (:mod:`gateway.pipeline.settlement`).
 """
 
 from __future__ import annotations
@@ -182,11 +184,17 @@ async def _serve(
         )
         await send({"type": "http.response.body", "body": body})
         return
-    await send(
-        {"type": "http.response.start", "status": reply.status, "headers": _SSE + response_headers}
-    )
     events = reply.events
     try:
+        # closed however this ends (closing settles the request): even when
+        # the client is gone before the first event
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": _SSE + response_headers,
+            }
+        )
         async for chunk in events:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     finally:

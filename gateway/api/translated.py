@@ -11,7 +11,7 @@ emitted once, by the lane (:mod:`gateway.api.fastlane`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -25,6 +25,7 @@ from gateway.judging.build import CLASSIFICATION_HEADER
 from gateway.judging.shape import check_depth
 from gateway.judging.tokens import estimate_request_tokens
 from gateway.observability.record import Exchange
+from gateway.pipeline.handler import Reply
 from gateway.services import Services
 
 log = logging.getLogger("gateway.api")
@@ -87,10 +88,7 @@ async def serve(
         data = orjson.loads(reply.body or b"{}")
         await send_json(send, reply.status, messages_answer.from_chat(data, model), reply.headers)
         return
-    head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
-    await send({"type": "http.response.start", "status": reply.status, "headers": _SSE + head})
-    async for chunk in messages_answer.EventStream(model).translate(reply.events):
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await _stream(send, reply, messages_answer.EventStream(model).translate(reply.events))
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -168,10 +166,22 @@ async def serve_responses(
         return
     done: list[dict[str, Any]] = []
     stream = responses_answer.EventStream(response_id, turn.echo, done.append)
-    head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
-    await send({"type": "http.response.start", "status": reply.status, "headers": _SSE + head})
-    async for chunk in stream.translate(reply.events):
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await _stream(send, reply, stream.translate(reply.events))
     if done:
         await keep(done[0])
     await send({"type": "http.response.body", "body": b""})
+
+
+async def _stream(send: Send, reply: Reply, translated: AsyncIterator[bytes]) -> None:
+    """Send the response head and the ``translated`` events; both streams are
+    closed however this ends (closing the chat stream settles the request)."""
+    head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": _SSE + head})
+        async for chunk in translated:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    finally:
+        for stream in (translated, reply.events):
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()

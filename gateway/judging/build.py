@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import InvalidRequest
-from gateway.judging.facts import EMPTY, EMPTY_FLOATS, Facts, SensitivityRules
+from gateway.judging.facts import EMPTY, EMPTY_FLOATS, Facts, Sensitivity, SensitivityRules
 from gateway.judging.forwarded import FORWARDED
 from gateway.judging.sensitivity import Detector, Scanner
 from gateway.judging.task import TASKS, KeywordClassifier, TaskClassifier, task_input
@@ -89,11 +89,15 @@ class FactsBuilder(Generic[R]):
         }
         declared = self._declared(lowered.get(CLASSIFICATION_HEADER))
         policy = self.policy
-        found = body_entities(self.scanner, walk(body), self._memo) if scan else frozenset()
+        found = body_entities(self.scanner, walk(body), self._memo) if scan else {}
         if scan and (sent := [lowered[name] for name in FORWARDED if name in lowered]):
             # headers that go upstream are judged like the body
-            found = found | body_entities(self.scanner, walk(sent), self._memo)
+            for entity, n in body_entities(self.scanner, walk(sent), self._memo).items():
+                found[entity] = found.get(entity, 0) + n
         sensitivity = policy.sensitivity(found, declared, team, key_id)
+        if found:
+            counts = tuple(sorted(found.items()))
+            sensitivity = Sensitivity(sensitivity.level, sensitivity.entities, counts)
         if sensitivity.entities:
             levels = {e: policy.entity_level(e) for e in sensitivity.entities}
             if declared is not None and sensitivity.level < max(levels.values()):

@@ -24,6 +24,10 @@ class Sensitivity:
     level: Level
     #: distinct entity types found, sorted (names only, never values)
     entities: tuple[str, ...] = ()
+    #: how many findings of each type, sorted by type (counts only, never
+    #: values; a text repeated verbatim in the body counts once); empty when
+    #: the detectors did not run to the end
+    counts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,37 +152,54 @@ def across(
 MEMO_LENGTH = 32
 #: at most this many strings are remembered
 MEMO_SIZE = 4096
+_NOTHING: frozenset[str] = frozenset()
 
 
 def body_entities(
     scanner: Scanner, walked: Walked, memo: dict[str, frozenset[str]] | None = None
-) -> frozenset[str]:
-    """The entity types of a walked body: of each string, of what is split across
-    its pieces, and :data:`UNJUDGED` when a part could not be read.
+) -> dict[str, int]:
+    """The entity types of a walked body and how many findings of each: of each
+    distinct string, of what is split across its pieces, and :data:`UNJUDGED`
+    (one per part) when a part could not be read. A finding across pieces is
+    counted only where none of the pieces it covers holds one of its type (so
+    a count is never more than what was found, and may miss a split finding
+    beside a whole one).
 
     ``memo`` (one per scanner: findings depend only on the text and the scanner)
     remembers the short strings that hold nothing (keys, roles, ``"user"``), up
     to :data:`MEMO_SIZE` of them; a string that holds a finding is never kept.
     """
-    types: set[str] = set()
+    counts: dict[str, int] = {}
     seen: set[str] = set()
+    #: the types found in each string that holds a finding
+    types_in: dict[str, set[str]] = {}
     for text in walked.strings:
         if text in seen:
             continue
         seen.add(text)
         if memo is not None and len(text) <= MEMO_LENGTH:
-            known = memo.get(text)
-            if known is None:
-                known = frozenset(f.entity for f in find_everywhere(scanner, text))
-                if not known and len(memo) < MEMO_SIZE:
-                    memo[text] = known  # never a string that holds a finding
-            types.update(known)
-            continue
-        for f in find_everywhere(scanner, text):
-            types.add(f.entity)
+            if text in memo:
+                continue  # known to hold nothing
+            findings = find_everywhere(scanner, text)
+            if not findings and len(memo) < MEMO_SIZE:
+                memo[text] = _NOTHING  # never a string that holds a finding
+        else:
+            findings = find_everywhere(scanner, text)
+        for f in findings:
+            counts[f.entity] = counts.get(f.entity, 0) + 1
+            types_in.setdefault(text, set()).add(f.entity)
     strings = walked.strings
-    for parts in across(scanner, [strings[i] for i in walked.pieces]):
-        types.update(f.entity for _, f in parts)
+    pieces = [strings[i] for i in walked.pieces]
+    for parts in across(scanner, pieces):
+        if not parts:
+            continue
+        entity = parts[0][1].entity
+        if entity not in counts:
+            counts[entity] = 1
+        elif not any(entity in types_in.get(pieces[i], ()) for i, _ in parts):
+            # else most likely a finding of a piece run on into the next one
+            # (texts are read as one, without a separator): counted there
+            counts[entity] += 1
     if walked.unjudged:
-        types.add(UNJUDGED)
-    return frozenset(types)
+        counts[UNJUDGED] = counts.get(UNJUDGED, 0) + walked.unjudged
+    return counts

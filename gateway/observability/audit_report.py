@@ -48,6 +48,7 @@ _CSV_COLUMNS = (
     "sent_level",
     "destination",
     "requests",
+    "count",
     "cost_usd",
     "baseline_usd",
     "savings_usd",
@@ -107,6 +108,8 @@ class Report:
     bad_lines: list[str] = field(default_factory=list)
     by_team_rule: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_entity: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: findings (not requests) of each entity kind, by level and destination
+    found_by_entity: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     by_level: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     spend: dict[str, dict[str, float]] = field(default_factory=dict)
     restricted_to_proprietary: list[str] = field(default_factory=list)
@@ -116,9 +119,15 @@ class Report:
         team = str(rec.get("team") or "anonymous")
         self.by_team_rule[(team, str(rec.get("rule")))] += 1
         levels = rec.get("entity_levels") or {}
+        counts = rec.get("entity_counts")
+        counts = counts if isinstance(counts, dict) else {}
         for entity in rec.get("entities") or ():
             level = str(levels.get(entity, rec.get("level")))
-            self.by_entity[(str(entity), level, destination(rec, entity))] += 1
+            key = (str(entity), level, destination(rec, entity))
+            self.by_entity[key] += 1
+            # records written before counts were kept: one finding per request
+            found = counts.get(entity, 1)
+            self.found_by_entity[key] += found if isinstance(found, int) and found > 0 else 1
         where = destination(rec)
         self.by_level[(str(rec.get("level")), str(rec.get("sent_level")), where)] += 1
         outcome = rec.get("outcome")
@@ -141,9 +150,16 @@ class Report:
                 for (team, rule), n in sorted(self.by_team_rule.items())
             ],
             "data": [
-                {"entity": entity, "level": level, "destination": where, "requests": n}
+                {
+                    "entity": entity,
+                    "level": level,
+                    "destination": where,
+                    "requests": n,
+                    "count": self.found_by_entity[(entity, level, where)],
+                }
                 for (entity, level, where), n in sorted(self.by_entity.items())
             ],
+            "entities": self._entity_totals(),
             "levels": [
                 {"level": level, "sent_level": sent, "destination": where, "requests": n}
                 for (level, sent, where), n in sorted(self.by_level.items())
@@ -156,6 +172,18 @@ class Report:
                 {"requests": len(self.restricted_to_proprietary)},
             ],
         }
+
+    def _entity_totals(self) -> list[dict[str, Any]]:
+        """Per entity kind: requests that held it and findings in all."""
+        requests: Counter[str] = Counter()
+        found: Counter[str] = Counter()
+        for (entity, level, where), n in self.by_entity.items():
+            requests[entity] += n
+            found[entity] += self.found_by_entity[(entity, level, where)]
+        return [
+            {"entity": entity, "requests": requests[entity], "count": found[entity]}
+            for entity in sorted(requests)
+        ]
 
     def to_json(self) -> str:
         out: dict[str, Any] = {
@@ -188,10 +216,15 @@ class Report:
         lines.extend(
             f"  {r['requests']:>8}  {r['team']:<20} {r['rule']}" for r in sections["requests"]
         )
-        lines.append("\ndata by entity kind, level and destination:")
+        lines.append("\ndata by entity kind, level and destination (requests, findings):")
         lines.extend(
-            f"  {r['requests']:>8}  {r['entity']:<20} {r['level']:<13} {r['destination']}"
+            f"  {r['requests']:>8} {r['count']:>8}  {r['entity']:<20} {r['level']:<13} "
+            f"{r['destination']}"
             for r in sections["data"]
+        )
+        lines.append("\nentity kinds in all (requests, findings):")
+        lines.extend(
+            f"  {r['requests']:>8} {r['count']:>8}  {r['entity']}" for r in sections["entities"]
         )
         lines.append("\nrequests by level detected, level sent and destination:")
         lines.extend(

@@ -13,9 +13,9 @@ and nothing reaches an upstream before every check passed):
 7. the response cache (scoped per team; an entry is served only where its
    target could have received this request's data);
 8. the router: targets in order, retries, fallbacks;
-9. spend and the cache write once the answer is complete (spend and token
-   corrections are summed and written in batches by one worker,
-   :class:`gateway.quota.batch_writer.BatchWriter`).
+9. the settlement, once, however the answer ended
+   (:mod:`gateway.pipeline.settlement`): pricing, spend, leases, the cache
+   write; a stream's when its consumer closes it.
 
 The request record (:class:`~gateway.observability.record.Exchange`) is made
 by the edge and filled in here by the step that owns each field: who (auth),
@@ -33,8 +33,8 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, PolicyDenied
@@ -51,18 +51,19 @@ from gateway.observability.recent import RecentDecisions
 from gateway.observability.record import Exchange
 from gateway.observability.tracing import Tracer
 from gateway.pipeline import response_cache
+from gateway.pipeline.settlement import Ending, SettledStream, Settlement
+from gateway.pipeline.work import Work
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Action, Decision, Facts
 from gateway.policy.reload import PolicyHolder
 from gateway.quota.auth import Authenticator
 from gateway.quota.batch_writer import BatchWriter
 from gateway.quota.in_flight import InFlight
-from gateway.quota.limits import Admission, Limits, StreamBudgetReached, budget_cap
+from gateway.quota.limits import Limits, budget_cap
 from gateway.quota.spend import Accountant
 from gateway.settings import Settings
-from gateway.state.base import KeyRecord, SpendRecord, StateUnavailable
+from gateway.state.base import KeyRecord, StateUnavailable
 from gateway.state.factory import StateBackends
-from gateway.targets import Target
 from gateway.upstream.provider import Usage
 from gateway.upstream.relay import Restorer, StreamResult, relay
 from gateway.upstream.router import Router, Served
@@ -95,25 +96,6 @@ class _Decided(NamedTuple):
     decision: Decision
 
 
-@dataclass(slots=True)
-class _Work:
-    """What the steps before the upstream call worked out."""
-
-    parsed: ParsedRequest
-    policy: CompiledPolicy
-    facts: Facts
-    decision: Decision
-    targets: list[Target]
-    who: KeyRecord | None
-    body: dict[str, Any]
-    redaction: Redaction | None = None
-    #: where to look for a cached answer (None: don't read the cache)
-    cache_read: str | None = None
-    #: where to store the answer (None: don't store it)
-    cache_write: str | None = None
-    admission: Admission = field(default_factory=Admission)
-
-
 class Pipeline:
     def __init__(
         self,
@@ -141,14 +123,18 @@ class Pipeline:
         self._metrics = metrics
         self._auth = auth
         self._limits = limits
-        self._accountant = accountant
-        self._batch_writer = batch_writer
         self._decision_log = decision_log
         self._tracer = tracer or Tracer()
         self._request_limits = RequestLimits.of(settings)
         self._in_flight = in_flight
         self._recent = recent
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._settlement = Settlement(
+            state=state,
+            metrics=metrics,
+            limits=limits,
+            accountant=accountant,
+            batch_writer=batch_writer,
+        )
 
     # -- entry points -------------------------------------------------------
 
@@ -177,8 +163,7 @@ class Pipeline:
 
     async def drain(self) -> None:
         """Finish background work (cache writes, stream-slot releases) at shutdown."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._settlement.drain()
 
     # -- the steps ------------------------------------------------------------
 
@@ -209,38 +194,59 @@ class Pipeline:
                 raise NoEligibleTarget(decision.deny_message or "No target may receive this data.")
             raise PolicyDenied(decision.deny_message or f"Denied by policy rule '{decision.rule}'.")
         targets = [policy.targets[name] for name in decision.targets]
-        work = _Work(parsed, policy, facts, decision, targets, who, parsed.body)
+        work = Work(parsed, policy, facts, decision, targets, who, parsed.body, forwarded)
         work.admission, limit_headers = await self._limits.admit(
             who, decision, facts, stream=parsed.stream
         )
         ex.extra_headers.update(limit_headers)
+        # admitted: from here on the request owes exactly one settlement
+        ending = Ending(work)
         try:
-            await self._prepare_body(work, builder, len(raw))
-            self._cache_keys(work, headers)
-            with ex.trace.child("gateway.cache"):  # tracing
-                hit = await self._cache_lookup(work, ex)
-            if hit is not None:
-                return hit
-            served = await self._router.run(
-                endpoint,
-                work.body,
-                targets,
-                request_id=ex.request_id,
-                stream=parsed.stream,
-                trace=ex.trace,  # tracing
-                forwarded=forwarded,
-            )
-        except BaseException:
-            await self._limits.release(work.admission)
-            raise
-        ex.target, ex.kind, ex.attempts = (
-            served.target.name,
-            served.target.kind.value,
-            served.attempts,
+            answer = await self._answer(ex, work, ending, builder, endpoint, len(raw), headers)
+        finally:
+            if ending.stream is None:  # an upstream stream is settled when it is closed
+                self._settlement.settle(ex, ending)
+        if isinstance(answer, bytes):
+            return Reply(ex.headers(), body=answer)
+        return Reply(ex.headers(), events=answer)
+
+    async def _answer(
+        self,
+        ex: Exchange,
+        work: Work,
+        ending: Ending,
+        builder: FactsBuilder[CompiledPolicy],
+        endpoint: Endpoint,
+        size: int,
+        headers: Mapping[str, str],
+    ) -> bytes | AsyncIterator[bytes]:
+        """The answer's body for the client, or its events; ``ending`` says what
+        answered (``ending.stream`` is set last, once nothing can fail)."""
+        await self._prepare_body(work, builder, size)
+        self._cache_keys(work, headers)
+        with ex.trace.child("gateway.cache"):  # tracing
+            hit = await self._cache_lookup(work, ex, ending)
+        if hit is not None:
+            return hit
+        served = await self._router.run(
+            endpoint,
+            work.body,
+            work.targets,
+            request_id=ex.request_id,
+            stream=work.parsed.stream,
+            trace=ex.trace,  # tracing
+            forwarded=work.forwarded,
         )
-        if parsed.stream:
-            return self._stream_reply(ex, work, served)
-        return await self._whole_reply(ex, work, served)
+        target = ending.target = served.target
+        ex.target, ex.kind, ex.attempts = target.name, target.kind.value, served.attempts
+        ending.started = served.started
+        ex.upstream_s = served.first_byte_at - served.started
+        if work.parsed.stream:
+            return self._stream_reply(ex, work, ending, served)
+        reply = served.reply
+        assert reply is not None
+        ending.usage, ending.answer = reply.usage, reply.to_bytes()
+        return self._restored(work, ending.answer)
 
     async def _decide(
         self,
@@ -329,7 +335,7 @@ class Pipeline:
             m.entities.labels(m.entity(entity)).inc()
 
     async def _prepare_body(
-        self, work: _Work, builder: FactsBuilder[CompiledPolicy], size: int
+        self, work: Work, builder: FactsBuilder[CompiledPolicy], size: int
     ) -> None:
         """The body to send: redacted when the rule says so (a body as large as
         those judged off the event loop is redacted off it too, in the same
@@ -353,7 +359,7 @@ class Pipeline:
             }
         work.body = body
 
-    def _cache_keys(self, work: _Work, headers: Mapping[str, str]) -> None:
+    def _cache_keys(self, work: Work, headers: Mapping[str, str]) -> None:
         work.cache_read, work.cache_write = response_cache.cache_keys(
             work.decision.cache,
             headers,
@@ -364,7 +370,9 @@ class Pipeline:
             body=work.body,
         )
 
-    async def _cache_lookup(self, work: _Work, ex: Exchange) -> Reply | None:
+    async def _cache_lookup(
+        self, work: Work, ex: Exchange, ending: Ending
+    ) -> bytes | AsyncIterator[bytes] | None:
         if work.cache_write is None:
             self._metrics.cache.labels("bypass").inc()
             return None
@@ -384,142 +392,55 @@ class Pipeline:
         self._metrics.cache.labels("hit").inc()
         target = work.policy.targets[entry.target]
         ex.target, ex.kind, ex.attempts = target.name, target.kind.value, 0
-        usage = Usage(entry.prompt_tokens, entry.completion_tokens)
-        self._settle(ex, work, None, usage, cached_from=entry.target)
+        # settled when served (see gateway.pipeline.settlement): nothing upstream is held
+        ending.cached_from = entry.target
+        ending.usage = Usage(entry.prompt_tokens, entry.completion_tokens)
         if work.parsed.stream:
-            events = relay(
+            return relay(
                 list(entry.chunks),
                 None,
                 include_usage=work.parsed.include_usage,
                 restorer=self._restorer(work),
                 capture=False,
-                on_done=lambda result: self._stream_done(ex, work, None, result),
+                result=StreamResult(),
             )
-            return Reply(ex.headers(), events=events)
-        body = entry.body or b"{}"
-        if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
-            body = work.redaction.restore_answer(body)
-        return Reply(ex.headers(), body=body)
+        return self._restored(work, entry.body or b"{}")
 
-    async def _whole_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
-        reply = served.reply
-        assert reply is not None
-        ex.upstream_s = served.first_byte_at - served.started
-        usage = reply.usage
-        raw = reply.to_bytes()
-        body = raw
-        if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
-            body = work.redaction.restore_answer(raw)
-        self._settle(ex, work, served.target, usage)
-        if work.cache_write is not None:
-            self._spawn(self._cache_store(work, served.target, usage, body=raw))
-        return Reply(ex.headers(), body=body)
-
-    def _stream_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
+    def _stream_reply(
+        self, ex: Exchange, work: Work, ending: Ending, served: Served
+    ) -> AsyncIterator[bytes]:
         assert served.events is not None
-        self._metrics.active_streams.inc()
-        ex.upstream_s = served.first_byte_at - served.started
 
         def first_sent() -> None:
             ex.first_token_s = time.perf_counter() - ex.started
 
+        result = StreamResult()
         events = relay(
             served.first_events,
             served.events,
             include_usage=work.parsed.include_usage,
             restorer=self._restorer(work),
             capture=work.cache_write is not None,
-            on_done=lambda result: self._stream_done(ex, work, served, result),
+            result=result,
             on_first=first_sent,
             cap=budget_cap(work.admission, work.facts, served.target),
         )
-        return Reply(ex.headers(), events=events)
+        self._metrics.active_streams.inc()  # the settlement takes it back
+        ending.stream = result  # last: from here the stream's closing settles it
+        return SettledStream(events, served.events, self._settlement, ex, ending)
 
-    async def _stream_done(
-        self, ex: Exchange, work: _Work, served: Served | None, result: StreamResult
-    ) -> None:
-        if served is not None:
-            self._metrics.active_streams.dec()
-            ex.upstream_s = time.perf_counter() - ex.started - (served.started - ex.started)
-            if result.error is not None:
-                ex.outcome, ex.status = "stream_error", 200
-            usage, target = result.usage, served.target
-            if usage is None and isinstance(result.error, StreamBudgetReached):
-                # cut before its usage chunk: about one token per event arrived
-                usage = Usage(ex.prompt_tokens, result.events_seen)
-            self._settle(ex, work, target, usage)
-            if result.events is not None and work.cache_write is not None:
-                chunks = tuple(result.events)
-                self._spawn(self._cache_store(work, target, usage, chunks=chunks))
+    def _restored(self, work: Work, body: bytes) -> bytes:
+        """A whole answer as the client reads it (redacted values put back)."""
+        if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
+            restored: bytes = work.redaction.restore_answer(body)
+            return restored
+        return body
 
-    def _settle(
-        self,
-        ex: Exchange,
-        work: _Work,
-        target: Target | None,
-        usage: Usage | None,
-        *,
-        cached_from: str | None = None,
-    ) -> None:
-        """Price the answer, record tokens and cost on ``ex`` and book the spend
-        (no usage from the upstream: the prompt estimate, no completion)."""
-        if usage is None:
-            usage = Usage(prompt_tokens=ex.prompt_tokens, completion_tokens=0)
-        spend = self._accountant.charge(
-            work.decision, work.policy, target, work.who, usage, cached_from=cached_from
-        )
-        ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        ex.cost_usd, ex.baseline_usd = spend.cost_usd, spend.baseline_usd
-        self._book(work, spend, usage)
-
-    def _book(self, work: _Work, spend: SpendRecord, usage: Usage | None) -> None:
-        """After the answer: spend and token corrections go to the next
-        bookkeeping flush, an unused reservation back to its lease, stream
-        slots back at once (the client's next stream may need one)."""
-        admission = work.admission
-        self._accountant.add(spend, admission)
-        if spend.cost_usd:
-            self._limits.spent(spend.team, spend.cost_usd)
-        self._limits.settle(admission, usage)
-        if admission.stream_scopes:
-            self._spawn(self._limits.release(admission))
-        else:
-            self._limits.release_budget(admission)
-        self._batch_writer.poke()
-
-    async def _cache_store(
-        self,
-        work: _Work,
-        target: Target,
-        usage: Usage | None,
-        *,
-        body: bytes | None = None,
-        chunks: tuple[bytes, ...] = (),
-    ) -> None:
-        assert work.cache_write is not None
-        entry = response_cache.entry_for(
-            work.decision, target, usage, body=body, chunks=chunks, now=time.time()
-        )
-        try:
-            await self._state.cache.set(work.cache_write, entry, work.decision.cache.ttl_s)
-        except StateUnavailable:
-            self._metrics.state_errors.labels("cache_set").inc()
-
-    def _restorer(self, work: _Work) -> Restorer | None:
+    def _restorer(self, work: Work) -> Restorer | None:
         redaction = work.redaction
         if redaction is None or not (work.decision.redact and work.decision.redact.restore):
             return None
         return Restorer(redaction.stream_restorer)
-
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background accounting failed", exc_info=task.exception())
 
 
 def _team(who: KeyRecord | None) -> str | None:

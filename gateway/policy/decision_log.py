@@ -113,6 +113,7 @@ def record(
         "rule_set": rule_set,
         "level": facts.sensitivity.level.label,
         "entities": list(facts.sensitivity.entities),
+        "entity_counts": dict(facts.sensitivity.counts),
         "entity_levels": {e: lvl.label for e, lvl in facts.entity_levels.items()},
         "declared_level": facts.declared_level.label if facts.declared_level is not None else None,
         "task": facts.task,
@@ -184,7 +185,13 @@ def facts_from_record(rec: Mapping[str, Any]) -> Facts:
         return Facts(
             endpoint=str(rec["endpoint"]),
             alias=str(rec["alias"]),
-            sensitivity=Sensitivity(Level.parse(rec["level"]), tuple(rec.get("entities") or ())),
+            sensitivity=Sensitivity(
+                Level.parse(rec["level"]),
+                tuple(rec.get("entities") or ()),
+                tuple(
+                    sorted((str(e), int(n)) for e, n in (rec.get("entity_counts") or {}).items())
+                ),
+            ),
             task=str(rec["task"]),
             prompt_tokens=int(rec["prompt_tokens"]),
             stream=bool(rec.get("stream", False)),

@@ -24,6 +24,8 @@ def explanation(facts: Facts, decision: Decision) -> dict[str, Any]:
         "sensitivity": {
             "level": facts.sensitivity.level.label,
             "entities": list(facts.sensitivity.entities),
+            # how many of each kind were found (never a value)
+            "counts": dict(facts.sensitivity.counts),
             # the level of what is sent, after any redaction
             "sent_level": decision.level.label,
         },

@@ -9,6 +9,7 @@ wrongly-typed data under a key is treated as absent (and logged), never raised.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -128,6 +129,11 @@ class KeyStore(Protocol):
         ...
 
     async def has_keys(self) -> bool: ...
+
+    def key_pages(self, size: int = 500) -> AsyncIterator[list[KeyRecord]]:
+        """Every key's record (revoked and expired too), a page of about
+        ``size`` at a time, in no order: for counting without one large read."""
+        ...
 
     async def set_team(self, record: TeamRecord) -> None: ...
 

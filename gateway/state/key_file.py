@@ -33,7 +33,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -265,6 +265,9 @@ class FileKeyStore:
 
     async def list_keys(self) -> list[KeyRecord]:
         return sorted(self._current().keys.values(), key=lambda r: r.created_at)
+
+    async def key_pages(self, size: int = 500) -> AsyncIterator[list[KeyRecord]]:
+        yield list(self._current().keys.values())
 
     async def update_key(self, record: KeyRecord) -> bool:
         with self._editing() as box:

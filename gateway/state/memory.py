@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from gateway.state import kv_names, money
@@ -192,6 +192,9 @@ class MemoryKeyStore:
 
     async def _write(self, key_hash: str, record: KeyRecord) -> None:
         self._kv.put(kv_names.key_record(key_hash), encode_key_record(key_hash, record))
+
+    async def key_pages(self, size: int = 500) -> AsyncIterator[list[KeyRecord]]:
+        yield [record for _, record in await self._records()]
 
     async def list_keys(self) -> list[KeyRecord]:
         return sorted((r for _, r in await self._records()), key=lambda r: r.created_at)

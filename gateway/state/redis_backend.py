@@ -166,6 +166,19 @@ class RedisConnection:
 
         return await self._bounded("SMEMBERS", op)
 
+    async def sscan(self, name: str, cursor: int, count: int) -> tuple[int, list[str]]:
+        """One SSCAN step: (the next cursor, 0 when done; members of this page)."""
+
+        async def op() -> tuple[int, list[str]]:
+            try:
+                after, members = await self._client.sscan(name, cursor, count=count)
+            except ResponseError as exc:
+                _log_wrong_type(name, exc)
+                return 0, []
+            return int(after), [_text(m) for m in members]
+
+        return await self._bounded("SSCAN", op)
+
     async def commands(self, *commands: Sequence[RedisArg]) -> None:
         """Send plain commands in one round trip (not a transaction)."""
         await self._bounded("pipeline", lambda: self._pipeline(commands))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from gateway.state import kv_names, money
 from gateway.state.api_keys import (
@@ -147,6 +147,23 @@ class RedisKeyStore:
             if decoded is not None:
                 found.append(decoded)
         return found
+
+    async def key_pages(self, size: int = 500) -> AsyncIterator[list[KeyRecord]]:
+        """Every key's record, a page at a time (SSCAN: Redis never blocks on
+        one large read)."""
+        cursor = 0
+        while True:
+            cursor, hashes = await self._redis.sscan(kv_names.KEY_HASHES, cursor, size)
+            names = [kv_names.key_record(h) for h in hashes]
+            raws = await self._redis.get_many(names) if names else []
+            page = []
+            for name, raw in zip(names, raws, strict=True):
+                decoded = None if raw is None else decode_key_record(raw, where=name)
+                if decoded is not None:
+                    page.append(decoded[1])
+            yield page
+            if cursor == 0:
+                return
 
     async def _write(self, key_hash: str, record: KeyRecord) -> None:
         await self._redis.set(kv_names.key_record(key_hash), encode_key_record(key_hash, record))

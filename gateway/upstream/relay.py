@@ -13,9 +13,12 @@ Contract:
   choice and per tool call, even when split across chunks.
 * A failure after the first event ends the stream with one OpenAI-shaped
   error event, then ``[DONE]``.
-* ``on_done`` is called exactly once, with the usage seen, the raw events
-  (for the cache) when the stream completed, the error if any, and how many
-  upstream events arrived.
+* The relay hands its outcome back in the :class:`StreamResult` its caller
+  passed (it calls nothing up): filled in once, when the relay ends however
+  it ends, with the usage seen, whether the stream completed, the raw events
+  (for the cache) when it did, the error if any, and how many upstream events
+  arrived. The caller reads it after closing the relay
+  (:class:`gateway.pipeline.settlement.SettledStream`).
 * With a :class:`StreamCap`, a stream whose upstream sends more events than
   the cap allows (an upstream that ignores ``max_tokens`` and would spend past
   what the request reserved of its team's budget) is ended there: the
@@ -24,7 +27,7 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,13 +77,19 @@ class Restorer:
 
 @dataclass(slots=True)
 class StreamResult:
-    usage: Usage | None
+    """How a relayed stream ended: made empty by the caller, filled by the relay."""
+
+    usage: Usage | None = None
     #: every upstream event payload, when the stream completed (for the cache)
-    events: list[bytes] | None
-    error: GatewayError | None
-    first_event_sent: bool
+    events: list[bytes] | None = None
+    error: GatewayError | None = None
+    first_event_sent: bool = False
     #: upstream events that arrived (about one token each)
     events_seen: int = 0
+    #: every event was relayed (only ``[DONE]`` was left to send)
+    completed: bool = False
+    #: the relay ran and ended (False: it was closed before it started)
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +119,18 @@ async def relay(
     include_usage: bool,
     restorer: Restorer | None,
     capture: bool,
-    on_done: Callable[[StreamResult], Awaitable[None] | None],
+    result: StreamResult,
     on_first: Callable[[], None] | None = None,
     cap: StreamCap | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield the SSE bytes of ``first`` and then of each batch of ``rest`` (one
-    write per batch); ``rest`` is closed when the relay ends, however it ends."""
+    write per batch); ``rest`` is closed when the relay ends, however it ends,
+    and ``result`` filled in."""
     usage: Usage | None = None
     captured: list[bytes] | None = [] if capture else None
     error: GatewayError | None = None
     sent_any = False
+    completed = False
     seen = 0
     #: set by render when a batch reached the cap (a list: mypy narrows a flag
     #: written only in the closure to always False)
@@ -177,6 +188,7 @@ async def relay(
         if restorer is not None:
             for tail in _flush_all(restorer):
                 yield sse(tail)
+        completed = True
         yield DONE
     except GatewayError as exc:
         error = exc
@@ -187,10 +199,9 @@ async def relay(
         yield error_event(error)
         yield DONE
     finally:
-        result = StreamResult(usage, captured if error is None else None, error, sent_any, seen)
-        done = on_done(result)
-        if done is not None:
-            await done
+        result.usage, result.error, result.events_seen = usage, error, seen
+        result.events = captured if completed else None
+        result.first_event_sent, result.completed, result.ended = sent_any, completed, True
         closer = getattr(rest, "aclose", None)
         if closer is not None:
             await closer()

@@ -81,7 +81,7 @@ def test_start_up_says_what_will_happen(live: tuple[GatewayProcess, Output, str]
     assert "target anthropic-sonnet: proprietary, litellm/anthropic" in block
     assert "ANTHROPIC_API_KEY" in block
     assert "state: in memory" in block
-    assert "auth: OPEN (no API keys configured)" in block
+    assert "auth: open (no keys configured; source: file " in block
     assert "NO API KEYS ARE CONFIGURED" in block and "no GATEWAY_ADMIN_KEY" in block
     # once: the block is the only place the start says a target is down
     assert output.count("is down: connection refused") == 0

@@ -137,3 +137,33 @@ def test_the_report_command_in_every_format(
     assert "requests: 4" in table and "proprietary_redacted" in table
     with pytest.raises(SystemExit):
         main(["audit", "report", str(log_path), "--since", "yesterday"])
+
+
+def test_findings_are_counted_per_kind_and_old_records_count_one(
+    tmp_path: Path, builder: FactsBuilder[CompiledPolicy]
+) -> None:
+    path = tmp_path / "counts.jsonl"
+    text = "mail ann@example.com, bo@example.com and cy@example.com; SSN 123-45-6789"
+    with AuditLog(path) as log:
+        for i in range(2):
+            facts = facts_for(builder, f"{text} ({i})", "growth")
+            log.write(
+                facts,
+                builder.policy.decide(facts),
+                request_id=f"r{i}",
+                ts=1.0 + i,
+                outcome=Outcome("success", 200, "local", "open"),
+            )
+    # a record written before counts were kept: each kind it names counts once
+    records = [orjson.loads(line) for line in path.read_text().splitlines()]
+    old = next(rec for rec in records if "entity_counts" in rec)
+    del old["entity_counts"]
+    report = build_report([path])
+    report.add(old)
+    totals = {r["entity"]: (r["requests"], r["count"]) for r in report.sections()["entities"]}
+    assert totals == {"email": (3, 3 + 3 + 1), "us_ssn": (3, 3)}
+    assert "ann@" not in path.read_text()
+    table = report.to_table()
+    assert any(line.split() == ["3", "7", "email"] for line in table.splitlines())
+    rows = list(csv.DictReader(io.StringIO(report.to_csv())))
+    assert {r["count"] for r in rows if r["section"] == "entities"} == {"7", "3"}

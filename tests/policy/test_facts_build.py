@@ -127,3 +127,25 @@ def test_default_classifier_and_embeddings(write_policy: WriteDir) -> None:
         "code",
         "chat",
     }
+
+
+def test_findings_are_counted_per_kind_never_their_values(builder: FactsBuilder) -> None:
+    body = {
+        "model": "auto",
+        "messages": [
+            {"role": "user", "content": "mail bob@example.com and eve@example.com"},
+            {"role": "assistant", "content": "done"},
+            # a text repeated verbatim counts once; a new one counts again
+            {"role": "user", "content": "mail bob@example.com and eve@example.com"},
+            {"role": "user", "content": "and EMP-123456, call zed@example.net"},
+        ],
+    }
+    facts = builder.build(endpoint="chat", body=body, headers={})
+    assert facts.sensitivity.counts == (("email", 3), ("employee_id", 1))
+    assert facts.sensitivity.entities == ("email", "employee_id")
+    assert "bob@" not in repr(facts.sensitivity)
+
+
+def test_a_body_without_findings_counts_nothing(builder: FactsBuilder) -> None:
+    facts = builder.build(endpoint="chat", body=chat("hello there"), headers={})
+    assert facts.sensitivity.counts == () and facts.sensitivity.entities == ()

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import re
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -149,3 +150,11 @@ async def test_corrupt_team_record_is_left_out(
         assert await backend.state.keys.get_team("bad") is None
         assert await backend.state.keys.list_teams() == [TeamRecord("good")]
     assert caplog.records
+
+
+async def test_key_pages_hold_every_key_once_revoked_ones_too(backend: Backend) -> None:
+    made = {(await backend.state.keys.create_key(f"team-{i % 3}"))[1].key_id for i in range(7)}
+    (first, *_) = await backend.state.keys.list_keys()
+    await backend.state.keys.update_key(replace(first, revoked_at=EPOCH))
+    seen = [r.key_id async for page in backend.state.keys.key_pages(size=2) for r in page]
+    assert sorted(set(seen)) == sorted(made)

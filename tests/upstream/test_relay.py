@@ -40,7 +40,7 @@ events = st.lists(
 
 
 async def run(batches: list[list[bytes]], include_usage: bool) -> tuple[bytes, StreamResult]:
-    results: list[StreamResult] = []
+    result = StreamResult()
 
     async def rest() -> AsyncIterator[list[bytes]]:
         for batch in batches[1:]:
@@ -55,11 +55,12 @@ async def run(batches: list[list[bytes]], include_usage: bool) -> tuple[bytes, S
                 include_usage=include_usage,
                 restorer=None,
                 capture=True,
-                on_done=results.append,
+                result=result,
             )
         ]
     )
-    return out, results[0]
+    assert result.ended and result.completed
+    return out, result
 
 
 def framed(payloads: list[bytes]) -> FramedBatch:
@@ -113,7 +114,7 @@ def restored_stream(events: list[dict[str, object]], mapping: dict[str, str]) ->
                     include_usage=False,
                     restorer=Restorer(redaction.stream_restorer),
                     capture=False,
-                    on_done=lambda result: None,
+                    result=StreamResult(),
                 )
             ]
         )
