@@ -28,13 +28,14 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import InvalidRequest
-from gateway.judging.facts import EMPTY, EMPTY_FLOATS, Facts, SensitivityRules
+from gateway.judging.facts import EMPTY, EMPTY_FLOATS, EMPTY_LOAD, Facts, SensitivityRules
 from gateway.judging.sensitivity import Detector, Scanner
 from gateway.judging.task import TASKS, KeywordClassifier, TaskClassifier, task_input
 from gateway.judging.tokens import estimate_request_tokens
 from gateway.judging.views import body_entities
 from gateway.judging.walk import walk
 from gateway.levels import LEVEL_NAMES, Level
+from gateway.targets import TargetLoad
 
 CLASSIFICATION_HEADER = "x-data-classification"
 TASK_HEADER = "x-gateway-task"
@@ -78,6 +79,7 @@ class FactsBuilder(Generic[R]):
         budget_usd: float | None = None,
         budget_remaining_usd: float | None = None,
         target_latency_ms: Mapping[str, float] = EMPTY_FLOATS,
+        load: Mapping[str, TargetLoad] = EMPTY_LOAD,
         draw: float = 0.0,
         scan: bool = True,
     ) -> Facts:
@@ -115,6 +117,7 @@ class FactsBuilder(Generic[R]):
             budget_usd=budget_usd,
             budget_remaining_usd=budget_remaining_usd,
             target_latency_ms=target_latency_ms,
+            load=load,
             draw=draw,
             entity_levels=entity_levels,
             declared_level=declared,

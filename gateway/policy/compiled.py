@@ -38,7 +38,7 @@ from gateway.policy.model import (
 from gateway.policy.prepared import Prepared, Step, prepare
 from gateway.policy.problems import Problem
 from gateway.policy.rules import Rule, RuleSet
-from gateway.policy.strategies import order
+from gateway.policy.strategies import Strategy, order
 from gateway.policy.trace import Trace
 from gateway.targets import Target
 
@@ -224,6 +224,7 @@ class CompiledPolicy:
             soft_cap=rule.step_down,
             stepped_down=stepped_down,
             trace=trace,
+            spill=rule.strategy is Strategy.SPILL,
         )
 
     @staticmethod
