@@ -64,7 +64,7 @@ from gateway.state.factory import StateBackends
 from gateway.targets import Target
 from gateway.upstream.provider import Usage
 from gateway.upstream.relay import Restorer, StreamResult, relay
-from gateway.upstream.router import Router, Served
+from gateway.upstream.router import Router, Served, hold_capacity
 
 log = logging.getLogger("gateway.pipeline.handler")
 
@@ -226,10 +226,13 @@ class Pipeline:
                 request_id=ex.request_id,
                 stream=parsed.stream,
                 trace=ex.trace,  # tracing
+                spill=decision.spill,
             )
         except BaseException:
             await self._limits.release(work.admission)
             raise
+        if served.release is not None or served.spilled_from is not None:
+            hold_capacity(ex, served)
         ex.target, ex.kind, ex.attempts = (
             served.target.name,
             served.target.kind.value,
@@ -305,6 +308,7 @@ class Pipeline:
             budget_usd=budget_usd,
             budget_remaining_usd=remaining,
             target_latency_ms=self._router.observed_latency_ms(),
+            load=self._router.board.current,
             draw=(zlib.crc32(request_id.encode()) % 10_000) / 10_000,
         )
 

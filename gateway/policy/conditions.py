@@ -320,7 +320,9 @@ class ConditionParser:
         example = f"write e.g. {key}: {{local: {{gt: {0.8 if key == 'load' else 10}}}}}"
         targets = self.r.named_mapping(node, f"condition '{key}'") if node.is_mapping else None
         if not targets:
-            self.r.error(node, f"condition '{key}' names the target(s) whose load it reads", example)
+            self.r.error(
+                node, f"condition '{key}' names the target(s) whose load it reads", example
+            )
             return None
         parts: list[Condition] = []
         for name, comparison in targets.items():
@@ -328,13 +330,16 @@ class ConditionParser:
                 self.r.error(
                     node,
                     f"unknown target '{name}' in '{key}'",
-                    suggest(name, self.vocab.prices) + f" (or declare target '{name}' under targets:)",
+                    suggest(name, self.vocab.prices)
+                    + f" (or declare target '{name}' under targets:)",
                 )
                 return None
             get = _load_reader(key, name)
             maximum = 1.0 if key in ("load", "kv_cache_usage") else None
 
-            def value(item: Node, label: str = f"'{key}.{name}'") -> float | None:
+            def value(
+                item: Node, label: str = f"'{key}.{name}'", maximum: float | None = maximum
+            ) -> float | None:
                 return self.r.number(item, label, minimum=0.0, maximum=maximum)
 
             label = f"{key} of {name}"
@@ -441,9 +446,9 @@ def _load_reader(key: str, target: str) -> Callable[[Facts], float | None]:
 
 __all__ = [
     "CONDITION_KEYS",
-    "LOAD_FIELDS",
     "ENDPOINTS",
     "LEVEL_NAMES",
+    "LOAD_FIELDS",
     "ConditionParser",
     "Vocabulary",
 ]

@@ -42,8 +42,8 @@ from gateway.levels import Level
 from gateway.policy.read import Reader
 from gateway.policy.source import Node
 from gateway.targets import (
-    CircuitPolicy,
     Capacity,
+    CircuitPolicy,
     Kind,
     Prices,
     PriceSource,
