@@ -24,8 +24,9 @@ Contract:
 * ``capacity`` (``max_in_flight``, ``shared_max_in_flight``, ``max_queue``,
   ``max_wait_ms``): a limit that interpolates to the empty string
   (``${OPEN_MODEL_MAX_IN_FLIGHT:-}`` unset) means *no limit*; a capacity with
-  no limit at all is no capacity (nothing is counted per request). A queue
-  needs a wait, and a wait a queue.
+  no limit at all is no capacity (nothing is counted per request).
+  ``max_queue`` 0 or ``max_wait_ms`` 0: nothing waits (a full target is
+  passed over, or the request refused at once).
 * ``metrics_url``: the server's Prometheus ``/metrics``, read in the
   background for its own load; empty means none.
 """
@@ -305,18 +306,6 @@ def _capacity(reader: Reader, what: str, node: Node) -> Capacity | None:
     wait = 0.0
     if wait_node is not None and wait_node.value not in (None, ""):
         wait = reader.number(wait_node, f"{label}.max_wait_ms", minimum=0.0) or 0.0
-    if queue and not wait:
-        reader.error(
-            node,
-            f"{label}: max_queue {queue} with no max_wait_ms: a queued request would wait forever",
-            "add max_wait_ms: e.g. 2000 (then the request is refused with 429 and Retry-After)",
-        )
-    if wait and not queue:
-        reader.error(
-            node,
-            f"{label}: max_wait_ms with max_queue 0: no request can wait",
-            "add max_queue: e.g. 64, or remove max_wait_ms",
-        )
     if per_replica is None and shared is None:
         return None
     return Capacity(per_replica, shared, queue, wait)
