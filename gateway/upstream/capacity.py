@@ -115,10 +115,14 @@ class TargetSlots:
                 self.in_flight += 1
                 turn.set_result(True)
 
-    async def wait_turn(self, timeout_s: float) -> bool:
-        """Wait for a local slot; True once one is held, False when the wait ran out."""
+    def enqueue(self) -> asyncio.Future[bool]:
+        """A place at the back of the queue (see :meth:`wait_turn`)."""
         turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.waiters.append(turn)
+        return turn
+
+    async def wait_turn(self, turn: asyncio.Future[bool], timeout_s: float) -> bool:
+        """Wait for a local slot; True once one is held, False when the wait ran out."""
         try:
             async with asyncio.timeout(timeout_s):
                 return await turn
@@ -196,8 +200,9 @@ class LoadBoard:
         while True:
             held = slots.try_take()
             if not held and wait_s > 0 and slots.queued < capacity.max_queue:
+                turn = slots.enqueue()
                 self._publish(slots)
-                held = await slots.wait_turn(max(0.0, deadline - self._clock()))
+                held = await slots.wait_turn(turn, max(0.0, deadline - self._clock()))
             if held:
                 if await self._take_shared(slots, capacity):
                     slots.observe_wait(self._clock() - started)
