@@ -231,8 +231,8 @@ class Pipeline:
         except BaseException:
             await self._limits.release(work.admission)
             raise
-        if served.release is not None or served.spilled_from is not None:
-            hold_capacity(ex, served)
+        if served.release is not None or decision.spill:
+            hold_capacity(ex, served, decision.spilled_from, self._metrics)
         ex.target, ex.kind, ex.attempts = (
             served.target.name,
             served.target.kind.value,

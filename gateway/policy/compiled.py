@@ -198,10 +198,13 @@ class CompiledPolicy:
         )
         prompt = facts.prompt_tokens
         costs = {t.name: t.prices.cost(prompt, completion) for t in choice.eligible}
+        spilled_from = None
         if step.fixed_order:
             targets = choice.ordered
         else:
             targets = tuple(t.name for t in order(rule.strategy, choice.eligible, facts, costs))
+            if rule.strategy is Strategy.SPILL and targets[0] != choice.ordered[0]:
+                spilled_from = choice.ordered[0]
         worst = {t.name: worst_cost(t, prompt, facts.max_tokens) for t in choice.eligible}
         stepped_down = False
         remaining = facts.budget_remaining_usd
@@ -225,6 +228,7 @@ class CompiledPolicy:
             stepped_down=stepped_down,
             trace=trace,
             spill=rule.strategy is Strategy.SPILL,
+            spilled_from=spilled_from,
         )
 
     @staticmethod

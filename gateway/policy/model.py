@@ -100,6 +100,9 @@ class Decision:
     #: the rule's strategy is ``spill``: a target at capacity is passed over for
     #: the next one at once instead of queueing (the router queues only on the last)
     spill: bool = False
+    #: for ``spill``: the target first in the rule's order that the load facts
+    #: found saturated and moved back (None: no spill was decided)
+    spilled_from: str | None = None
 
     # Written by hand, with the fields' names and defaults (a test holds it to them):
     # the __init__ a frozen dataclass generates sets each field through
@@ -123,6 +126,7 @@ class Decision:
         stepped_down: bool = False,
         trace: Sequence[TraceStep] = (),
         spill: bool = False,
+        spilled_from: str | None = None,
     ) -> None:
         values = self.__dict__
         values["rule"] = rule
@@ -141,3 +145,4 @@ class Decision:
         values["stepped_down"] = stepped_down
         values["trace"] = trace
         values["spill"] = spill
+        values["spilled_from"] = spilled_from

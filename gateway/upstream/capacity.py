@@ -218,8 +218,11 @@ class LoadBoard:
                     finally:
                         slots.polling -= 1
                     continue
+            waited = self._clock() - started
+            if wait_s > 0:
+                slots.observe_wait(waited)  # a wait that ran out is a wait too
             self._publish(slots)
-            raise self._refusal(slots, capacity, waited=self._clock() - started, tried=wait_s > 0)
+            raise self._refusal(slots, capacity, waited=waited, tried=wait_s > 0)
 
     def _releaser(self, slots: TargetSlots, capacity: Capacity) -> Callable[[], None]:
         released = False

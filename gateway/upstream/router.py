@@ -155,11 +155,7 @@ class Router:
                     release()
                 continue
             served.release = release
-            if passed_over is not None:
-                served.spilled_from = passed_over
-                self._metrics.spills.labels(
-                    self._metrics.target(passed_over), self._metrics.target(target.name)
-                ).inc()
+            served.spilled_from = passed_over
             return served
         raise _exhausted(failures)
 
@@ -250,9 +246,13 @@ class Router:
         )
 
 
-def hold_capacity(ex: Exchange, served: Served) -> None:
+def hold_capacity(
+    ex: Exchange, served: Served, planned: str | None, metrics: Metrics
+) -> None:
     """Keep ``served``'s capacity slot until ``ex`` is finished (a stream's last
-    byte included), and name a spill in the answer's headers."""
+    byte included), and name a spill in the answer's headers and metrics: the
+    router passed over a full target, or the decision (``planned``, from the
+    load facts) put a saturated one back."""
     release = served.release
     if release is not None:
         before = ex.on_finish
@@ -265,8 +265,10 @@ def hold_capacity(ex: Exchange, served: Served) -> None:
                 before()
 
             ex.on_finish = both
-    if served.spilled_from is not None:
-        ex.extra_headers["x-gateway-spill"] = f"{served.spilled_from}->{served.target.name}"
+    spilled = served.spilled_from or planned
+    if spilled is not None and spilled != served.target.name:
+        ex.extra_headers["x-gateway-spill"] = f"{spilled}->{served.target.name}"
+        metrics.spills.labels(metrics.target(spilled), metrics.target(served.target.name)).inc()
 
 
 async def _close(events: AsyncIterator[list[bytes]]) -> None:

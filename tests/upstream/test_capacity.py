@@ -14,12 +14,13 @@ from gateway.endpoints import Endpoint
 from gateway.errors import CapacityExhausted
 from gateway.levels import Level
 from gateway.observability.metrics import Metrics
+from gateway.observability.record import Exchange, finish
 from gateway.state.factory import build_state, memory_state
 from gateway.targets import Capacity, Kind, ProviderType, Target
 from gateway.upstream.capacity import LoadBoard, shared_scope
 from gateway.upstream.load_metrics import LoadReader, parse_load
 from gateway.upstream.registry import Providers
-from gateway.upstream.router import Router
+from gateway.upstream.router import Router, hold_capacity
 from tests.servers import RedisServer
 from tests.upstream_server import Upstream, free_port
 
@@ -333,11 +334,18 @@ async def test_spill_passes_a_full_target_at_once_and_says_so(
         assert names == ["cloud", "cloud", "cloud", "local", "local"]
         assert {s.spilled_from for s in served if s.target.name == "cloud"} == {"local"}
         assert elapsed < 1.0  # nobody queued behind the 150 ms requests
-        assert metrics.spills.labels("local", "cloud").value == 3
+        exchanges = []
         for s in served:
-            assert s.release is not None or s.target.name == "cloud"
-            if s.release is not None:
-                s.release()
+            assert (s.release is not None) is (s.target.name == "local")
+            ex = Exchange("req", "chat")
+            hold_capacity(ex, s, None, metrics)
+            exchanges.append(ex)
+        assert metrics.spills.labels("local", "cloud").value == 3
+        spilled = [ex.headers().get("x-gateway-spill") for ex in exchanges]
+        assert sorted(map(str, spilled)) == ["None", "None"] + ["local->cloud"] * 3
+        assert board.current["local"].in_flight == 2
+        for ex in exchanges:
+            finish(ex, metrics)  # the answer is sent: its slot is free
         assert board.current["local"].in_flight == 0
     finally:
         await providers.aclose()
