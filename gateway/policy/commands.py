@@ -18,11 +18,10 @@ from gateway.judging.build import FactsBuilder
 from gateway.judging.prices import PriceBook
 from gateway.policy.cases import case_files, run_cases
 from gateway.policy.compiled import CompiledPolicy
-from gateway.policy.decision_log import read_log
-from gateway.policy.decision_log import load_from_dict
+from gateway.policy.decision_log import load_from_dict, read_log
 from gateway.policy.explain import explain_request, explanation
-from gateway.policy.model import EMPTY_LOAD
 from gateway.policy.loader import load_policy
+from gateway.policy.model import EMPTY_LOAD
 from gateway.policy.problems import PolicyError
 from gateway.policy.simulate import simulate
 from gateway.settings import Settings

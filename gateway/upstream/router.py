@@ -246,9 +246,7 @@ class Router:
         )
 
 
-def hold_capacity(
-    ex: Exchange, served: Served, planned: str | None, metrics: Metrics
-) -> None:
+def hold_capacity(ex: Exchange, served: Served, planned: str | None, metrics: Metrics) -> None:
     """Keep ``served``'s capacity slot until ``ex`` is finished (a stream's last
     byte included), and name a spill in the answer's headers and metrics: the
     router passed over a full target, or the decision (``planned``, from the
