@@ -179,9 +179,13 @@ class Upstream:
     async def _limited_chat(self, request: web.Request) -> web.StreamResponse:
         self.chats += 1
         if self._slots is None:
-            if self.work_ms:
-                await asyncio.sleep(self.work_ms / 1000)
-            return await self._chat(request)
+            self.running += 1
+            try:
+                if self.work_ms:
+                    await asyncio.sleep(self.work_ms / 1000)
+                return await self._chat(request)
+            finally:
+                self.running -= 1
         self.waiting += 1
         try:
             await self._slots.acquire()

@@ -6,6 +6,7 @@ Which rule each request meets is set by :func:`tests.observability.conftest.obse
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -73,6 +74,28 @@ def drive(gateway: GatewayServer, keys: dict[str, str]) -> dict[str, list[httpx.
         send("embeddings", {"model": "embed-model", "input": "vectors please"}, "/v1/embeddings")
         send("budget", chat("hello", model="cloud"), authorization=f"Bearer {keys['broke']}")
         send("bad-key", chat("hello"), authorization="Bearer sk-not-a-key-of-ours")
+        # three at once at a target with room for one: two spill to the cloud; then three
+        # confidential ones, which may not: one served, one refused after its wait, one
+        # refused at once (the queue holds one)
+        with ThreadPoolExecutor(3) as pool:
+            spill = {ACTION: "spill"}
+            answers["spill"] = list(
+                pool.map(
+                    lambda i: client.post(
+                        "/v1/chat/completions", json=chat(f"idea {i}"), headers=spill
+                    ),
+                    range(3),
+                )
+            )
+            held = {ACTION: "spill", "x-data-classification": "confidential"}
+            answers["held"] = list(
+                pool.map(
+                    lambda i: client.post(
+                        "/v1/chat/completions", json=chat(f"note {i}"), headers=held
+                    ),
+                    range(3),
+                )
+            )
         send("unknown-model", chat("hello", model="no-such-model"))
         answers["ready"] = [client.get("/readyz")]
     return answers
