@@ -231,7 +231,7 @@ class Pipeline:
         except BaseException:
             await self._limits.release(work.admission)
             raise
-        if served.release is not None or decision.spill:
+        if served.release is not None or served.spilled_from or decision.spilled_from:
             hold_capacity(ex, served, decision.spilled_from, self._metrics)
         ex.target, ex.kind, ex.attempts = (
             served.target.name,

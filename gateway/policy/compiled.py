@@ -38,7 +38,7 @@ from gateway.policy.model import (
 from gateway.policy.prepared import Prepared, Step, prepare
 from gateway.policy.problems import Problem
 from gateway.policy.rules import Rule, RuleSet
-from gateway.policy.strategies import Strategy, order
+from gateway.policy.strategies import order
 from gateway.policy.trace import Trace
 from gateway.targets import Target
 
@@ -199,11 +199,11 @@ class CompiledPolicy:
         prompt = facts.prompt_tokens
         costs = {t.name: t.prices.cost(prompt, completion) for t in choice.eligible}
         spilled_from = None
-        if step.fixed_order:
+        if step.fixed_order or (step.spill and not facts.load):
             targets = choice.ordered
         else:
             targets = tuple(t.name for t in order(rule.strategy, choice.eligible, facts, costs))
-            if rule.strategy is Strategy.SPILL and targets[0] != choice.ordered[0]:
+            if step.spill and targets[0] != choice.ordered[0]:
                 spilled_from = choice.ordered[0]
         worst = {t.name: worst_cost(t, prompt, facts.max_tokens) for t in choice.eligible}
         stepped_down = False
@@ -227,7 +227,7 @@ class CompiledPolicy:
             soft_cap=rule.step_down,
             stepped_down=stepped_down,
             trace=trace,
-            spill=rule.strategy is Strategy.SPILL,
+            spill=step.spill,
             spilled_from=spilled_from,
         )
 
