@@ -17,7 +17,7 @@ What it starts:
   ``OPEN_MODEL_METRICS_URL``.
 
 Then an open-loop load (arrivals at a fixed rate, whatever the answers do) of
-``--load`` × the open model's capacity for ``--duration`` seconds: chat
+``--load`` times the open model's capacity for ``--duration`` seconds: chat
 requests, a ``--sensitive`` share of them carrying an e-mail address
 (confidential: the shipped policy keeps it local). Reported:
 
