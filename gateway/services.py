@@ -154,6 +154,10 @@ class Services:
             "model": target.model,
             "probe": health.to_dict(),
             "circuit": circuit.name.lower(),
+            # live load (targets with a capacity or a metrics_url); null: not tracked
+            "load": load.to_dict()
+            if (load := self.router.board.current.get(target.name))
+            else None,
         }
 
     async def readiness(self) -> tuple[dict[str, Any], int]:

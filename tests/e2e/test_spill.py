@@ -188,6 +188,10 @@ def test_explain_shows_the_load_it_decided_on(
     assert load["in_flight"] == 2 and load["max_in_flight"] == 2 and load["saturated"]
     assert load["server"] == "vllm" and load["server_running"] == 2
     assert explained["spill"] == {"saturated": ["local"], "first": "openai-gpt-4o-mini"}
+    ready = httpx.get(gateway.url + "/readyz").json()["targets"]
+    assert ready["local"]["load"]["max_in_flight"] == 2
+    assert ready["local"]["load"]["server"] == "vllm"
+    assert ready["openai-gpt-4o-mini"]["load"] is None  # not tracked
 
 
 # --- two replicas, one shared limit -------------------------------------------------------
