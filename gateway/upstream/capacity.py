@@ -204,7 +204,13 @@ class LoadBoard:
                 self._publish(slots)
                 held = await slots.wait_turn(turn, max(0.0, deadline - self._clock()))
             if held:
-                if await self._take_shared(slots, capacity):
+                try:
+                    shared = await self._take_shared(slots, capacity)
+                except BaseException:  # cancelled while asking Redis: the local slot goes back
+                    slots.give_back()
+                    self._publish(slots)
+                    raise
+                if shared:
                     slots.observe_wait(self._clock() - started)
                     self._publish(slots)
                     return self._releaser(slots, capacity)
