@@ -55,6 +55,7 @@ from gateway.observability.tracing import NO_SPAN, RequestSpan
 from gateway.targets import Target
 from gateway.upstream.breakers import CircuitBreakers, CircuitState, backoff_delay
 from gateway.upstream.capacity import LoadBoard
+from gateway.upstream.dialect import for_target, is_anthropic
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
 from gateway.upstream.registry import Providers
 
@@ -116,8 +117,14 @@ class Router:
         request_id: str,
         stream: bool,
         trace: RequestSpan = NO_SPAN,
+        forwarded: tuple[tuple[str, str], ...] = (),
         spill: bool = False,
     ) -> Served:
+        """Try ``targets`` in order (retries, breakers, fallbacks) until one answers.
+
+        ``forwarded``: judged client headers for the targets that speak their
+        dialect (:mod:`gateway.upstream.dialect`). ``spill``: the decision's
+        strategy is ``spill`` (a full target with a later one is passed over)."""
         attempts = 0
         failures: list[tuple[str, BaseException | str]] = []
         passed_over: str | None = None
@@ -143,7 +150,14 @@ class Router:
                         self._metrics.target(target.name), "capacity"
                     ).inc()
                     continue
-            call = UpstreamCall(endpoint, target, {**body, "model": target.model}, request_id)
+            anthropic = is_anthropic(target)
+            call = UpstreamCall(
+                endpoint,
+                target,
+                {**for_target(body, target), "model": target.model},
+                request_id,
+                forwarded=forwarded if anthropic else (),
+            )
             try:
                 served, attempts = await self._try(call, stream, trace, failures, attempts)
             except BaseException:
