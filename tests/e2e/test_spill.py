@@ -205,6 +205,8 @@ def test_two_replicas_share_the_open_models_capacity_through_redis() -> None:
     env = {
         "GATEWAY_POLICIES": str(ROOT / "policies"),
         "GATEWAY_REDIS_URL": redis.url,
+        # generous: this test is about sharing the limit, not about a slow Redis (fail open)
+        "GATEWAY_REDIS_TIMEOUT_S": "1",
         "OPEN_MODEL_BASE_URL": open_model.url,
         "OPEN_MODEL_SHARED_MAX_IN_FLIGHT": "3",
         "OPENAI_BASE_URL": openai.url,
