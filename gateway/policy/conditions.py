@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import Any
 
 from gateway.levels import LEVEL_NAMES, Level
+from gateway.policy.load_conditions import LOAD_KEYS, load_condition
 from gateway.policy.model import Facts
 from gateway.policy.predicates import (
     ALWAYS,
@@ -66,25 +67,11 @@ _BOOL_FIELDS: dict[str, Callable[[Facts], bool]] = {
     "tools": attrgetter("has_tools"),
 }
 _COMBINATORS = ("all", "any", "not")
-#: conditions over one target's live load: ``load: {local: {gt: 0.8}}``; an unknown
-#: reading (not tracked, not read, stale) fails every comparison but ``ne``
-LOAD_FIELDS: dict[str, str] = {
-    # condition -> the TargetLoad field it reads
-    "load": "utilisation",
-    "in_flight": "in_flight",
-    "shared_in_flight": "shared_in_flight",
-    "queue_depth": "queue_depth",
-    "queue_wait_ms": "queue_wait_ms",
-    "server_running": "server_running",
-    "server_waiting": "server_waiting",
-    "kv_cache_usage": "kv_cache_usage",
-}
 CONDITION_KEYS = (
     "sensitivity",
     "entities",
     "estimated_cost",
-    *LOAD_FIELDS,
-    "ttfb_ms",
+    *LOAD_KEYS,
     *_STRING_FIELDS,
     *_NUMBER_FIELDS,
     *_BOOL_FIELDS,
@@ -142,8 +129,8 @@ class ConditionParser:
             return self.entities(node)
         if key == "estimated_cost":
             return self.estimated_cost(node)
-        if key in LOAD_FIELDS or key == "ttfb_ms":
-            return self.load_field(key, node)
+        if key in LOAD_KEYS:
+            return load_condition(self, key, node)
         if key in _STRING_FIELDS:
             return self.string_field(key, _STRING_FIELDS[key], node)
         if key in _NUMBER_FIELDS:
@@ -315,49 +302,6 @@ class ConditionParser:
 
         return self._combine_ops(f"estimated cost on {target}", cost, entries, value)
 
-    def load_field(self, key: str, node: Node) -> Condition | None:
-        """``{key: {<target>: <comparison>}}``: every named target's reading must hold."""
-        example = f"write e.g. {key}: {{local: {{gt: {0.8 if key == 'load' else 10}}}}}"
-        targets = self.r.named_mapping(node, f"condition '{key}'") if node.is_mapping else None
-        if not targets:
-            self.r.error(
-                node, f"condition '{key}' names the target(s) whose load it reads", example
-            )
-            return None
-        parts: list[Condition] = []
-        for name, comparison in targets.items():
-            if name not in self.vocab.prices:
-                self.r.error(
-                    node,
-                    f"unknown target '{name}' in '{key}'",
-                    suggest(name, self.vocab.prices)
-                    + f" (or declare target '{name}' under targets:)",
-                )
-                return None
-            get = _load_reader(key, name)
-            maximum = 1.0 if key in ("load", "kv_cache_usage") else None
-
-            def value(
-                item: Node, label: str = f"'{key}.{name}'", maximum: float | None = maximum
-            ) -> float | None:
-                return self.r.number(item, label, minimum=0.0, maximum=maximum)
-
-            label = f"{key} of {name}"
-            if not comparison.is_mapping:
-                v = value(comparison)
-                if v is None:
-                    return None
-                parts.append(compare(label, get, "eq", v))
-                continue
-            ops = self._ops(comparison, label, tuple(ORDER_OPS))
-            if ops is None:
-                return None
-            part = self._combine_ops(label, get, ops, value)
-            if part is None:
-                return None
-            parts.append(part)
-        return all_of(parts)
-
     def entities(self, node: Node) -> Condition | None:
         if not node.is_mapping:
             names = self._entity_names(node)
@@ -427,28 +371,10 @@ class ConditionParser:
         return all_of([p for p in parts if p is not None])
 
 
-def _load_reader(key: str, target: str) -> Callable[[Facts], float | None]:
-    """Reads one target's load reading from the facts (``None``: unknown)."""
-    if key == "ttfb_ms":
-
-        def ttfb(f: Facts) -> float | None:
-            return f.target_latency_ms.get(target)
-
-        return ttfb
-    reading = attrgetter(LOAD_FIELDS[key])
-
-    def get(f: Facts) -> float | None:
-        load = f.load.get(target)
-        return None if load is None else reading(load)
-
-    return get
-
-
 __all__ = [
     "CONDITION_KEYS",
     "ENDPOINTS",
     "LEVEL_NAMES",
-    "LOAD_FIELDS",
     "ConditionParser",
     "Vocabulary",
 ]
