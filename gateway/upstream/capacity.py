@@ -17,9 +17,10 @@ Contract:
   queue or a wait that runs out is :class:`~gateway.errors.CapacityExhausted`
   (429 with ``Retry-After``).
 * :attr:`LoadBoard.current` is the load the policy sees: an immutable
-  mapping, replaced (never changed) when a count or a server reading changes,
-  so the facts of a request hold one consistent snapshot and reading it is a
-  field lookup. Unknown is ``None``, never zero.
+  mapping, replaced (never changed) after a count or a server reading changed,
+  so the facts of a request hold one consistent snapshot. A change only marks
+  the snapshot stale; the next read rebuilds the entries that changed.
+  Unknown is ``None``, never zero.
 """
 
 from __future__ import annotations
@@ -165,8 +166,9 @@ class LoadBoard:
         self._server: dict[str, ServerLoad] = {}
         #: shared-slot releases under way (kept referenced until done)
         self._closing: set[asyncio.Task[None]] = set()
-        #: what the policy sees (see the module docstring)
-        self.current: Mapping[str, TargetLoad] = _EMPTY
+        #: the load snapshot (see :attr:`current`) and the targets whose entry is stale
+        self._snapshot: Mapping[str, TargetLoad] = _EMPTY
+        self._stale: set[str] = set()
 
     # -- the request path ---------------------------------------------------------
 
@@ -176,7 +178,7 @@ class LoadBoard:
         slots = self._slots.get(target.name)
         if slots is None:
             slots = self._slots[target.name] = TargetSlots(target.name, capacity, self._metrics)
-        elif slots.capacity != capacity:
+        elif slots.capacity is not capacity and slots.capacity != capacity:
             slots.capacity = capacity  # a reload changed it: the counts carry on
             self._metrics.target_max_in_flight.labels(self._metrics.target(target.name)).set(
                 capacity.max_in_flight or 0
@@ -297,7 +299,7 @@ class LoadBoard:
     def set_server(self, target: str, reading: ServerLoad | None) -> None:
         """A server's own load, or ``None`` when it could not be read (unknown)."""
         if reading is None:
-            if self._server.pop(target, None) is None and target not in self.current:
+            if self._server.pop(target, None) is None and target not in self._snapshot:
                 return
         else:
             self._server[target] = reading
@@ -330,19 +332,46 @@ class LoadBoard:
 
     # -- the snapshot ----------------------------------------------------------------
 
+    @property
+    def current(self) -> Mapping[str, TargetLoad]:
+        """What the policy sees: rebuilt, for the targets that changed, when first
+        read after a change (a request reads it once; its acquire and release only
+        mark it stale)."""
+        if self._stale:
+            snapshot = dict(self._snapshot)
+            for name in self._stale:
+                load = self._load_of(name)
+                if load is None:
+                    snapshot.pop(name, None)
+                else:
+                    snapshot[name] = load
+            self._stale.clear()
+            self._snapshot = MappingProxyType(snapshot)
+        return self._snapshot
+
     def _publish(self, slots: TargetSlots) -> None:
-        self._publish_name(slots.name, slots)
+        """The counts of ``slots`` changed: mark the snapshot stale, set the gauges."""
+        self._stale.add(slots.name)
+        slots.in_flight_gauge.set(slots.in_flight)
+        slots.depth_gauge.set(slots.queued)
+        slots.utilisation_gauge.set(_fraction(slots, self._server.get(slots.name)))
 
     def _publish_name(self, name: str, slots: TargetSlots | None) -> None:
+        if slots is not None:
+            self._publish(slots)
+            return
+        self._stale.add(name)
+        self._metrics.target_utilisation.labels(self._metrics.target(name)).set(
+            _fraction(None, self._server.get(name))
+        )
+
+    def _load_of(self, name: str) -> TargetLoad | None:
+        slots = self._slots.get(name)
         server = self._server.get(name)
         if slots is None and server is None:
-            if name in self.current:
-                rest = {k: v for k, v in self.current.items() if k != name}
-                self.current = MappingProxyType(rest)
-            self._metrics.target_utilisation.labels(self._metrics.target(name)).set(math.nan)
-            return
+            return None
         capacity = slots.capacity if slots is not None else None
-        load = TargetLoad.of(
+        return TargetLoad.of(
             in_flight=slots.in_flight if slots is not None else None,
             max_in_flight=capacity.max_in_flight if capacity is not None else None,
             shared_in_flight=slots.shared_in_flight if slots is not None else None,
@@ -354,11 +383,20 @@ class LoadBoard:
             server_waiting=server.waiting if server is not None else None,
             kv_cache_usage=server.kv_cache_usage if server is not None else None,
         )
-        self.current = MappingProxyType({**self.current, name: load})
-        utilisation = math.nan if load.utilisation is None else load.utilisation
-        if slots is not None:
-            slots.in_flight_gauge.set(slots.in_flight)
-            slots.depth_gauge.set(slots.queued)
-            slots.utilisation_gauge.set(utilisation)
-        else:
-            self._metrics.target_utilisation.labels(self._metrics.target(name)).set(utilisation)
+
+
+def _fraction(slots: TargetSlots | None, server: ServerLoad | None) -> float:
+    """``TargetLoad.utilisation`` for the gauge, without building a load (NaN: unknown)."""
+    best = math.nan
+    if slots is not None:
+        capacity = slots.capacity
+        if capacity.max_in_flight:
+            best = slots.in_flight / capacity.max_in_flight
+        shared = slots.shared_in_flight
+        if shared is not None and capacity.shared_max_in_flight:
+            fraction = shared / capacity.shared_max_in_flight
+            best = fraction if math.isnan(best) else max(best, fraction)
+    if server is not None and server.kv_cache_usage is not None:
+        usage = server.kv_cache_usage
+        best = usage if math.isnan(best) else max(best, usage)
+    return best
