@@ -53,7 +53,7 @@ def observed_policy() -> dict[str, Any]:
         # one request at a time, each taking 600 ms; its server's own load from /metrics
         "busy": target(
             "slow-first-byte:600",
-            capacity={"max_in_flight": 1, "max_queue": 1, "max_wait_ms": 200},
+            capacity={"max_in_flight": 1, "max_queue": 4, "max_wait_ms": 1500},
             metrics_url="${UPSTREAM_METRICS_URL}",
         ),
     }

@@ -74,10 +74,11 @@ def drive(gateway: GatewayServer, keys: dict[str, str]) -> dict[str, list[httpx.
         send("embeddings", {"model": "embed-model", "input": "vectors please"}, "/v1/embeddings")
         send("budget", chat("hello", model="cloud"), authorization=f"Bearer {keys['broke']}")
         send("bad-key", chat("hello"), authorization="Bearer sk-not-a-key-of-ours")
-        # three at once at a target with room for one: two spill to the cloud; then three
-        # confidential ones, which may not: one served, one refused after its wait, one
-        # refused at once (the queue holds one)
-        with ThreadPoolExecutor(3) as pool:
+        # three at once at a target with room for one (600 ms each): two spill to the
+        # cloud; then six confidential ones, which may not: one served at once, four queued
+        # (two served within the 1.5 s wait, two refused when it ran out), one refused at
+        # once (the queue holds four)
+        with ThreadPoolExecutor(6) as pool:
             spill = {ACTION: "spill"}
             answers["spill"] = list(
                 pool.map(
@@ -93,7 +94,7 @@ def drive(gateway: GatewayServer, keys: dict[str, str]) -> dict[str, list[httpx.
                     lambda i: client.post(
                         "/v1/chat/completions", json=chat(f"note {i}"), headers=held
                     ),
-                    range(3),
+                    range(6),
                 )
             )
         send("unknown-model", chat("hello", model="no-such-model"))
