@@ -212,10 +212,10 @@ class LoadBoard:
                     slots.give_back()
                     self._publish(slots)
                     raise
-                if shared:
+                if shared is not False:
                     slots.observe_wait(self._clock() - started)
                     self._publish(slots)
-                    return self._releaser(slots, capacity)
+                    return self._releaser(slots, shared=shared is True)
                 slots.give_back()
                 remaining = deadline - self._clock()
                 if remaining > 0 and slots.queued < capacity.max_queue:
@@ -232,7 +232,7 @@ class LoadBoard:
             self._publish(slots)
             raise self._refusal(slots, capacity, waited=waited, tried=wait_s > 0)
 
-    def _releaser(self, slots: TargetSlots, capacity: Capacity) -> Callable[[], None]:
+    def _releaser(self, slots: TargetSlots, *, shared: bool) -> Callable[[], None]:
         released = False
 
         def release() -> None:
@@ -241,21 +241,23 @@ class LoadBoard:
                 return
             released = True
             slots.give_back()
-            if capacity.shared_max_in_flight is not None:
+            if shared:  # only a slot that was taken is given back
                 self._spawn_close(slots.name)
             self._publish(slots)
 
         return release
 
-    async def _take_shared(self, slots: TargetSlots, capacity: Capacity) -> bool:
+    async def _take_shared(self, slots: TargetSlots, capacity: Capacity) -> bool | None:
+        """A shared slot: True taken, False none left, None none needed (no shared
+        limit, or the backend did not answer: then it cannot be enforced)."""
         limit = capacity.shared_max_in_flight
         if limit is None or self._limiter is None:
-            return True
+            return None
         try:
             taken = await self._limiter.open_stream(shared_scope(slots.name), limit)
         except StateUnavailable:
             self._metrics.state_errors.labels("capacity").inc()
-            return True  # the per-replica limit still holds; the shared one cannot be known
+            return None  # the per-replica limit still holds
         if not taken:
             slots.shared_in_flight = limit
         return taken
