@@ -238,7 +238,15 @@ def load_from_dict(raw: Any) -> Mapping[str, TargetLoad]:
         unknown = set(fields) - {*_LOAD_INPUTS, "utilisation", "saturated"}
         if unknown:
             raise ValueError(f"unknown load reading(s) {sorted(unknown)} for {name}")
-        out[str(name)] = TargetLoad.of(**{k: fields[k] for k in _LOAD_INPUTS if k in fields})
+        readings = {k: fields[k] for k in _LOAD_INPUTS if k in fields}
+        for key, value in readings.items():
+            if value is None or (key == "server" and isinstance(value, str)):
+                continue
+            if key == "server" or isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"load reading {key} of {name} must be a number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"load reading {key} of {name} must be >= 0, got {value!r}")
+        out[str(name)] = TargetLoad.of(**readings)
     return MappingProxyType(out)
 
 

@@ -239,3 +239,26 @@ def test_no_request_ever_spills_to_a_target_above_its_max_sensitivity(
             assert policy.targets[name].max_sensitivity >= level
         saturated = [n in loads and loads[n].saturated for n in decision.targets]
         assert saturated == sorted(saturated)
+
+
+def test_policy_explain_decides_with_a_given_load(tmp_path: Path) -> None:
+    from tests.policy.test_tools import run_cli
+
+    request = tmp_path / "r.json"
+    request.write_text('{"model": "auto", "messages": [{"role": "user", "content": "hi there"}]}')
+    load_file = tmp_path / "load.json"
+    load_file.write_text('{"local": {"in_flight": 8, "max_in_flight": 8, "queue_depth": 3}}')
+    code, out = run_cli(["policy", "explain", str(request), "--load", str(load_file)])
+    assert code == 0, out
+    data = yaml.safe_load(out)
+    assert data["rule"] == "open-first-tasks"
+    assert data["load"]["local"]["saturated"] and data["load"]["local"]["queue_depth"] == 3
+    assert data["spill"]["saturated"] == ["local"]
+    # without OPENAI_API_KEY the proprietary target is unavailable: the open one stays first
+    assert data["targets"] == ["local", "openai-gpt-4o-mini"]
+    load_file.write_text('{"local": {"in_flight": "lots"}}')
+    code, out = run_cli(["policy", "explain", str(request), "--load", str(load_file)])
+    assert code == 1 and "cannot read load" in out
+    load_file.write_text('{"local": {"inflight": 3}}')
+    code, out = run_cli(["policy", "explain", str(request), "--load", str(load_file)])
+    assert code == 1 and "unknown load reading(s) ['inflight']" in out
