@@ -139,6 +139,18 @@ class RateLimited(GatewayError):
         self.retry_after_s = retry_after_s
 
 
+class CapacityExhausted(RateLimited):
+    """Every target the request may go to is at capacity, and its queue was full
+    or the wait ran out (``max_wait_ms``): 429 with ``Retry-After``."""
+
+    default_code = "target_at_capacity"
+
+    def __init__(self, message: str, *, retry_after_s: float, target: str) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, code="target_at_capacity")
+        #: the target that was full (a name from the policy)
+        self.target = target
+
+
 class BudgetExceeded(GatewayError):
     status = 429
     type = "insufficient_quota"
@@ -298,6 +310,7 @@ FAILURE_REASONS = (
     "5xx",
     "429",
     "4xx",
+    "capacity",
 )
 
 
@@ -310,6 +323,8 @@ def is_retryable(error: BaseException) -> bool:
 
 def failure_reason(error: BaseException) -> str:
     """A bounded label naming a failure, for metrics and traces."""
+    if isinstance(error, CapacityExhausted):
+        return "capacity"
     if isinstance(error, UpstreamStatusError):
         return error.status_reason
     if isinstance(error, UpstreamError):

@@ -38,7 +38,9 @@ from gateway.settings import Settings
 from gateway.state.factory import StateBackends, build_state
 from gateway.targets import Target
 from gateway.upstream.breakers import CircuitState
+from gateway.upstream.capacity import LoadBoard
 from gateway.upstream.demo import DemoPolicyHolder
+from gateway.upstream.load_metrics import LoadReader
 from gateway.upstream.probe import Prober
 from gateway.upstream.registry import Providers
 from gateway.upstream.router import Router
@@ -64,6 +66,8 @@ class Services:
     recent: RecentDecisions
     decision_log: AuditLog | None = None
     tracer: Tracer = field(default_factory=Tracer)
+    #: reads the targets' own load (their /metrics) and the shared in-flight counts
+    load_reader: LoadReader | None = None
     #: the worker threads that judge large bodies (see gateway.judging.offloop)
     judge_executor: ThreadPoolExecutor | None = None
     draining: bool = False
@@ -79,6 +83,9 @@ class Services:
         if self.settings.probe_interval_s > 0:
             probes = self.prober.run(self._targets, self.settings.probe_interval_s)
             self._tasks.append(loop.create_task(probes))
+        if self.settings.load_interval_s > 0 and self.load_reader is not None:
+            readings = self.load_reader.run(self._targets, self.settings.load_interval_s)
+            self._tasks.append(loop.create_task(readings))
         if self.settings.reload_interval_s > 0:
             task = asyncio.get_running_loop().create_task(
                 self.policy.watch(self.settings.reload_interval_s, self.on_reload)
@@ -148,6 +155,10 @@ class Services:
             "model": target.model,
             "probe": health.to_dict(),
             "circuit": circuit.name.lower(),
+            # live load (targets with a capacity or a metrics_url); null: not tracked
+            "load": load.to_dict()
+            if (load := self.router.board.current.get(target.name))
+            else None,
         }
 
     async def readiness(self) -> tuple[dict[str, Any], int]:
@@ -212,6 +223,9 @@ class Services:
         await self.limits.aclose()  # every lease given back
         await self.providers.aclose()
         await self.prober.aclose()
+        if self.load_reader is not None:
+            await self.load_reader.aclose()
+        await self.router.board.aclose()  # shared slots given back
         await self.state.aclose()
         if self.judge_executor is not None:
             self.judge_executor.shutdown(wait=False, cancel_futures=True)
@@ -248,7 +262,8 @@ async def build_services(settings: Settings) -> Services:
         keys_file=settings.keys_file,
     )
     providers = Providers()
-    router = Router(providers, metrics)
+    board = LoadBoard(metrics, state.limiter)
+    router = Router(providers, metrics, board=board)
     decision_log = (
         AuditLog(
             settings.decision_log,
@@ -307,6 +322,7 @@ async def build_services(settings: Settings) -> Services:
         recent,
         decision_log,
         tracer,
+        LoadReader(board),
         judge_executor,
     )
     services.bind_policy(holder.policy)

@@ -100,6 +100,9 @@ class Settings:
     reload_interval_s: float = 2.0
     #: seconds between background probes of the targets (reachable, model listed); 0 disables
     probe_interval_s: float = 15.0
+    #: seconds between background reads of the targets' own load (``metrics_url``)
+    #: and of the shared in-flight counts; 0 disables
+    load_interval_s: float = 2.0
     #: how many recent decisions (facts only, no text) the console shows
     console_decisions: int = 100
     #: how long SIGTERM waits for open streams to finish
@@ -161,6 +164,7 @@ class Settings:
             "GATEWAY_RELOAD_INTERVAL_S": ("reload_interval_s", float),
             "GATEWAY_DRAIN_TIMEOUT_S": ("drain_timeout_s", float),
             "GATEWAY_PROBE_INTERVAL_S": ("probe_interval_s", float),
+            "GATEWAY_LOAD_INTERVAL_S": ("load_interval_s", float),
             "GATEWAY_CONSOLE_DECISIONS": ("console_decisions", int),
             "GATEWAY_LOG_REDACTED_SAMPLES": ("log_redacted_samples", _bool),
             "GATEWAY_LOG_SAMPLE_RATE": ("log_sample_rate", float),

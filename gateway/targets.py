@@ -127,6 +127,111 @@ class SimulatedKnobs:
 
 
 @dataclass(frozen=True, slots=True)
+class Capacity:
+    """How many requests a target takes at once, and what may wait for it.
+
+    ``max_in_flight`` counts this replica's requests, ``shared_max_in_flight``
+    every replica's (through the state backend: Redis when configured). A
+    request that finds the target full waits in a bounded FIFO queue, at most
+    ``max_queue`` deep and ``max_wait_ms`` long, unless its rule spills it to
+    a later target (see :mod:`gateway.upstream.capacity`).
+    """
+
+    max_in_flight: int | None = None
+    shared_max_in_flight: int | None = None
+    max_queue: int = 0
+    max_wait_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TargetLoad:
+    """What is known about one target's load, as the policy sees it.
+
+    ``None`` is *unknown* (never zero): not tracked, never read, or a reading
+    that failed or went stale. ``utilisation`` is the highest known fraction
+    of the declared limits and the server's KV cache; ``saturated`` says a
+    declared limit is reached or the server itself queues requests.
+    """
+
+    #: requests in flight at this replica (tracked for targets with a capacity)
+    in_flight: int | None = None
+    max_in_flight: int | None = None
+    #: requests in flight across replicas, as last read from the state backend
+    shared_in_flight: int | None = None
+    shared_max_in_flight: int | None = None
+    #: requests waiting for a slot at this replica, and a moving average of their waits
+    queue_depth: int | None = None
+    queue_wait_ms: float | None = None
+    #: the server's own load from its ``/metrics`` (vLLM, SGLang, TGI)
+    server: str | None = None
+    server_running: float | None = None
+    server_waiting: float | None = None
+    kv_cache_usage: float | None = None
+    utilisation: float | None = None
+    saturated: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        in_flight: int | None = None,
+        max_in_flight: int | None = None,
+        shared_in_flight: int | None = None,
+        shared_max_in_flight: int | None = None,
+        queue_depth: int | None = None,
+        queue_wait_ms: float | None = None,
+        server: str | None = None,
+        server_running: float | None = None,
+        server_waiting: float | None = None,
+        kv_cache_usage: float | None = None,
+    ) -> TargetLoad:
+        """A load with ``utilisation`` and ``saturated`` worked out (once, here:
+        the policy reads them as fields)."""
+        fractions = []
+        saturated = False
+        if in_flight is not None and max_in_flight:
+            fractions.append(in_flight / max_in_flight)
+            saturated = in_flight >= max_in_flight
+        if shared_in_flight is not None and shared_max_in_flight:
+            fractions.append(shared_in_flight / shared_max_in_flight)
+            saturated = saturated or shared_in_flight >= shared_max_in_flight
+        if kv_cache_usage is not None:
+            fractions.append(kv_cache_usage)
+        if server_waiting is not None and server_waiting > 0:
+            saturated = True
+        return cls(
+            in_flight,
+            max_in_flight,
+            shared_in_flight,
+            shared_max_in_flight,
+            queue_depth,
+            queue_wait_ms,
+            server,
+            server_running,
+            server_waiting,
+            kv_cache_usage,
+            max(fractions) if fractions else None,
+            saturated,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "shared_in_flight": self.shared_in_flight,
+            "shared_max_in_flight": self.shared_max_in_flight,
+            "queue_depth": self.queue_depth,
+            "queue_wait_ms": self.queue_wait_ms,
+            "server": self.server,
+            "server_running": self.server_running,
+            "server_waiting": self.server_waiting,
+            "kv_cache_usage": self.kv_cache_usage,
+            "utilisation": self.utilisation,
+            "saturated": self.saturated,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
     kind: Kind
@@ -153,6 +258,10 @@ class Target:
     unavailable_reason: str | None = None
     #: relative weight for the ``weighted`` strategy
     weight: float = 1.0
+    #: how much it takes at once; None: no limit, and nothing is counted per request
+    capacity: Capacity | None = None
+    #: the server's Prometheus ``/metrics`` (vLLM, SGLang, TGI), read in the background
+    metrics_url: str | None = None
 
     def may_receive(self, level: Level) -> bool:
         return level <= self.max_sensitivity

@@ -20,6 +20,13 @@ API does, for litellm's Anthropic provider): it replays the recorded message
 or event stream in tests/data/anthropic.
 
 Every request received is recorded (path, headers, body) for assertions.
+
+``Upstream(max_concurrency=n, work_ms=ms)`` behaves like a vLLM server with
+room for ``n`` requests at once: chat requests beyond ``n`` wait (as vLLM
+queues them), each one holds its place ``work_ms`` before answering, and
+``GET /metrics`` exports vLLM's load series (``vllm:num_requests_running``,
+``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``) in Prometheus'
+text format. ``peak_running`` is the most requests it ever ran at once.
 """
 
 from __future__ import annotations
@@ -63,7 +70,14 @@ def recording_events(path: Path) -> list[bytes]:
 
 
 class Upstream:
-    def __init__(self) -> None:
+    def __init__(self, *, max_concurrency: int | None = None, work_ms: float = 0.0) -> None:
+        self.max_concurrency = max_concurrency
+        self.work_ms = work_ms
+        self.running = 0
+        self.waiting = 0
+        self.peak_running = 0
+        self.chats = 0
+        self._slots: asyncio.Semaphore | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.requests: list[dict[str, Any]] = []
@@ -98,7 +112,10 @@ class Upstream:
         self._loop = loop
         asyncio.set_event_loop(loop)
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self._chat)
+        if self.max_concurrency is not None:
+            self._slots = asyncio.Semaphore(self.max_concurrency)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/v1/chat/completions", self._limited_chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/messages", self._anthropic_messages)
@@ -164,6 +181,51 @@ class Upstream:
                 status=400,
             )
         return None
+
+    async def _limited_chat(self, request: web.Request) -> web.StreamResponse:
+        self.chats += 1
+        if self._slots is None:
+            self.running += 1
+            try:
+                if self.work_ms:
+                    await asyncio.sleep(self.work_ms / 1000)
+                return await self._chat(request)
+            finally:
+                self.running -= 1
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        self.peak_running = max(self.peak_running, self.running)
+        try:
+            if self.work_ms:
+                await asyncio.sleep(self.work_ms / 1000)
+            return await self._chat(request)
+        finally:
+            self.running -= 1
+            self._slots.release()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """vLLM's load series, as its /metrics exports them."""
+        model = 'model_name="meta-llama/Llama-3.1-8B-Instruct",engine="0"'
+        usage = self.running / self.max_concurrency if self.max_concurrency else 0.0
+        page = (
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+            "# TYPE vllm:num_requests_running gauge\n"
+            f"vllm:num_requests_running{{{model}}} {float(self.running)}\n"
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+            "# TYPE vllm:num_requests_waiting gauge\n"
+            f"vllm:num_requests_waiting{{{model}}} {float(self.waiting)}\n"
+            "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+            "# TYPE vllm:kv_cache_usage_perc gauge\n"
+            f"vllm:kv_cache_usage_perc{{{model}}} {usage}\n"
+            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.\n"
+            "# TYPE vllm:prompt_tokens_total counter\n"
+            f"vllm:prompt_tokens_total{{{model}}} 1234.0\n"
+        )
+        return web.Response(text=page, content_type="text/plain", charset="utf-8")
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)

@@ -28,7 +28,14 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import InvalidRequest
-from gateway.judging.facts import EMPTY, EMPTY_FLOATS, Facts, Sensitivity, SensitivityRules
+from gateway.judging.facts import (
+    EMPTY,
+    EMPTY_FLOATS,
+    EMPTY_LOAD,
+    Facts,
+    Sensitivity,
+    SensitivityRules,
+)
 from gateway.judging.forwarded import FORWARDED
 from gateway.judging.sensitivity import Detector, Scanner
 from gateway.judging.task import TASKS, KeywordClassifier, TaskClassifier, task_input
@@ -36,6 +43,7 @@ from gateway.judging.tokens import estimate_request_tokens
 from gateway.judging.views import body_entities
 from gateway.judging.walk import walk
 from gateway.levels import LEVEL_NAMES, Level
+from gateway.targets import TargetLoad
 
 CLASSIFICATION_HEADER = "x-data-classification"
 TASK_HEADER = "x-gateway-task"
@@ -79,6 +87,7 @@ class FactsBuilder(Generic[R]):
         budget_usd: float | None = None,
         budget_remaining_usd: float | None = None,
         target_latency_ms: Mapping[str, float] = EMPTY_FLOATS,
+        load: Mapping[str, TargetLoad] = EMPTY_LOAD,
         draw: float = 0.0,
         scan: bool = True,
     ) -> Facts:
@@ -123,6 +132,7 @@ class FactsBuilder(Generic[R]):
             budget_usd=budget_usd,
             budget_remaining_usd=budget_remaining_usd,
             target_latency_ms=target_latency_ms,
+            load=load,
             draw=draw,
             entity_levels=entity_levels,
             declared_level=declared,

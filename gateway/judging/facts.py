@@ -14,9 +14,11 @@ from types import MappingProxyType
 from typing import Protocol
 
 from gateway.levels import Level
+from gateway.targets import TargetLoad
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 EMPTY_FLOATS: Mapping[str, float] = MappingProxyType({})
+EMPTY_LOAD: Mapping[str, TargetLoad] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,9 @@ class Facts:
     entity_levels: Mapping[str, Level] = field(default_factory=dict)
     #: the level the client declared with ``x-data-classification``, if any
     declared_level: Level | None = None
+    #: live load per target (a snapshot: targets with a capacity or a metrics_url);
+    #: a target missing here, or a field that is None, is unknown
+    load: Mapping[str, TargetLoad] = field(default_factory=lambda: EMPTY_LOAD)
 
     @property
     def budget_used_fraction(self) -> float | None:

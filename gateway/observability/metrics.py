@@ -35,7 +35,16 @@ DESTINATIONS = ("open", "proprietary", "denied", "none")
 DECISION_ACTIONS = ("route", "deny", "redact")
 LIMIT_SCOPES = ("key", "team", "rule")
 LIMIT_KINDS = ("rpm", "tpm", "streams", "budget")
-STATE_OPERATIONS = ("cache_get", "cache_set", "keys", "teams", "limits", "ledger", "conversations")
+STATE_OPERATIONS = (
+    "cache_get",
+    "cache_set",
+    "keys",
+    "teams",
+    "limits",
+    "ledger",
+    "conversations",
+    "capacity",
+)
 
 
 class Metrics:
@@ -227,6 +236,58 @@ class Metrics:
             ["backend"],
             registry=r,
         )
+        # -- live capacity (targets with a declared capacity or a metrics_url) --
+        self.spills = Counter(
+            "gateway_spills_total",
+            "Requests passed over a target at capacity and served by a later one, by both targets.",
+            ["from_target", "to_target"],
+            registry=r,
+        )
+        self.capacity_refusals = Counter(
+            "gateway_capacity_refusals_total",
+            "Requests refused with 429 because every target they may go to was at capacity "
+            "(queue full or wait over), by the level of their data.",
+            ["level"],
+            registry=r,
+        )
+        self.target_in_flight = Gauge(
+            "gateway_target_in_flight",
+            "Requests in flight to a target with a declared capacity, at this replica.",
+            ["target"],
+            registry=r,
+        )
+        self.target_max_in_flight = Gauge(
+            "gateway_target_max_in_flight",
+            "A target's declared per-replica max_in_flight (0: none declared).",
+            ["target"],
+            registry=r,
+        )
+        self.target_utilisation = Gauge(
+            "gateway_target_utilisation",
+            "Highest known fraction of a target's capacity in use (in flight / max, shared, "
+            "KV cache); NaN when unknown.",
+            ["target"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "gateway_target_queue_depth",
+            "Requests waiting for a slot at a target at capacity, at this replica.",
+            ["target"],
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "gateway_target_queue_wait_seconds",
+            "How long requests waited for a slot at a target with a capacity (0 when none was needed).",
+            ["target"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.server_requests = Gauge(
+            "gateway_target_server_requests",
+            "Requests the target's server reports in its own /metrics (running|waiting); NaN when unknown.",
+            ["target", "state"],
+            registry=r,
+        )
 
     def policy_loaded(self, *, ok: bool, changed: bool = True) -> None:
         """Record a load or reload attempt: counted when it failed or changed the policy;
@@ -289,6 +350,8 @@ class Metrics:
             self.policy_reloads.labels(result)
         for operation in STATE_OPERATIONS:
             self.state_errors.labels(operation)
+        for level in LEVEL_NAMES:
+            self.capacity_refusals.labels(level)
 
     def alias(self, value: str | None) -> str:
         return _bounded(value, self._aliases)

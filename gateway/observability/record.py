@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from gateway.errors import (
     AuthenticationFailed,
     BudgetExceeded,
+    CapacityExhausted,
     GatewayError,
     InvalidRequest,
     ModelNotFound,
@@ -138,6 +139,9 @@ def outcome_of(error: BaseException) -> str:
         return "denied"
     if isinstance(error, BudgetExceeded):
         return "budget_exceeded"
+    if isinstance(error, CapacityExhausted):
+        # "refused for capacity" in the decision log and ``gateway audit report``
+        return "capacity"
     if isinstance(error, RateLimited) and error.code != "upstream_rate_limited":
         return "rate_limited"
     if isinstance(error, NoTargetAvailable):
@@ -200,6 +204,8 @@ def finish(ex: Exchange, metrics: Metrics) -> None:
             ex.sent_level if destination in ("open", "proprietary") and ex.sent_level else ex.level
         )
         metrics.sensitive_requests.labels(level, destination).inc()
+        if ex.outcome == "capacity":
+            metrics.capacity_refusals.labels(ex.level).inc()
     if access_log.isEnabledFor(logging.INFO):
         line = {
             "event": "request",

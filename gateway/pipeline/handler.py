@@ -66,7 +66,7 @@ from gateway.state.base import KeyRecord, StateUnavailable
 from gateway.state.factory import StateBackends
 from gateway.upstream.provider import Usage
 from gateway.upstream.relay import Restorer, StreamResult, relay
-from gateway.upstream.router import Router, Served
+from gateway.upstream.router import Router, Served, hold_capacity
 
 log = logging.getLogger("gateway.pipeline.handler")
 
@@ -236,7 +236,11 @@ class Pipeline:
             stream=work.parsed.stream,
             trace=ex.trace,  # tracing
             forwarded=work.forwarded,
+            spill=work.decision.spill,
         )
+        spilled_from = work.decision.spilled_from
+        if served.release is not None or served.spilled_from or spilled_from:
+            hold_capacity(ex, served, spilled_from, self._metrics)
         target = ending.target = served.target
         ex.target, ex.kind, ex.attempts = target.name, target.kind.value, served.attempts
         ending.started = served.started
@@ -314,6 +318,7 @@ class Pipeline:
             budget_usd=budget_usd,
             budget_remaining_usd=remaining,
             target_latency_ms=self._router.observed_latency_ms(),
+            load=self._router.board.current,
             draw=(zlib.crc32(request_id.encode()) % 10_000) / 10_000,
         )
 

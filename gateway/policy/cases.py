@@ -25,6 +25,7 @@ from gateway.errors import GatewayError
 from gateway.judging.build import FactsBuilder
 from gateway.levels import Level
 from gateway.policy.compiled import CompiledPolicy
+from gateway.policy.decision_log import load_from_dict
 from gateway.policy.model import Decision, Facts, Sensitivity
 from gateway.policy.problems import Problem
 from gateway.policy.read import Reader
@@ -63,6 +64,7 @@ FACT_KEYS = (
     "budget_usd",
     "budget_remaining_usd",
     "target_latency_ms",
+    "load",
     "draw",
     "rule_set",
 )
@@ -239,6 +241,7 @@ def _from_facts(reader: Reader, policy: CompiledPolicy, node: Node) -> tuple[Fac
             budget_usd=raw.get("budget_usd"),
             budget_remaining_usd=raw.get("budget_remaining_usd"),
             target_latency_ms=MappingProxyType(dict(raw.get("target_latency_ms") or {})),
+            load=load_from_dict(raw.get("load")),
             draw=float(raw.get("draw", 0.0)),
             entity_levels=MappingProxyType({e: policy.entity_level(e) for e in computed.entities}),
             declared_level=declared,

@@ -18,9 +18,10 @@ from gateway.judging.build import FactsBuilder
 from gateway.judging.prices import PriceBook
 from gateway.policy.cases import case_files, run_cases
 from gateway.policy.compiled import CompiledPolicy
-from gateway.policy.decision_log import read_log
+from gateway.policy.decision_log import load_from_dict, read_log
 from gateway.policy.explain import explain_request, explanation
 from gateway.policy.loader import load_policy
+from gateway.policy.model import EMPTY_LOAD
 from gateway.policy.problems import PolicyError
 from gateway.policy.simulate import simulate
 from gateway.settings import Settings
@@ -57,6 +58,11 @@ def add_policy_parser(subparsers: Any) -> None:
     explain.add_argument("--key-policy", help="the caller's key policy (a named rule set)")
     explain.add_argument(
         "--endpoint", choices=("chat", "completions", "embeddings"), help="default: from the body"
+    )
+    explain.add_argument(
+        "--load",
+        type=Path,
+        help='live load to decide with, JSON: {"local": {"in_flight": 8, "max_in_flight": 8}}',
     )
     explain.set_defaults(func=explain_command)
 
@@ -166,6 +172,13 @@ def explain_command(args: argparse.Namespace, settings: Settings, out: TextIO = 
     endpoint = args.endpoint or (
         "embeddings" if "input" in body else "completions" if "prompt" in body else "chat"
     )
+    load = EMPTY_LOAD
+    if args.load is not None:
+        try:
+            load = load_from_dict(orjson.loads(args.load.read_bytes()))
+        except (OSError, orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            print(f"cannot read load {args.load}: {exc}", file=out)
+            return 1
     try:
         facts, decision = explain_request(
             FactsBuilder(policy),
@@ -174,6 +187,7 @@ def explain_command(args: argparse.Namespace, settings: Settings, out: TextIO = 
             endpoint=endpoint,
             team=args.team,
             key_policy=args.key_policy,
+            load=load,
         )
     except GatewayError as exc:
         print(f"request refused ({exc.http_status}): {exc.message}", file=out)

@@ -198,10 +198,13 @@ class CompiledPolicy:
         )
         prompt = facts.prompt_tokens
         costs = {t.name: t.prices.cost(prompt, completion) for t in choice.eligible}
-        if step.fixed_order:
+        spilled_from = None
+        if step.fixed_order or (step.spill and not facts.load):
             targets = choice.ordered
         else:
             targets = tuple(t.name for t in order(rule.strategy, choice.eligible, facts, costs))
+            if step.spill and targets[0] != choice.ordered[0]:
+                spilled_from = choice.ordered[0]
         worst = {t.name: worst_cost(t, prompt, facts.max_tokens) for t in choice.eligible}
         stepped_down = False
         remaining = facts.budget_remaining_usd
@@ -224,6 +227,8 @@ class CompiledPolicy:
             soft_cap=rule.step_down,
             stepped_down=stepped_down,
             trace=trace,
+            spill=step.spill,
+            spilled_from=spilled_from,
         )
 
     @staticmethod

@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import Any
 
 from gateway.levels import LEVEL_NAMES, Level
+from gateway.policy.load_conditions import LOAD_KEYS, load_condition
 from gateway.policy.model import Facts
 from gateway.policy.predicates import (
     ALWAYS,
@@ -70,6 +71,7 @@ CONDITION_KEYS = (
     "sensitivity",
     "entities",
     "estimated_cost",
+    *LOAD_KEYS,
     *_STRING_FIELDS,
     *_NUMBER_FIELDS,
     *_BOOL_FIELDS,
@@ -127,6 +129,8 @@ class ConditionParser:
             return self.entities(node)
         if key == "estimated_cost":
             return self.estimated_cost(node)
+        if key in LOAD_KEYS:
+            return load_condition(self, key, node)
         if key in _STRING_FIELDS:
             return self.string_field(key, _STRING_FIELDS[key], node)
         if key in _NUMBER_FIELDS:

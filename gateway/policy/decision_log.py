@@ -36,7 +36,8 @@ from typing import Any
 import orjson
 
 from gateway.levels import Level
-from gateway.policy.model import Action, Decision, Facts, Sensitivity
+from gateway.policy.model import EMPTY_LOAD, Action, Decision, Facts, Sensitivity
+from gateway.targets import TargetLoad
 
 _CREDENTIAL_WORDS = ("key", "token", "secret", "auth", "cookie", "password")
 #: names of each kind (metadata, headers) kept per record
@@ -135,6 +136,9 @@ def record(
         "redacted": sorted(decision.redact.entities) if decision.redact is not None else [],
         "estimated_cost_usd": dict(decision.estimated_cost_usd),
     }
+    if facts.load:
+        # the load facts the decision saw (numbers only), so a replay decides the same
+        rec["load"] = {name: load.to_dict() for name, load in facts.load.items()}
     if metadata_left_out or headers_left_out:
         rec["names_left_out"] = {"metadata": metadata_left_out, "headers": headers_left_out}
     if outcome is not None:
@@ -204,12 +208,53 @@ def facts_from_record(rec: Mapping[str, Any]) -> Facts:
             budget_usd=rec.get("budget_usd"),
             budget_remaining_usd=rec.get("budget_remaining_usd"),
             target_latency_ms=MappingProxyType(dict(rec.get("target_latency_ms") or {})),
+            load=load_from_dict(rec.get("load")),
             draw=float(rec.get("draw", 0.0)),
             entity_levels=MappingProxyType(entity_levels),
             declared_level=Level.parse(declared) if declared else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadRecord(f"not a decision record: {exc}") from None
+
+
+_LOAD_INPUTS = (
+    "in_flight",
+    "max_in_flight",
+    "shared_in_flight",
+    "shared_max_in_flight",
+    "queue_depth",
+    "queue_wait_ms",
+    "server",
+    "server_running",
+    "server_waiting",
+    "kv_cache_usage",
+)
+
+
+def load_from_dict(raw: Any) -> Mapping[str, TargetLoad]:
+    """Load facts from a record or a policy test case: target -> its readings
+    (``utilisation`` and ``saturated`` are worked out again from them)."""
+    if not raw:
+        return EMPTY_LOAD
+    if not isinstance(raw, Mapping):
+        raise TypeError("load must be a mapping of target -> readings")
+    out = {}
+    for name, fields in raw.items():
+        if not isinstance(fields, Mapping):
+            raise TypeError(f"load of {name} must be a mapping of readings")
+        unknown = set(fields) - {*_LOAD_INPUTS, "utilisation", "saturated"}
+        if unknown:
+            raise ValueError(f"unknown load reading(s) {sorted(unknown)} for {name}")
+        readings = {k: fields[k] for k in _LOAD_INPUTS if k in fields}
+        for key, value in readings.items():
+            if value is None or (key == "server" and isinstance(value, str)):
+                continue
+            if key == "server" or isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"load reading {key} of {name} must be a number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"load reading {key} of {name} must be >= 0, got {value!r}")
+        out[str(name)] = TargetLoad.of(**readings)
+    return MappingProxyType(out)
 
 
 def decision_from_record(rec: Mapping[str, Any]) -> LoggedDecision:

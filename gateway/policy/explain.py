@@ -11,7 +11,8 @@ from typing import Any
 from gateway.errors import ModelNotFound
 from gateway.judging.build import FactsBuilder
 from gateway.policy.compiled import CompiledPolicy
-from gateway.policy.model import Decision, Facts
+from gateway.policy.model import EMPTY_LOAD, Decision, Facts
+from gateway.targets import TargetLoad
 
 
 def explanation(facts: Facts, decision: Decision) -> dict[str, Any]:
@@ -34,6 +35,19 @@ def explanation(facts: Facts, decision: Decision) -> dict[str, Any]:
         "excluded": list(decision.excluded),
         "trace": [{"rule": s.rule, "matched": s.matched, "why": s.why} for s in decision.trace],
     }
+    named = (*decision.targets, *decision.excluded)
+    load = {name: facts.load[name].to_dict() for name in named if name in facts.load}
+    if load:
+        # the live load the decision saw (unknown readings are null)
+        out["load"] = load
+    if decision.spill:
+        full = [
+            name for name in decision.targets if name in facts.load and facts.load[name].saturated
+        ]
+        out["spill"] = {
+            "saturated": full,
+            "first": decision.targets[0] if decision.targets else None,
+        }
     if decision.deny_message is not None:
         out["deny_message"] = decision.deny_message
     if decision.redact is not None:
@@ -73,6 +87,7 @@ def explain_request(
     key_policy: str | None = None,
     budget_usd: float | None = None,
     budget_remaining_usd: float | None = None,
+    load: Mapping[str, TargetLoad] = EMPTY_LOAD,
 ) -> tuple[Facts, Decision]:
     """Facts and decision for a request, calling nothing upstream.
 
@@ -99,5 +114,6 @@ def explain_request(
         team=team,
         budget_usd=budget_usd,
         budget_remaining_usd=budget_remaining_usd,
+        load=load,
     )
     return facts, policy.decide(facts, policy.rule_set_for(team, key_policy))

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
-from gateway.judging.facts import EMPTY, EMPTY_FLOATS, Facts, Sensitivity
+from gateway.judging.facts import EMPTY, EMPTY_FLOATS, EMPTY_LOAD, Facts, Sensitivity
 from gateway.levels import Level
 
-__all__ = ["EMPTY", "EMPTY_FLOATS", "Facts", "Sensitivity"]
+__all__ = ["EMPTY", "EMPTY_FLOATS", "EMPTY_LOAD", "Facts", "Sensitivity"]
 
 
 class Action(StrEnum):
@@ -97,6 +97,12 @@ class Decision:
     #: the rules considered, in order (``decide`` gives a
     #: :class:`~gateway.policy.trace.Trace`, which builds its steps when read)
     trace: Sequence[TraceStep] = ()
+    #: the rule's strategy is ``spill``: a target at capacity is passed over for
+    #: the next one at once instead of queueing (the router queues only on the last)
+    spill: bool = False
+    #: for ``spill``: the target first in the rule's order that the load facts
+    #: found saturated and moved back (None: no spill was decided)
+    spilled_from: str | None = None
 
     # Written by hand, with the fields' names and defaults (a test holds it to them):
     # the __init__ a frozen dataclass generates sets each field through
@@ -119,6 +125,8 @@ class Decision:
         soft_cap: bool = False,
         stepped_down: bool = False,
         trace: Sequence[TraceStep] = (),
+        spill: bool = False,
+        spilled_from: str | None = None,
     ) -> None:
         values = self.__dict__
         values["rule"] = rule
@@ -136,3 +144,5 @@ class Decision:
         values["soft_cap"] = soft_cap
         values["stepped_down"] = stepped_down
         values["trace"] = trace
+        values["spill"] = spill
+        values["spilled_from"] = spilled_from

@@ -68,6 +68,8 @@ class Step:
     use_alias: bool
     #: the strategy needs no facts: the targets are ``Choice.ordered``
     fixed_order: bool
+    #: ``spill``: the declared order too while no load is known (nothing to spill from)
+    spill: bool
     #: for a rule with targets of its own; empty for ``alias: true`` and deny rules
     choices: Choices
 
@@ -98,6 +100,7 @@ def prepare(
                 test=rule.when.test,
                 use_alias=rule.use_alias,
                 fixed_order=rule.strategy is Strategy.ORDERED,
+                spill=rule.strategy is Strategy.SPILL,
                 choices=choices(targets, rule.targets),
             )
             for rule in rule_set.rules

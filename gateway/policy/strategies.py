@@ -23,6 +23,10 @@ class Strategy(StrEnum):
     WEIGHTED = "weighted"
     #: lowest observed p50 latency first; targets with no observation after, in declared order
     LOWEST_LATENCY = "lowest-latency"
+    #: the declared order, but targets the load facts say are saturated go after
+    #: the others (each group in declared order); the router passes a target found
+    #: full for the next one instead of queueing, and queues only on the last
+    SPILL = "spill"
 
 
 def order(
@@ -40,7 +44,19 @@ def order(
         latency = facts.target_latency_ms
         known = sorted((t for t in ranked if t.name in latency), key=lambda t: latency[t.name])
         ranked = known + [t for t in ranked if t.name not in latency]
+    elif strategy is Strategy.SPILL:
+        ranked = _spill(ranked, facts)
     return available_first(ranked)
+
+
+def _spill(targets: list[Target], facts: Facts) -> list[Target]:
+    load = facts.load
+    if not load:
+        return targets
+    full = [t for t in targets if (seen := load.get(t.name)) is not None and seen.saturated]
+    if not full:
+        return targets
+    return [t for t in targets if t not in full] + full
 
 
 def available_first(targets: Sequence[Target]) -> list[Target]:

@@ -21,6 +21,14 @@ Contract:
 * ``max_output_tokens`` (declared, else the price book's) bounds what a
   request without ``max_tokens`` may cost, and so what it reserves.
 * ``timeouts``, ``retry`` and ``circuit`` fill unset fields from ``defaults:``.
+* ``capacity`` (``max_in_flight``, ``shared_max_in_flight``, ``max_queue``,
+  ``max_wait_ms``): a limit that interpolates to the empty string
+  (``${OPEN_MODEL_MAX_IN_FLIGHT:-}`` unset) means *no limit*; a capacity with
+  no limit at all is no capacity (nothing is counted per request).
+  ``max_queue`` 0 or ``max_wait_ms`` 0: nothing waits (a full target is
+  passed over, or the request refused at once).
+* ``metrics_url``: the server's Prometheus ``/metrics``, read in the
+  background for its own load; empty means none.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from gateway.levels import Level
 from gateway.policy.read import Reader
 from gateway.policy.source import Node
 from gateway.targets import (
+    Capacity,
     CircuitPolicy,
     Kind,
     Prices,
@@ -64,7 +73,10 @@ TARGET_KEYS = (
     "headers",
     "simulated",
     "description",
+    "capacity",
+    "metrics_url",
 )
+CAPACITY_KEYS = ("max_in_flight", "shared_max_in_flight", "max_queue", "max_wait_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +236,16 @@ def read_target(
     )
     if "description" in entries:
         text("description")
+    capacity = _capacity(reader, what, entries["capacity"]) if "capacity" in entries else None
+    metrics_url = None
+    if "metrics_url" in entries:
+        metrics_url = reader.string(entries["metrics_url"], f"{what}: metrics_url") or None
+        if metrics_url is not None and _bad_url(metrics_url):
+            reader.error(
+                entries["metrics_url"],
+                f"{what}: metrics_url {metrics_url!r} is not an http(s) URL",
+                "write the server's metrics address, e.g. http://localhost:8000/metrics",
+            )
 
     if len(reader.problems) > before and any(
         p.severity.value == "error" for p in reader.problems[before:]
@@ -261,7 +283,34 @@ def read_target(
         headers=headers,
         unavailable_reason=unavailable,
         weight=weight,
+        capacity=capacity,
+        metrics_url=metrics_url,
     )
+
+
+def _capacity(reader: Reader, what: str, node: Node) -> Capacity | None:
+    """``capacity:``; an empty limit (an unset ``${VAR:-}``) is no limit."""
+    label = f"{what}: capacity"
+    entries = reader.mapping(node, label, CAPACITY_KEYS)
+    if entries is None:
+        return None
+
+    def limit(key: str, minimum: int) -> int | None:
+        item = entries.get(key)
+        if item is None or item.value is None or item.value == "":
+            return None
+        return reader.integer(item, f"{label}.{key}", minimum=minimum)
+
+    per_replica = limit("max_in_flight", 1)
+    shared = limit("shared_max_in_flight", 1)
+    queue = limit("max_queue", 0) or 0
+    wait_node = entries.get("max_wait_ms")
+    wait = 0.0
+    if wait_node is not None and wait_node.value not in (None, ""):
+        wait = reader.number(wait_node, f"{label}.max_wait_ms", minimum=0.0) or 0.0
+    if per_replica is None and shared is None:
+        return None
+    return Capacity(per_replica, shared, queue, wait)
 
 
 def _bad_url(url: str) -> bool:

@@ -208,6 +208,10 @@ class RateLimiter(Protocol):
 
     async def close_stream(self, scope: str) -> None: ...
 
+    async def count_streams(self, scope: str) -> int:
+        """How many of ``scope``'s slots are taken now (expired ones not counted)."""
+        ...
+
 
 # --- spend and budgets -----------------------------------------------------------
 

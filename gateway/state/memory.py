@@ -303,6 +303,9 @@ class MemoryRateLimiter:
         self._kv.put(kv_names.streams(scope), slots, self._stream_ttl_s)
         return True
 
+    async def count_streams(self, scope: str) -> int:
+        return len(self._live_slots(scope))
+
     async def close_stream(self, scope: str) -> None:
         slots = self._live_slots(scope)
         if slots:

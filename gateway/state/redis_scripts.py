@@ -115,6 +115,17 @@ return 1
 """,
 )
 
+#: KEYS: the scope's slots. ARGV: now. The live slots (expired ones dropped).
+COUNT_STREAMS = LuaScript(
+    "count_streams",
+    _RESET_WRONG_TYPE
+    + """
+if reset_wrong_type(KEYS[1], 'zset') then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZCARD', KEYS[1])
+""",
+)
+
 #: KEYS: the scope's slots. ARGV: now, key ttl s. Frees the newest live slot.
 CLOSE_STREAM = LuaScript(
     "close_stream",

@@ -49,6 +49,7 @@ from gateway.state.redis_backend import RedisConnection
 from gateway.state.redis_scripts import (
     ADJUST,
     CLOSE_STREAM,
+    COUNT_STREAMS,
     LEASE,
     OPEN_STREAM,
     RECORD,
@@ -270,6 +271,12 @@ class RedisRateLimiter:
             ),
         )
         return bool(taken == 1)
+
+    async def count_streams(self, scope: str) -> int:
+        count = await self._redis.run(
+            COUNT_STREAMS, (kv_names.streams(scope),), (repr(self._clock()),)
+        )
+        return int(count or 0)
 
     async def close_stream(self, scope: str) -> None:
         await self._redis.run(

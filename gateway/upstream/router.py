@@ -17,6 +17,12 @@ Contract:
 * For a stream, "before the first byte" means before the first event: the
   router waits for the first upstream event (bounded by the target's
   first-byte timeout) before it commits to a target.
+* A target with a declared capacity needs a slot first
+  (:mod:`gateway.upstream.capacity`). For a ``spill`` decision a full target
+  with a later usable one is passed over at once (the answer says so in
+  ``x-gateway-spill``); otherwise the request waits in the target's bounded
+  queue, and a wait that runs out moves on to the next target like a failure.
+  The slot is held until the answer is complete (``Served.release``).
 * When every target failed, the error names each target and why. A single
   upstream status error is passed on as it is (so a 429's ``Retry-After``
   reaches the client and its SDK retries).
@@ -32,6 +38,7 @@ from typing import Any
 
 from gateway.endpoints import Endpoint
 from gateway.errors import (
+    CapacityExhausted,
     GatewayError,
     NoTargetAvailable,
     RateLimited,
@@ -43,9 +50,11 @@ from gateway.errors import (
     is_retryable,
 )
 from gateway.observability.metrics import Metrics
+from gateway.observability.record import Exchange
 from gateway.observability.tracing import NO_SPAN, RequestSpan
 from gateway.targets import Target
 from gateway.upstream.breakers import CircuitBreakers, CircuitState, backoff_delay
+from gateway.upstream.capacity import LoadBoard
 from gateway.upstream.dialect import for_target, is_anthropic
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
 from gateway.upstream.registry import Providers
@@ -66,6 +75,10 @@ class Served:
     #: the first batch of stream events (see ``Provider.stream``)
     first_events: list[bytes] | None = None
     events: AsyncIterator[list[bytes]] | None = None
+    #: frees the target's capacity slot once the answer is complete (None: no capacity)
+    release: Callable[[], None] | None = None
+    #: the first target passed over for being at capacity (a spill), if any
+    spilled_from: str | None = None
 
 
 class Router:
@@ -75,12 +88,15 @@ class Router:
         metrics: Metrics,
         breakers: CircuitBreakers | None = None,
         *,
+        board: LoadBoard | None = None,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self._providers = providers
         self._metrics = metrics
         self.breakers = breakers or CircuitBreakers()
+        #: live load of the targets with a capacity or a metrics_url
+        self.board = board or LoadBoard(metrics)
         self._clock = clock
         self._sleep = sleep
         self._latency_ms: dict[str, float] = {}
@@ -102,14 +118,17 @@ class Router:
         stream: bool,
         trace: RequestSpan = NO_SPAN,
         forwarded: tuple[tuple[str, str], ...] = (),
+        spill: bool = False,
     ) -> Served:
         """Try ``targets`` in order (retries, breakers, fallbacks) until one answers.
 
         ``forwarded``: judged client headers for the targets that speak their
-        dialect (:mod:`gateway.upstream.dialect`)."""
+        dialect (:mod:`gateway.upstream.dialect`). ``spill``: the decision's
+        strategy is ``spill`` (a full target with a later one is passed over)."""
         attempts = 0
         failures: list[tuple[str, BaseException | str]] = []
-        for target in targets:
+        passed_over: str | None = None
+        for index, target in enumerate(targets):
             if target.unavailable_reason:
                 failures.append((target.name, target.unavailable_reason))
                 continue
@@ -119,6 +138,18 @@ class Router:
                     self._metrics.target(target.name), "circuit_open"
                 ).inc()
                 continue
+            release: Callable[[], None] | None = None
+            if target.capacity is not None:
+                later = spill and _usable_after(targets, index)
+                try:
+                    release = await self.board.acquire(target, may_wait=not later)
+                except CapacityExhausted as full:
+                    failures.append((target.name, full))
+                    passed_over = passed_over or target.name
+                    self._metrics.fallbacks.labels(
+                        self._metrics.target(target.name), "capacity"
+                    ).inc()
+                    continue
             anthropic = is_anthropic(target)
             call = UpstreamCall(
                 endpoint,
@@ -127,45 +158,71 @@ class Router:
                 request_id,
                 forwarded=forwarded if anthropic else (),
             )
-            tries = max(1, target.retry.attempts)
-            for attempt in range(1, tries + 1):
-                attempts += 1
-                started = self._clock()
-                try:
-                    # one span per attempt; its traceparent goes upstream with it
-                    with trace.attempt(target, attempt) as span:
-                        sent = (
-                            call
-                            if span.traceparent is None
-                            else replace(call, traceparent=span.traceparent)
-                        )
-                        served = await self._attempt(sent, stream, started)
-                except GatewayError as error:
-                    if not is_retryable(error):
-                        self.breakers.release_probe(target.name, target.circuit)
-                        raise
-                    failures.append((target.name, error))
-                    self._failed(target, error)
-                    if attempt == tries or not self.breakers.allow(target.name, target.circuit):
-                        break
-                    retry_after = getattr(error, "retry_after_s", None)
-                    delay = backoff_delay(target.retry, attempt, retry_after)
-                    if delay is None:
-                        break
-                    self._metrics.retries.labels(
-                        self._metrics.target(target.name), failure_reason(error)
-                    ).inc()
-                    await self._sleep(delay)
-                    continue
-                self.breakers.success(target.name, target.circuit)
-                self._metrics.circuit_state.labels(self._metrics.target(target.name)).set(0)
-                self._observe_latency(target.name, served.first_byte_at - started)
-                served.attempts = attempts
-                return served
-            self._metrics.fallbacks.labels(
-                self._metrics.target(target.name), _last_reason(failures)
-            ).inc()
+            try:
+                served, attempts = await self._try(call, stream, trace, failures, attempts)
+            except BaseException:
+                if release is not None:
+                    release()
+                raise
+            if served is None:
+                if release is not None:
+                    release()
+                continue
+            served.release = release
+            served.spilled_from = passed_over
+            return served
         raise _exhausted(failures)
+
+    async def _try(
+        self,
+        call: UpstreamCall,
+        stream: bool,
+        trace: RequestSpan,
+        failures: list[tuple[str, BaseException | str]],
+        attempts: int,
+    ) -> tuple[Served | None, int]:
+        """``call``'s target, retried as its policy says: what it served (or None,
+        its failures recorded), and ``attempts`` plus its tries."""
+        target = call.target
+        tries = max(1, target.retry.attempts)
+        for attempt in range(1, tries + 1):
+            attempts += 1
+            started = self._clock()
+            try:
+                # one span per attempt; its traceparent goes upstream with it
+                with trace.attempt(target, attempt) as span:
+                    sent = (
+                        call
+                        if span.traceparent is None
+                        else replace(call, traceparent=span.traceparent)
+                    )
+                    served = await self._attempt(sent, stream, started)
+            except GatewayError as error:
+                if not is_retryable(error):
+                    self.breakers.release_probe(target.name, target.circuit)
+                    raise
+                failures.append((target.name, error))
+                self._failed(target, error)
+                if attempt == tries or not self.breakers.allow(target.name, target.circuit):
+                    break
+                retry_after = getattr(error, "retry_after_s", None)
+                delay = backoff_delay(target.retry, attempt, retry_after)
+                if delay is None:
+                    break
+                self._metrics.retries.labels(
+                    self._metrics.target(target.name), failure_reason(error)
+                ).inc()
+                await self._sleep(delay)
+                continue
+            self.breakers.success(target.name, target.circuit)
+            self._metrics.circuit_state.labels(self._metrics.target(target.name)).set(0)
+            self._observe_latency(target.name, served.first_byte_at - started)
+            served.attempts = attempts
+            return served, attempts
+        self._metrics.fallbacks.labels(
+            self._metrics.target(target.name), _last_reason(failures)
+        ).inc()
+        return None, attempts
 
     async def _attempt(self, call: UpstreamCall, stream: bool, started: float) -> Served:
         provider = self._providers.for_target(call.target)
@@ -203,10 +260,38 @@ class Router:
         )
 
 
+def hold_capacity(ex: Exchange, served: Served, planned: str | None, metrics: Metrics) -> None:
+    """Keep ``served``'s capacity slot until ``ex`` is finished (a stream's last
+    byte included), and name a spill in the answer's headers and metrics: the
+    router passed over a full target, or the decision (``planned``, from the
+    load facts) put a saturated one back."""
+    release = served.release
+    if release is not None:
+        before = ex.on_finish
+        if before is None:
+            ex.on_finish = release
+        else:
+
+            def both() -> None:
+                release()
+                before()
+
+            ex.on_finish = both
+    spilled = served.spilled_from or planned
+    if spilled is not None and spilled != served.target.name:
+        ex.extra_headers["x-gateway-spill"] = f"{spilled}->{served.target.name}"
+        metrics.spills.labels(metrics.target(spilled), metrics.target(served.target.name)).inc()
+
+
 async def _close(events: AsyncIterator[list[bytes]]) -> None:
     closer = getattr(events, "aclose", None)
     if closer is not None:
         await closer()
+
+
+def _usable_after(targets: list[Target], index: int) -> bool:
+    """Is there a target after ``index`` that could be tried (configured)?"""
+    return any(t.unavailable_reason is None for t in targets[index + 1 :])
 
 
 def _last_reason(failures: list[tuple[str, BaseException | str]]) -> str:
@@ -224,6 +309,10 @@ def _exhausted(failures: list[tuple[str, BaseException | str]]) -> GatewayError:
         return last
     if not failures:
         return NoTargetAvailable("The policy left no target to try for this request.")
+    full = [f for f in errors if isinstance(f, CapacityExhausted)]
+    if full and len(full) == len(errors):
+        # nothing failed but for capacity (others unconfigured or open): the client may retry
+        return full[-1]
     why = "; ".join(f"{name}: {f if isinstance(f, str) else _describe(f)}" for name, f in failures)
     statuses = [e for e in errors if isinstance(e, UpstreamStatusError)]
     if (

@@ -50,6 +50,12 @@ def observed_policy() -> dict[str, Any]:
         "drop": target("drop-mid-stream"),
         "embed": target("echo"),
         "refused": target("echo", base_url="http://127.0.0.1:1/v1"),
+        # one request at a time, each taking 600 ms; its server's own load from /metrics
+        "busy": target(
+            "slow-first-byte:600",
+            capacity={"max_in_flight": 1, "max_queue": 4, "max_wait_ms": 1500},
+            metrics_url="${UPSTREAM_METRICS_URL}",
+        ),
     }
     chat = ["chat", "completions"]
     aliases = {
@@ -67,6 +73,12 @@ def observed_policy() -> dict[str, Any]:
             "name": "deny-on-request",
             "when": {f"header.{ACTION}": "deny"},
             "deny": {"message": "denied for the observability test"},
+        },
+        {
+            # clean requests overflow to the cloud; confidential ones wait, then are refused
+            "name": "spill",
+            "when": {f"header.{ACTION}": "spill"},
+            "route": {"targets": ["busy", "cloud"], "strategy": "spill"},
         },
         {
             "name": "restricted-stays-open",
@@ -107,7 +119,11 @@ def observed_policy() -> dict[str, Any]:
 
 
 def policy_environ(upstream: Upstream) -> dict[str, str]:
-    return {"UPSTREAM_URL": upstream.url, "CLOUD_KEY": CLOUD_KEY}
+    return {
+        "UPSTREAM_URL": upstream.url,
+        "UPSTREAM_METRICS_URL": upstream.url.removesuffix("/v1") + "/metrics",
+        "CLOUD_KEY": CLOUD_KEY,
+    }
 
 
 def chat(text: str, model: str = "auto", **extra: Any) -> dict[str, Any]:

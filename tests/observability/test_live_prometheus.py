@@ -89,6 +89,7 @@ def live(
         admin_key=ADMIN_KEY,
         reload_interval_s=0,
         redis_timeout_s=0.2,
+        load_interval_s=0.2,
     )
 
     async def make_keys() -> dict[str, str]:
@@ -193,6 +194,15 @@ def test_the_traffic_took_every_path(live: Live) -> None:
     assert statuses("bad-key") == [401]
     assert statuses("unknown-model") == [404]
     assert statuses("outage") == [200]
+    assert statuses("spill") == [200] * 3
+    assert sorted(r.headers["x-gateway-target"] for r in a["spill"]) == ["busy", "cloud", "cloud"]
+    assert sorted(str(r.headers.get("x-gateway-spill")) for r in a["spill"]) == [
+        "None",
+        "busy->cloud",
+        "busy->cloud",
+    ]
+    assert sorted(statuses("held")) == [200] * 3 + [429] * 3
+    assert {r.headers.get("x-gateway-target") for r in a["held"]} <= {"busy", None}
 
 
 def test_the_proprietary_target_never_saw_the_email_or_the_ssn(
@@ -223,7 +233,11 @@ EXPECTED_NUMBERS: dict[str, Callable[[float], bool]] = {
     'sum(gateway_requests_total{outcome="stream_error"})': lambda v: v == 1,
     'sum(gateway_requests_total{outcome="no_target"})': lambda v: v == 1,
     'sum(gateway_requests_total{endpoint="embeddings"})': lambda v: v == 1,
-    'sum(gateway_requests_total{kind="proprietary",outcome="success"})': lambda v: v == 2,
+    # the proprietary model, the redacted email, and two requests spilled to it
+    'sum(gateway_requests_total{kind="proprietary",outcome="success"})': lambda v: v == 4,
+    'sum(gateway_spills_total{from_target="busy",to_target="cloud"})': lambda v: v == 2,
+    'sum(gateway_capacity_refusals_total{level="confidential"})': lambda v: v == 3,
+    'sum(gateway_requests_total{outcome="capacity"})': lambda v: v == 3,
     'sum(gateway_savings_usd_total{team="alpha"})': lambda v: v > 0,
     'sum(gateway_cost_usd_total{team="alpha",kind="proprietary"})': lambda v: v > 0,
     'max(gateway_budget_limit_usd{team="alpha"})': lambda v: v == 100,

@@ -6,6 +6,7 @@ Which rule each request meets is set by :func:`tests.observability.conftest.obse
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -73,6 +74,29 @@ def drive(gateway: GatewayServer, keys: dict[str, str]) -> dict[str, list[httpx.
         send("embeddings", {"model": "embed-model", "input": "vectors please"}, "/v1/embeddings")
         send("budget", chat("hello", model="cloud"), authorization=f"Bearer {keys['broke']}")
         send("bad-key", chat("hello"), authorization="Bearer sk-not-a-key-of-ours")
+        # three at once at a target with room for one (600 ms each): two spill to the
+        # cloud; then six confidential ones, which may not: one served at once, four queued
+        # (two served within the 1.5 s wait, two refused when it ran out), one refused at
+        # once (the queue holds four)
+        with ThreadPoolExecutor(6) as pool:
+            spill = {ACTION: "spill"}
+            answers["spill"] = list(
+                pool.map(
+                    lambda i: client.post(
+                        "/v1/chat/completions", json=chat(f"idea {i}"), headers=spill
+                    ),
+                    range(3),
+                )
+            )
+            held = {ACTION: "spill", "x-data-classification": "confidential"}
+            answers["held"] = list(
+                pool.map(
+                    lambda i: client.post(
+                        "/v1/chat/completions", json=chat(f"note {i}"), headers=held
+                    ),
+                    range(6),
+                )
+            )
         send("unknown-model", chat("hello", model="no-such-model"))
         answers["ready"] = [client.get("/readyz")]
     return answers

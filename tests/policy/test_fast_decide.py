@@ -26,7 +26,7 @@ from gateway.policy.compiled import CompiledPolicy, worst_cost
 from gateway.policy.model import Action, Decision, Facts, Sensitivity, TraceStep
 from gateway.policy.predicates import Condition
 from gateway.policy.rules import Rule
-from gateway.policy.strategies import order
+from gateway.policy.strategies import Strategy, available_first, order
 from gateway.policy.trace import Trace
 from tests.policy.conftest import WriteDir, load
 from tests.policy.test_properties import ENTITIES, STRATEGIES, TASKS, targets
@@ -119,7 +119,18 @@ def _reference_apply(
         baseline=rule.baseline or policy.default_baseline,
         estimated_cost_usd=MappingProxyType(costs),
         trace=trace,
+        spill=rule.strategy is Strategy.SPILL,
+        spilled_from=_reference_spilled_from(rule, eligible, ranked),
     )
+
+
+def _reference_spilled_from(rule: Rule, eligible: list[Any], ranked: list[Any]) -> str | None:
+    """A spill rule's first target in declared order (unavailable last), when the
+    load moved it back."""
+    if rule.strategy is not Strategy.SPILL:
+        return None
+    first: str = available_first(eligible)[0].name
+    return first if ranked[0].name != first else None
 
 
 def _reference_level(policy: CompiledPolicy, facts: Facts, redacted: frozenset[str]) -> Level:

@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 from gateway.levels import LEVEL_NAMES, Level
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.model import Action, Facts
+from gateway.targets import TargetLoad
 from tests.policy.conftest import load
 
 ENTITIES = ("email", "phone", "us_ssn", "aws_access_key", "iban", "ticket")
 TASKS = ("code", "math", "chat", "summarization", "creative")
-STRATEGIES = ("ordered", "cheapest", "weighted", "lowest-latency")
+STRATEGIES = ("ordered", "cheapest", "weighted", "lowest-latency", "spill")
 
 levels = st.sampled_from(LEVEL_NAMES)
 
@@ -114,6 +115,21 @@ def request_facts(draw: st.DrawFn, policy: CompiledPolicy) -> Facts:
     sensitivity = policy.sensitivity(found, declared, None)
     names = list(policy.targets)
     latency = draw(st.dictionaries(st.sampled_from(names), st.floats(1, 1000), max_size=len(names)))
+    # any live load, saturated or not: a spill must still never reach a target above its level
+    load = draw(
+        st.dictionaries(
+            st.sampled_from(names),
+            st.builds(
+                TargetLoad.of,
+                in_flight=st.integers(0, 10),
+                max_in_flight=st.none() | st.integers(1, 8),
+                queue_depth=st.none() | st.integers(0, 50),
+                server_waiting=st.none() | st.floats(0, 20),
+                kv_cache_usage=st.none() | st.floats(0, 1),
+            ),
+            max_size=len(names),
+        )
+    )
     return Facts(
         endpoint="chat",
         alias="auto",
@@ -124,6 +140,7 @@ def request_facts(draw: st.DrawFn, policy: CompiledPolicy) -> Facts:
         max_tokens=draw(st.none() | st.integers(1, 4000)),
         draw=draw(st.floats(0, 1, exclude_max=True)),
         target_latency_ms=MappingProxyType(latency),
+        load=MappingProxyType(load),
         entity_levels=MappingProxyType({e: policy.entity_level(e) for e in sensitivity.entities}),
         declared_level=declared,
     )
