@@ -153,6 +153,9 @@ class Target:
     unavailable_reason: str | None = None
     #: relative weight for the ``weighted`` strategy
     weight: float = 1.0
+    #: speaks OpenAI's Responses API (``POST {base_url}/responses``): a Responses
+    #: request routed here is forwarded natively instead of translated to chat
+    responses_native: bool = False
 
     def may_receive(self, level: Level) -> bool:
         return level <= self.max_sensitivity

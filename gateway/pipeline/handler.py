@@ -62,8 +62,10 @@ from gateway.settings import Settings
 from gateway.state.base import KeyRecord, SpendRecord, StateUnavailable
 from gateway.state.factory import StateBackends
 from gateway.targets import Target
+from gateway.upstream import responses_relay
 from gateway.upstream.provider import Usage
-from gateway.upstream.relay import Restorer, StreamResult, relay
+from gateway.upstream.relay import Restorer, StreamResult
+from gateway.upstream.responses_wire import NativeResponses
 from gateway.upstream.router import Router, Served
 
 log = logging.getLogger("gateway.pipeline.handler")
@@ -82,6 +84,8 @@ class Reply:
     #: SSE bytes, ready for the wire, for a streamed answer
     events: AsyncIterator[bytes] | None = None
     status: int = 200
+    #: the answer is in the Responses wire format (a native Responses target)
+    native: bool = False
 
 
 class _Decided(NamedTuple):
@@ -111,6 +115,8 @@ class _Work:
     #: where to store the answer (None: don't store it)
     cache_write: str | None = None
     admission: Admission = field(default_factory=Admission)
+    #: a Responses request's native plan (None: chat, or translated only)
+    native: NativeResponses | None = None
 
 
 class Pipeline:
@@ -152,14 +158,24 @@ class Pipeline:
     # -- entry points -------------------------------------------------------
 
     async def handle(
-        self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
+        self,
+        ex: Exchange,
+        endpoint: Endpoint,
+        raw: bytes,
+        headers: Mapping[str, str],
+        native: NativeResponses | None = None,
     ) -> Reply:
         """Answer one request, filling in ``ex`` as the steps go. A
         :class:`GatewayError` is recorded on ``ex`` and raised for the edge to
-        render (with ``ex.headers()``); so is a cancellation."""
+        render (with ``ex.headers()``); so is a cancellation.
+
+        ``native``: a Responses request translated to the chat ``raw``, judged
+        as that chat body; targets that speak Responses get it rebuilt from the
+        judged body (see :mod:`gateway.upstream.responses_wire`), and
+        ``Reply.native`` says when the answer is a Response."""
         ex.trace = self._tracer.request_span(ex.request_id, ex.endpoint, headers)  # tracing
         try:
-            return await self._handle(ex, endpoint, raw, headers)
+            return await self._handle(ex, endpoint, raw, headers, native)
         except GatewayError as error:
             ex.failed(error)
             raise
@@ -182,7 +198,12 @@ class Pipeline:
     # -- the steps ------------------------------------------------------------
 
     async def _handle(
-        self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
+        self,
+        ex: Exchange,
+        endpoint: Endpoint,
+        raw: bytes,
+        headers: Mapping[str, str],
+        native: NativeResponses | None,
     ) -> Reply:
         with ex.trace.child("gateway.decide"):  # tracing
             decided = await self._decide(endpoint, raw, headers, ex)
@@ -207,7 +228,7 @@ class Pipeline:
                 raise NoEligibleTarget(decision.deny_message or "No target may receive this data.")
             raise PolicyDenied(decision.deny_message or f"Denied by policy rule '{decision.rule}'.")
         targets = [policy.targets[name] for name in decision.targets]
-        work = _Work(parsed, policy, facts, decision, targets, who, parsed.body)
+        work = _Work(parsed, policy, facts, decision, targets, who, parsed.body, native=native)
         work.admission, limit_headers = await self._limits.admit(
             who, decision, facts, stream=parsed.stream
         )
@@ -226,6 +247,7 @@ class Pipeline:
                 request_id=ex.request_id,
                 stream=parsed.stream,
                 trace=ex.trace,  # tracing
+                native=native,
             )
         except BaseException:
             await self._limits.release(work.admission)
@@ -355,7 +377,9 @@ class Pipeline:
             work.decision.cache,
             headers,
             team=_team(work.who),
-            endpoint=work.parsed.endpoint.value,
+            endpoint=work.parsed.endpoint.value
+            if work.native is None
+            else responses_relay.cache_label(work.native, work.targets),
             stream=work.parsed.stream,
             targets=work.targets,
             body=work.body,
@@ -383,8 +407,9 @@ class Pipeline:
         ex.target, ex.kind, ex.attempts = target.name, target.kind.value, 0
         usage = Usage(entry.prompt_tokens, entry.completion_tokens)
         self._settle(ex, work, None, usage, cached_from=entry.target)
+        native = work.native is not None and work.native.speaks(target)
         if work.parsed.stream:
-            events = relay(
+            events = responses_relay.relay_for(work.native if native else None)(
                 list(entry.chunks),
                 None,
                 include_usage=work.parsed.include_usage,
@@ -392,11 +417,11 @@ class Pipeline:
                 capture=False,
                 on_done=lambda result: self._stream_done(ex, work, None, result),
             )
-            return Reply(ex.headers(), events=events)
+            return Reply(ex.headers(), events=events, native=native)
         body = entry.body or b"{}"
         if work.redaction is not None and work.decision.redact and work.decision.redact.restore:
             body = work.redaction.restore_answer(body)
-        return Reply(ex.headers(), body=body)
+        return Reply(ex.headers(), body=body, native=native)
 
     async def _whole_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
         reply = served.reply
@@ -410,7 +435,7 @@ class Pipeline:
         self._settle(ex, work, served.target, usage)
         if work.cache_write is not None:
             self._spawn(self._cache_store(work, served.target, usage, body=raw))
-        return Reply(ex.headers(), body=body)
+        return Reply(ex.headers(), body=body, native=served.native)
 
     def _stream_reply(self, ex: Exchange, work: _Work, served: Served) -> Reply:
         assert served.events is not None
@@ -420,7 +445,7 @@ class Pipeline:
         def first_sent() -> None:
             ex.first_token_s = time.perf_counter() - ex.started
 
-        events = relay(
+        events = responses_relay.relay_for(work.native if served.native else None)(
             served.first_events,
             served.events,
             include_usage=work.parsed.include_usage,
@@ -430,7 +455,7 @@ class Pipeline:
             on_first=first_sent,
             cap=budget_cap(work.admission, work.facts, served.target),
         )
-        return Reply(ex.headers(), events=events)
+        return Reply(ex.headers(), events=events, native=served.native)
 
     async def _stream_done(
         self, ex: Exchange, work: _Work, served: Served | None, result: StreamResult
@@ -506,7 +531,7 @@ class Pipeline:
         redaction = work.redaction
         if redaction is None or not (work.decision.redact and work.decision.redact.restore):
             return None
-        return Restorer(redaction.stream_restorer)
+        return Restorer(redaction.stream_restorer, redaction.restore_answer)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)

@@ -21,6 +21,12 @@ Contract:
 * ``max_output_tokens`` (declared, else the price book's) bounds what a
   request without ``max_tokens`` may cost, and so what it reserves.
 * ``timeouts``, ``retry`` and ``circuit`` fill unset fields from ``defaults:``.
+* ``responses`` (``native`` or ``translate``): whether a ``/v1/responses``
+  request routed here is forwarded to ``{base_url}/responses`` as a Responses
+  body or translated to chat completions and back. Only ``provider: openai``
+  targets can be native; the default is ``native`` for proprietary ones
+  (OpenAI's API speaks it) and ``translate`` for open ones (vLLM does, when
+  its operator says so).
 """
 
 from __future__ import annotations
@@ -63,8 +69,11 @@ TARGET_KEYS = (
     "weight",
     "headers",
     "simulated",
+    "responses",
     "description",
 )
+#: how a target takes a Responses request: forwarded as it is, or translated to chat
+RESPONSES_MODES = ("native", "translate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +231,7 @@ def read_target(
     )
     if "description" in entries:
         text("description")
+    responses_native = _responses_mode(reader, what, entries.get("responses"), kind, provider)
 
     if len(reader.problems) > before and any(
         p.severity.value == "error" for p in reader.problems[before:]
@@ -259,7 +269,24 @@ def read_target(
         headers=headers,
         unavailable_reason=unavailable,
         weight=weight,
+        responses_native=responses_native,
     )
+
+
+def _responses_mode(
+    reader: Reader, what: str, node: Node | None, kind: Kind, provider: ProviderType
+) -> bool:
+    if node is None:
+        return provider is ProviderType.OPENAI_COMPATIBLE and kind is Kind.PROPRIETARY
+    mode = reader.choice(node, f"{what}: responses", list(RESPONSES_MODES))
+    if mode == "native" and provider is not ProviderType.OPENAI_COMPATIBLE:
+        reader.error(
+            node,
+            f"{what}: responses: native needs provider: openai (an OpenAI-compatible server)",
+            "remove it, or write responses: translate",
+        )
+        return False
+    return mode == "native"
 
 
 def _bad_url(url: str) -> bool:

@@ -1,7 +1,10 @@
 """The fast path: any server that speaks OpenAI's HTTP API.
 
 vLLM, Ollama, llama.cpp, TGI, SGLang and OpenAI itself all take the request
-as it is; this provider forwards the body with one ``orjson.dumps`` and reads
+as it is (and OpenAI and vLLM also the Responses API, ``Endpoint.RESPONSES``:
+the body is posted to ``{base_url}/responses`` and the answer is a Response
+object or the Responses event stream, whose ``event:`` lines are dropped here:
+each event's ``type`` says the same); this provider forwards the body with one ``orjson.dumps`` and reads
 the answer with one ``orjson.loads`` (usage is needed for spend). Streams are
 passed on event by event as they arrive, without re-encoding.
 
@@ -115,7 +118,10 @@ class OpenAICompatProvider:
             raise UpstreamProtocolError(f"{target.name} answered with invalid JSON") from None
         if not isinstance(data, dict):
             raise UpstreamProtocolError(f"{target.name} answered with a non-object JSON body")
-        return UpstreamReply(data=data, raw=raw)
+        native = call.endpoint is Endpoint.RESPONSES
+        if native and data.get("object") != "response":
+            raise UpstreamProtocolError(f"{target.name} did not answer with a Response object")
+        return UpstreamReply(data=data, raw=raw, responses=native)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[list[bytes]]:
         target = call.target

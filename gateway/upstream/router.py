@@ -17,6 +17,10 @@ Contract:
 * For a stream, "before the first byte" means before the first event: the
   router waits for the first upstream event (bounded by the target's
   first-byte timeout) before it commits to a target.
+* A Responses request (``native`` given) goes to each target that speaks
+  Responses as a native Responses body (:mod:`.responses_wire`), to any
+  other as the translated chat body; fallbacks cross between the two freely,
+  and ``Served.native`` says which one answered.
 * When every target failed, the error names each target and why. A single
   upstream status error is passed on as it is (so a 429's ``Retry-After``
   reaches the client and its SDK retries).
@@ -48,6 +52,7 @@ from gateway.targets import Target
 from gateway.upstream.breakers import CircuitBreakers, CircuitState, backoff_delay
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
 from gateway.upstream.registry import Providers
+from gateway.upstream.responses_wire import NativeResponses
 
 #: weight of the newest sample in the latency moving average
 _EWMA_ALPHA = 0.2
@@ -65,6 +70,8 @@ class Served:
     #: the first batch of stream events (see ``Provider.stream``)
     first_events: list[bytes] | None = None
     events: AsyncIterator[list[bytes]] | None = None
+    #: the answer is in the Responses wire format (a native Responses target)
+    native: bool = False
 
 
 class Router:
@@ -100,6 +107,7 @@ class Router:
         request_id: str,
         stream: bool,
         trace: RequestSpan = NO_SPAN,
+        native: NativeResponses | None = None,
     ) -> Served:
         attempts = 0
         failures: list[tuple[str, BaseException | str]] = []
@@ -113,7 +121,13 @@ class Router:
                     self._metrics.target(target.name), "circuit_open"
                 ).inc()
                 continue
-            call = UpstreamCall(endpoint, target, {**body, "model": target.model}, request_id)
+            sent_body = {**body, "model": target.model}
+            speaks = native is not None and native.speaks(target)
+            call = (
+                UpstreamCall(Endpoint.RESPONSES, target, native.body(target, sent_body), request_id)
+                if native is not None and speaks
+                else UpstreamCall(endpoint, target, sent_body, request_id)
+            )
             tries = max(1, target.retry.attempts)
             for attempt in range(1, tries + 1):
                 attempts += 1
@@ -147,7 +161,7 @@ class Router:
                 self.breakers.success(target.name, target.circuit)
                 self._metrics.circuit_state.labels(self._metrics.target(target.name)).set(0)
                 self._observe_latency(target.name, served.first_byte_at - started)
-                served.attempts = attempts
+                served.attempts, served.native = attempts, speaks
                 return served
             self._metrics.fallbacks.labels(
                 self._metrics.target(target.name), _last_reason(failures)
