@@ -88,7 +88,10 @@ def _usage(body: dict[str, Any], conversation: list[dict[str, Any]], out: str) -
     detailed = body.get("model") == "usage-details"
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": prompt // 2 if detailed else 0},
+        "input_tokens_details": {
+            "cached_tokens": prompt // 2 if detailed else 0,
+            "cache_write_tokens": 0,
+        },
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": 1 if detailed else 0},
         "total_tokens": prompt + completion,
