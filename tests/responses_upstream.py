@@ -163,7 +163,12 @@ def handler(server: _Server) -> Callable[[web.Request], Awaitable[web.StreamResp
                 "status": "completed",
                 "role": "assistant",
                 "content": [
-                    {"type": "output_text", "text": answer["text"], "annotations": [], "logprobs": []}
+                    {
+                        "type": "output_text",
+                        "text": answer["text"],
+                        "annotations": [],
+                        "logprobs": [],
+                    }
                 ],
             }
             said = answer["text"]
@@ -201,7 +206,9 @@ async def _stream(
 
     async def send(kind: str, **fields: Any) -> None:
         data = {"type": kind, "sequence_number": next(seq), **fields}
-        await response.write(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+        await response.write(
+            b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        )
 
     await send("response.created", response=_response(body, rid, "in_progress", [], None))
     await send("response.in_progress", response=_response(body, rid, "in_progress", [], None))

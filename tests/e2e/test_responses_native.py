@@ -59,7 +59,11 @@ def test_create_is_forwarded_and_answered_natively(
     body = sent["body"]
     assert body["model"] == "echo" and body["instructions"] == "be brief"
     assert body["input"] == [
-        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"hi {marker}"}]}
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": f"hi {marker}"}],
+        }
     ]
     assert body["max_output_tokens"] == 40 and body["store"] is True
     assert "unknown_field" not in body and "metadata" not in body
