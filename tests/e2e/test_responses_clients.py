@@ -258,3 +258,30 @@ def test_the_shipped_policy_checks(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert "targets.yaml" in bad.stdout + bad.stderr and "responses" in bad.stdout + bad.stderr
+
+
+def test_a_deterministic_request_is_answered_from_the_cache(served: Served) -> None:
+    """The shipped cache (``mode: auto``): the same temperature-0 request again is a
+    hit, whole and streamed, with its own ids, and never reaches the upstream twice."""
+    client = served.client()
+    marker = uuid.uuid4().hex
+    answers = [
+        client.responses.with_raw_response.create(
+            model="local", input=f"cache {marker}", temperature=0
+        )
+        for _ in range(2)
+    ]
+    assert [a.headers["x-gateway-cache"] for a in answers] == ["miss", "hit"]
+    first, second = (a.parse() for a in answers)
+    assert second.output_text == first.output_text == f"echo: cache {marker}"
+    assert second.id != first.id
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+    finals = []
+    for _ in range(2):
+        with client.responses.stream(
+            model="local", input=f"cached stream {marker}", temperature=0
+        ) as stream:
+            finals.append(stream.get_final_response())
+    assert [f.output_text for f in finals] == [f"echo: cached stream {marker}"] * 2
+    assert finals[0].id != finals[1].id
+    assert len(served.sent(marker)) == 2  # one whole, one streamed
