@@ -12,8 +12,9 @@ its behaviour:
 * ``drop-mid-stream`` — sends two chunks then drops the connection
 * ``flaky:<n>`` — the first n requests (per flaky key) get 503, then echo
 * ``not-json`` — 200 with a non-JSON body
-* tools — calls the first one, until the last message is the tool's output:
-  then "the tool said: <output>"
+* ``agent`` — as ``echo``, but with tools it calls the first one only until the
+  last message is the tool's output, then says "the tool said: <output>" (so an
+  agent's loop ends); other models always call it
 * ``POST /v1/responses`` — the Responses API, see :mod:`tests.responses_upstream`
 * ``slow-stream`` — streams 100 chunks, 50 ms apart; a request whose client
   went away before the end is listed in ``abandoned`` (by ``x-request-id``)
@@ -181,7 +182,7 @@ class Upstream:
         n = int(body.get("n") or 1)
         tools = body.get("tools")
         last = (body.get("messages") or [{}])[-1]
-        if tools and last.get("role") == "tool":  # the tool answered: the model speaks
+        if model == "agent" and tools and last.get("role") == "tool":  # the tool answered
             tools, text = None, f"the tool said: {last.get('content')}"
         if body.get("stream"):
             return await self._stream_chat(request, body, text, n, bool(tools))

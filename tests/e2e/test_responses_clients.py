@@ -82,7 +82,8 @@ def served(
         "OPENAI_BASE_URL": upstream.url,
         "OPENAI_API_KEY": "sk-test-0123456789",
         "OPEN_MODEL_BASE_URL": upstream.url,
-        "OPEN_MODEL_NAME": "echo",
+        # echoes, and with tools calls one until its output comes back
+        "OPEN_MODEL_NAME": "agent",
         "OPEN_MODEL_RESPONSES": request.param,
     }
     cli_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **env}
