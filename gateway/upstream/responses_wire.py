@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.errors import UpstreamStatusError
 from gateway.targets import Target
 
 
@@ -111,6 +112,19 @@ class NativeResponses:
             out["stream"] = True
         out["store"] = self.store
         return out
+
+    def forgotten(self, error: BaseException) -> bool:
+        """``error`` says the provider no longer has the previous turn whose id
+        was sent; the id is dropped (the next body is the whole conversation)."""
+        if (
+            self.provider_previous is None
+            or not isinstance(error, UpstreamStatusError)
+            or error.upstream_status not in (400, 404)
+            or error.code != "previous_response_not_found"
+        ):
+            return False
+        self.provider_previous = None
+        return True
 
     def answered(self, provider_id: Any) -> None:
         """The native answer's own id (kept to send a follow-up with it)."""

@@ -21,6 +21,9 @@ Contract:
   Responses as a native Responses body (:mod:`.responses_wire`), to any
   other as the translated chat body; fallbacks cross between the two freely,
   and ``Served.native`` says which one answered.
+* A native follow-up sent with the provider's own previous id that the provider
+  no longer knows (``previous_response_not_found``) is sent again, at once and
+  to the same target, with the whole conversation instead.
 * When every target failed, the error names each target and why. A single
   upstream status error is passed on as it is (so a 429's ``Retry-After``
   reaches the client and its SDK retries).
@@ -129,7 +132,9 @@ class Router:
                 else UpstreamCall(endpoint, target, sent_body, request_id)
             )
             tries = max(1, target.retry.attempts)
-            for attempt in range(1, tries + 1):
+            attempt = 0
+            while attempt < tries:
+                attempt += 1
                 attempts += 1
                 started = self._clock()
                 try:
@@ -142,6 +147,12 @@ class Router:
                         )
                         served = await self._attempt(sent, stream, started)
                 except GatewayError as error:
+                    if speaks and native is not None and native.forgotten(error):
+                        # the provider no longer has the previous turn: send it
+                        # the whole conversation instead (once: the id is dropped)
+                        call = replace(call, body=native.body(target, sent_body))
+                        tries += 1  # this attempt does not count
+                        continue
                     if not is_retryable(error):
                         self.breakers.release_probe(target.name, target.circuit)
                         raise

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +39,17 @@ class Served:
     upstream: Upstream
     key_a: str
     key_b: str
+    clients: list[openai.OpenAI] = field(default_factory=list)
 
     def client(self, key: str | None = None) -> openai.OpenAI:
-        return openai.OpenAI(
+        made = openai.OpenAI(
             base_url=self.gateway.url + "/v1",
             api_key=key or self.key_a,
             max_retries=0,
             _strict_response_validation=True,
         )
+        self.clients.append(made)
+        return made
 
     def sent(self, marker: str) -> list[dict[str, Any]]:
         return [r for r in self.upstream.requests if marker in str(r["body"])]
@@ -89,10 +92,13 @@ def served(
     cli_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **env}
     key_a, key_b = _create_key(cli_env, "team-a"), _create_key(cli_env, "team-b")
     gateway = GatewayProcess(env=env)
+    served = Served(request.param, gateway, upstream, key_a, key_b)
     try:
         gateway.wait_ready()
-        yield Served(request.param, gateway, upstream, key_a, key_b)
+        yield served
     finally:
+        for client in served.clients:
+            client.close()
         gateway.stop()
 
 
@@ -286,3 +292,27 @@ def test_a_deterministic_request_is_answered_from_the_cache(served: Served) -> N
     assert [f.output_text for f in finals] == [f"echo: cached stream {marker}"] * 2
     assert finals[0].id != finals[1].id
     assert len(served.sent(marker)) == 2  # one whole, one streamed
+
+
+def test_a_follow_up_the_provider_forgot_is_sent_whole(served: Served) -> None:
+    """The provider dropped the previous turn (its retention, a restart): it
+    answers ``previous_response_not_found`` and the gateway sends the same
+    target the whole conversation from its own store instead."""
+    if served.mode != "native":
+        pytest.skip("only a native target keeps its own ids")
+    client = served.client()
+    marker = uuid.uuid4().hex
+    first = client.responses.create(model="local", input=f"keep {marker}")
+    served.upstream.responses_store.clear()
+    follow = uuid.uuid4().hex
+    second = client.responses.create(
+        model="local", input=f"still {follow}?", previous_response_id=first.id
+    )
+    assert second.output_text == f"echo: still {follow}?"
+    tried, whole = (r["body"] for r in served.sent(follow))
+    assert "previous_response_id" in tried and "previous_response_id" not in whole
+    assert [item["content"] for item in whole["input"]] == [
+        f"keep {marker}",
+        f"echo: keep {marker}",
+        f"still {follow}?",
+    ]
