@@ -19,6 +19,10 @@ its behaviour:
 * ``slow-stream`` — streams 100 chunks, 50 ms apart; a request whose client
   went away before the end is listed in ``abandoned`` (by ``x-request-id``)
 
+``POST /v1/messages`` speaks Anthropic's Messages wire format (as Anthropic's
+API does, for litellm's Anthropic provider): it replays the recorded message
+or event stream in tests/data/anthropic.
+
 Every request received is recorded (path, headers, body) for assertions.
 """
 
@@ -40,6 +44,7 @@ from aiohttp import web
 from tests import responses_upstream
 
 RECORDINGS = Path(__file__).resolve().parent / "data" / "openai-sse"
+ANTHROPIC_DATA = Path(__file__).resolve().parent / "data" / "anthropic"
 
 
 def free_port() -> int:
@@ -105,6 +110,7 @@ class Upstream:
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", responses_upstream.handler(self))
+        app.router.add_post("/v1/messages", self._anthropic_messages)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -364,6 +370,9 @@ class Upstream:
         await response.write_eof()
         return response
 
+    async def _anthropic_messages(self, request: web.Request) -> web.StreamResponse:
+        return await _anthropic_messages_reply(request, await self._record(request))
+
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
         early = await self._common(body)
@@ -431,6 +440,22 @@ class Upstream:
                 "usage": {"prompt_tokens": 5, "total_tokens": 5},
             }
         )
+
+
+async def _anthropic_messages_reply(
+    request: web.Request, body: dict[str, Any]
+) -> web.StreamResponse:
+    if request.headers.get("x-api-key") is None or request.headers.get("anthropic-version") is None:
+        raw = (ANTHROPIC_DATA / "error_authentication.json").read_bytes()
+        return web.Response(status=401, body=raw, content_type="application/json")
+    if body.get("stream") is True:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write((ANTHROPIC_DATA / "stream_text.sse").read_bytes())
+        await response.write_eof()
+        return response
+    raw = (ANTHROPIC_DATA / "message_text.json").read_bytes()
+    return web.Response(body=raw, content_type="application/json")
 
 
 async def _open_sse(request: web.Request) -> web.StreamResponse:

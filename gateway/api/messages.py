@@ -5,8 +5,12 @@ the pipeline judges, decides on and routes like any chat request, under the same
 policies (the policy sees ``endpoint: chat``); the chat answer is translated back
 into a Message, or, streamed, into Anthropic's event stream
 (:mod:`gateway.api.messages_answer`). What the translation drops (``thinking`` blocks,
-``cache_control``, ``top_k``, unknown fields) is never sent anywhere, so what is
-sent is still what was judged.
+unknown fields) is never sent anywhere, so what is sent is still what was judged.
+``cache_control`` markers (on system, text and image blocks, tool results and
+tools) and ``top_k`` are kept on the chat body for Anthropic targets, which
+get them back in Anthropic's format through litellm with the client's
+``anthropic-version`` and ``anthropic-beta`` headers; every other target gets
+the body without them (:mod:`gateway.upstream.dialect`).
 
 Translation:
 
@@ -79,7 +83,7 @@ def to_chat(body: Any, *, counting: bool = False) -> dict[str, Any]:
     chat: list[dict[str, Any]] = []
     system = body.get("system")
     if system is not None:
-        chat.append({"role": "system", "content": _text_of(system, "system")})
+        chat.append({"role": "system", "content": _system(system)})
     for i, message in enumerate(messages):
         chat.extend(_message(message, f"messages.{i}"))
     out: dict[str, Any] = {"model": model, "messages": chat}
@@ -91,6 +95,11 @@ def to_chat(body: Any, *, counting: bool = False) -> dict[str, Any]:
     if stream:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
+    top_k = body.get("top_k")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InvalidRequest("top_k: Input should be an integer >= 1", param="top_k")
+        out["top_k"] = top_k
     for name in ("temperature", "top_p"):
         value = body.get(name)
         if value is not None:
@@ -131,6 +140,46 @@ def _text_of(value: Any, where: str) -> str:
             texts.append(text)
         return "\n".join(texts)
     raise InvalidRequest(f"{where}: Input should be a string or an array of blocks", param=where)
+
+
+def _system(system: Any) -> str | list[dict[str, Any]]:
+    """A string, or the blocks as text parts when any carries ``cache_control``
+    (Anthropic caches up to a marked block)."""
+    if isinstance(system, list) and any(isinstance(b, dict) and _MARK in b for b in system):
+        parts = []
+        for j, block in enumerate(system):
+            at = f"system.{j}"
+            if not isinstance(block, dict) or block.get("type") != "text":
+                raise InvalidRequest(f"{at}: expected a text block", param="system")
+            parts.append(_part(block, at))
+        return parts
+    return _text_of(system, "system")
+
+
+_MARK = "cache_control"
+_TTLS = ("5m", "1h")
+
+
+def _marked(out: dict[str, Any], block: dict[str, Any], where: str) -> dict[str, Any]:
+    """``out`` with the block's ``cache_control`` (validated), when it has one."""
+    mark = block.get(_MARK)
+    if mark is None:
+        return out
+    if (
+        not isinstance(mark, dict)
+        or mark.get("type") != "ephemeral"
+        or not set(mark) <= {"type", "ttl"}
+        or mark.get("ttl", "5m") not in _TTLS
+    ):
+        raise InvalidRequest(
+            f"{where}.cache_control: use {{'type': 'ephemeral'}}, with an optional ttl "
+            "of '5m' or '1h'",
+            param=f"{where}.cache_control",
+        )
+    out[_MARK] = (
+        {"type": "ephemeral", "ttl": mark["ttl"]} if "ttl" in mark else {"type": "ephemeral"}
+    )
+    return out
 
 
 def _message(message: Any, where: str) -> list[dict[str, Any]]:
@@ -177,17 +226,18 @@ def _part(block: Any, where: str) -> dict[str, Any]:
         text = block.get("text")
         if not isinstance(text, str):
             raise InvalidRequest(f"{where}.text: Field required", param=where)
-        return {"type": "text", "text": text}
+        return _marked({"type": "text", "text": text}, block, where)
     if kind == "image":
         source = block.get("source")
         if isinstance(source, dict) and source.get("type") == "base64":
             media, data = source.get("media_type"), source.get("data")
             if isinstance(media, str) and isinstance(data, str):
-                return {"type": "image_url", "image_url": {"url": f"data:{media};base64,{data}"}}
+                inline = f"data:{media};base64,{data}"
+                return _marked({"type": "image_url", "image_url": {"url": inline}}, block, where)
         if isinstance(source, dict) and source.get("type") == "url":
             url = source.get("url")
             if isinstance(url, str):
-                return {"type": "image_url", "image_url": {"url": url}}
+                return _marked({"type": "image_url", "image_url": {"url": url}}, block, where)
         raise InvalidRequest(f"{where}.source: an image needs a base64 or url source", param=where)
     raise InvalidRequest(
         f"{where}.type: blocks of type {kind!r} are not supported by the gateway "
@@ -248,7 +298,7 @@ def _tool_result(block: dict[str, Any], where: str) -> dict[str, Any]:
         raise InvalidRequest(f"{where}.content: a string or text blocks", param=where)
     if block.get("is_error") is True:
         content = f"[tool error] {content}"
-    return {"role": "tool", "tool_call_id": call_id, "content": content}
+    return _marked({"role": "tool", "tool_call_id": call_id, "content": content}, block, where)
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
@@ -272,7 +322,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         function: dict[str, Any] = {"name": name, "parameters": schema}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]
-        out.append({"type": "function", "function": function})
+        out.append(_marked({"type": "function", "function": function}, tool, where))
     return out
 
 

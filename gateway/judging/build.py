@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from gateway.errors import InvalidRequest
 from gateway.judging.facts import EMPTY, EMPTY_FLOATS, Facts, SensitivityRules
+from gateway.judging.forwarded import FORWARDED
 from gateway.judging.sensitivity import Detector, Scanner
 from gateway.judging.task import TASKS, KeywordClassifier, TaskClassifier, task_input
 from gateway.judging.tokens import estimate_request_tokens
@@ -88,7 +89,10 @@ class FactsBuilder(Generic[R]):
         }
         declared = self._declared(lowered.get(CLASSIFICATION_HEADER))
         policy = self.policy
-        found = body_entities(self.scanner, walk(body), self._memo) if scan else ()
+        found = body_entities(self.scanner, walk(body), self._memo) if scan else frozenset()
+        if scan and (sent := [lowered[name] for name in FORWARDED if name in lowered]):
+            # headers that go upstream are judged like the body
+            found = found | body_entities(self.scanner, walk(sent), self._memo)
         sensitivity = policy.sensitivity(found, declared, team, key_id)
         if sensitivity.entities:
             levels = {e: policy.entity_level(e) for e in sensitivity.entities}

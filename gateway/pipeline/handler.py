@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 from gateway.endpoints import Endpoint
 from gateway.errors import GatewayError, ModelNotFound, NoEligibleTarget, PolicyDenied
 from gateway.judging.build import FactsBuilder
+from gateway.judging.forwarded import forwarded_headers
 from gateway.judging.offloop import judge
 from gateway.judging.redaction import Redaction
 from gateway.judging.request import ParsedRequest, parse_body
@@ -205,6 +206,7 @@ class Pipeline:
         headers: Mapping[str, str],
         native: NativeResponses | None,
     ) -> Reply:
+        forwarded = forwarded_headers(headers)
         with ex.trace.child("gateway.decide"):  # tracing
             decided = await self._decide(endpoint, raw, headers, ex)
         who, parsed, facts, decision = decided.who, decided.parsed, decided.facts, decided.decision
@@ -247,6 +249,7 @@ class Pipeline:
                 request_id=ex.request_id,
                 stream=parsed.stream,
                 trace=ex.trace,  # tracing
+                forwarded=forwarded,
                 native=native,
             )
         except BaseException:

@@ -156,6 +156,8 @@ def read_target(
         else:
             reader.error(node, f"{what} needs 'model'", "add model: <the upstream model name>")
     base_url = text("base_url")
+    if base_url == "" and provider is ProviderType.LITELLM:
+        base_url = None  # litellm's provider knows its own API's URL
     if base_url is not None and _bad_url(base_url):
         reader.error(
             entries["base_url"],

@@ -50,6 +50,8 @@ _CHAT_FIELDS: Final = _SHARED_FIELDS | {
     "audio",
     "prediction",
     "web_search_options",
+    # Anthropic's sampling knob: only Anthropic targets get it (upstream/dialect.py)
+    "top_k",
 }
 _COMPLETION_FIELDS: Final = _SHARED_FIELDS | {
     "prompt",
@@ -169,6 +171,7 @@ def build_kwargs(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
     if call.traceparent is not None:
         # the attempt's trace context, as the OpenAI-compatible path sends it
         headers["traceparent"] = call.traceparent
+    headers.update(call.forwarded)
     if headers:
         kwargs["extra_headers"] = headers
     return kwargs

@@ -139,6 +139,8 @@ class UpstreamCall:
     request_id: str
     #: W3C trace context of this attempt, sent upstream as ``traceparent``
     traceparent: str | None = None
+    #: client headers this target gets (judged; :mod:`gateway.judging.forwarded`)
+    forwarded: tuple[tuple[str, str], ...] = ()
 
     def trace_headers(self) -> tuple[tuple[str, str], ...]:
         """The gateway's own headers for the upstream: its request id and trace context."""

@@ -53,6 +53,7 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import NO_SPAN, RequestSpan
 from gateway.targets import Target
 from gateway.upstream.breakers import CircuitBreakers, CircuitState, backoff_delay
+from gateway.upstream.dialect import for_target, is_anthropic
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
 from gateway.upstream.registry import Providers
 from gateway.upstream.responses_wire import NativeResponses
@@ -110,8 +111,15 @@ class Router:
         request_id: str,
         stream: bool,
         trace: RequestSpan = NO_SPAN,
+        forwarded: tuple[tuple[str, str], ...] = (),
         native: NativeResponses | None = None,
     ) -> Served:
+        """Try ``targets`` in order (retries, breakers, fallbacks) until one answers.
+
+        ``forwarded``: judged client headers for the targets that speak their
+        dialect (:mod:`gateway.upstream.dialect`). ``native``: a Responses
+        request's plan, for the targets that speak Responses
+        (:mod:`gateway.upstream.responses_wire`)."""
         attempts = 0
         failures: list[tuple[str, BaseException | str]] = []
         for target in targets:
@@ -124,12 +132,19 @@ class Router:
                     self._metrics.target(target.name), "circuit_open"
                 ).inc()
                 continue
-            sent_body = {**body, "model": target.model}
+            anthropic = is_anthropic(target)
+            sent_body = {**for_target(body, target), "model": target.model}
             speaks = native is not None and native.speaks(target)
             call = (
                 UpstreamCall(Endpoint.RESPONSES, target, native.body(target, sent_body), request_id)
                 if native is not None and speaks
-                else UpstreamCall(endpoint, target, sent_body, request_id)
+                else UpstreamCall(
+                    endpoint,
+                    target,
+                    sent_body,
+                    request_id,
+                    forwarded=forwarded if anthropic else (),
+                )
             )
             tries = max(1, target.retry.attempts)
             attempt = 0
