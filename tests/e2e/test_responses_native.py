@@ -175,15 +175,12 @@ def test_spend_comes_from_the_responses_usage(client: openai.OpenAI) -> None:
 
 
 def test_redaction_before_a_native_target_and_restore_after(
-    gateway: GatewayServer, upstream: Upstream
+    client: openai.OpenAI, upstream: Upstream
 ) -> None:
     """The shipped-style redact rule to a proprietary (native by default) target:
     the upstream gets placeholders in every text, the client its own values back,
     whole and streamed (placeholders split across deltas)."""
     email = f"ada.{uuid.uuid4().hex[:8]}@example.com"
-    client = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key="x", max_retries=0, _strict_response_validation=True
-    )
     body: dict[str, Any] = {
         "model": "redact-cloud",
         # (no value at the end of a text: the redactor also takes text glued
