@@ -143,7 +143,8 @@ class OpenAICompatProvider:
                 raise UpstreamProtocolError(
                     f"{target.name} did not answer with an event stream ({content_type or 'no content-type'})"
                 )
-            async for batch in _event_batches(response):
+            named = call.endpoint is Endpoint.RESPONSES
+            async for batch in _event_batches(response, named=named):
                 yield batch
         except RequestTimeout as exc:
             raise UpstreamTimeout(f"{target.name} timed out while streaming") from exc
@@ -180,8 +181,14 @@ async def _error_body(response: Response) -> bytes:
         return b""
 
 
-async def _event_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[bytes]]:
+async def _event_batches(
+    chunks: AsyncIterable[bytes], *, named: bool = False
+) -> AsyncIterator[list[bytes]]:
     """Yield the data of the server-sent events of each network read, together.
+
+    ``named``: the events are the Responses API's, each ``event: <type>`` then
+    ``data: <payload>``; a read of only such blocks is a :class:`FramedBatch`
+    too (see :func:`_framed_named`).
 
     Stops at ``[DONE]``. Line ends may be ``\n``, ``\r\n`` or ``\r``;
     multi-line ``data:`` fields are joined with newlines (SSE spec); comments
@@ -210,7 +217,7 @@ async def _event_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[byt
                 yield framed
                 return
         else:
-            framed = _framed(events)
+            framed = _framed_named(events) if named else _framed(events)
             if framed is not None:
                 buffer = buffer[end:]
                 yield framed
@@ -249,6 +256,22 @@ def _framed(events: bytes) -> FramedBatch | None:
     payloads = [block[6:] for block in blocks if block.startswith(_DATA_SPACE)]
     if len(payloads) != len(blocks):
         return None
+    return FramedBatch(payloads, events)
+
+
+def _framed_named(events: bytes) -> FramedBatch | None:
+    """``events`` (whole event blocks) as a :class:`FramedBatch` when every one
+    is exactly ``event: <type>\ndata: <payload>``; else None. Each block then
+    holds one line end of its own, and the blank line after it two."""
+    blocks = events[:-2].split(b"\n\n")
+    if events.count(b"\n") != 3 * len(blocks):
+        return None
+    payloads = []
+    for block in blocks:
+        at = block.find(b"\ndata: ")
+        if at < 0 or not block.startswith(b"event: "):
+            return None
+        payloads.append(block[at + 7 :])
     return FramedBatch(payloads, events)
 
 

@@ -33,7 +33,7 @@ import orjson
 
 from gateway.errors import GatewayError, UpstreamDisconnected
 from gateway.targets import Target
-from gateway.upstream.provider import Usage
+from gateway.upstream.provider import FramedBatch, Usage
 from gateway.upstream.relay import Restorer, Slot, StreamCap, StreamResult, relay
 from gateway.upstream.responses_wire import NativeResponses
 
@@ -66,6 +66,8 @@ _DELTAS = {
     ),
 }
 _DONES = {done: (delta, kind) for delta, (done, _, kind) in _DELTAS.items()}
+#: the event lines of the events that carry the Response object
+_OBJECT_LINES = frozenset(b"event: " + kind.encode() + b"\n" for kind in _WITH_RESPONSE)
 
 
 def frame(kind: str, payload: bytes) -> bytes:
@@ -110,6 +112,25 @@ class _Events:
         self.native, self.restorer = native, restorer
         self.usage: Usage | None = None
         self.sent = 0
+
+    def render_framed(self, batch: FramedBatch) -> bytes:
+        """A batch in canonical framing, without restoration: its bytes as they
+        came, but the few events that carry the Response object (ids, usage)."""
+        raw = batch.raw
+        if not any(line in raw for line in _OBJECT_LINES):
+            self.sent += len(batch)
+            return raw
+        blocks = raw[:-2].split(b"\n\n")
+        return b"".join(
+            self.render(payload)
+            if block[: block.find(b"\n") + 1] in _OBJECT_LINES
+            else self._count(block + b"\n\n")
+            for block, payload in zip(blocks, batch, strict=True)
+        )
+
+    def _count(self, framed: bytes) -> bytes:
+        self.sent += 1
+        return framed
 
     def render(self, payload: bytes) -> bytes:
         kind = _kind_of(payload)
@@ -198,7 +219,10 @@ async def relay_responses(
             batch = list(batch[: max(0, len(batch) - (seen - cap.events))])
         if captured is not None:
             captured.extend(batch)
-        out = b"".join(state.render(payload) for payload in batch)
+        if type(batch) is FramedBatch and restorer is None and not capped:
+            out = state.render_framed(batch)
+        else:
+            out = b"".join(state.render(payload) for payload in batch)
         if not out:
             return None
         if not sent_any and on_first is not None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,9 +19,10 @@ from gateway.judging.redaction import Redaction
 from gateway.judging.sensitivity import Scanner
 from gateway.levels import Level
 from gateway.targets import Kind, ProviderType, Target
-from gateway.upstream.provider import Usage
+from gateway.upstream.openai_compat import _event_batches
+from gateway.upstream.provider import FramedBatch, Usage
 from gateway.upstream.relay import Restorer, StreamResult
-from gateway.upstream.responses_relay import relay_responses
+from gateway.upstream.responses_relay import frame, relay_responses
 from gateway.upstream.responses_wire import NativeResponses
 
 EMAIL = "ada@example.com"
@@ -61,7 +63,7 @@ def stream_of(pieces: list[str]) -> list[dict[str, Any]]:
 
 
 def relayed(
-    events: list[dict[str, Any]], *, redact: bool, fail: bool = False
+    events: list[dict[str, Any]], *, redact: bool, fail: bool = False, framed: bool = False
 ) -> tuple[list[dict[str, Any]], StreamResult, NativeResponses]:
     redaction = Redaction(Scanner(), frozenset({"email"}))
     assert redaction.redact_text(EMAIL) == "[EMAIL_1]"
@@ -70,8 +72,14 @@ def relayed(
     results: list[StreamResult] = []
 
     async def rest() -> AsyncIterator[list[bytes]]:
-        for event in events:
-            yield [orjson.dumps(event)]
+        if framed:  # as the provider reads them off the wire: its own bytes
+            raw = b"".join(frame(e["type"], orjson.dumps(e)) for e in events)
+            async for batch in _event_batches(_chunks(raw), named=True):
+                assert type(batch) is FramedBatch
+                yield batch
+        else:
+            for event in events:
+                yield [orjson.dumps(event)]
         if fail:
             raise UpstreamDisconnected("gone")
 
@@ -117,11 +125,19 @@ def test_a_placeholder_split_anywhere_is_restored(cuts: list[int]) -> None:
     assert result.usage == Usage(10, 6, cached_tokens=4, reasoning_tokens=2)
 
 
-def test_without_redaction_events_pass_as_they_came_but_the_ids() -> None:
+async def _chunks(raw: bytes) -> AsyncIterator[bytes]:
+    for at in range(0, len(raw), 97):  # network reads that split events anywhere
+        yield raw[at : at + 97]
+
+
+@pytest.mark.parametrize("framed", [False, True])
+def test_without_redaction_events_pass_as_they_came_but_the_ids(framed: bool) -> None:
     events = stream_of(["hello", " there"])
-    out, result, native = relayed(events, redact=False)
-    assert out[2:-1] == events[2:-1] and out[0]["response"]["id"] == "resp_gw"
+    out, result, native = relayed(events, redact=False, framed=framed)
+    assert out[1:-1] == events[1:-1] and out[0]["response"]["id"] == "resp_gw"
+    assert out[-1]["response"]["id"] == "resp_gw" and native.final == out[-1]["response"]
     assert result.events is not None and len(result.events) == len(events)
+    assert result.usage == Usage(10, 6, cached_tokens=4, reasoning_tokens=2)
     assert native.provider_id == "resp_up"
 
 
