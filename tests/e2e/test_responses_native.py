@@ -149,7 +149,19 @@ def test_a_native_stream_dropped_mid_way_ends_with_an_error_event(gateway: Gatew
     assert "[DONE]" not in text
 
 
-def test_spend_comes_from_the_responses_usage(client: openai.OpenAI) -> None:
+def _metric(gateway: GatewayServer, prefix: str) -> float:
+    text = httpx.get(gateway.url + "/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    )
+
+
+def test_spend_comes_from_the_responses_usage(
+    client: openai.OpenAI, gateway: GatewayServer
+) -> None:
+    tokens = 'gateway_tokens_total{direction="completion",kind="open",target="native-priced"'
+    requests = 'gateway_requests_total{alias="native-priced",cache="bypass",endpoint="responses"'
+    before = _metric(gateway, tokens), _metric(gateway, requests)
     for stream in (False, True):
         if stream:
             with client.responses.with_streaming_response.create(
@@ -172,6 +184,9 @@ def test_spend_comes_from_the_responses_usage(client: openai.OpenAI) -> None:
         ) / 1e6
         assert float(raw.headers["x-gateway-cost-usd"]) == pytest.approx(expected, rel=1e-3)
     assert headers["x-gateway-target"] == "native-priced"
+    # metrics as for chat: each answer's output tokens, each request once
+    after = _metric(gateway, tokens), _metric(gateway, requests)
+    assert after[0] - before[0] == 2 * usage.output_tokens and after[1] - before[1] == 2
 
 
 def test_redaction_before_a_native_target_and_restore_after(
