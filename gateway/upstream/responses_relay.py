@@ -117,15 +117,19 @@ class _Events:
         """A batch in canonical framing, without restoration: its bytes as they
         came, but the few events that carry the Response object (ids, usage)."""
         raw = batch.raw
-        if not any(line in raw for line in _OBJECT_LINES):
-            self.sent += len(batch)
+        if len(batch) == 1:  # the usual read: one event, told by its event line
+            if raw[: raw.find(b"\n") + 1] in _OBJECT_LINES:
+                return self.render(batch[0])
+            self.sent += 1
             return raw
         blocks = raw[:-2].split(b"\n\n")
+        lines = [block[: block.find(b"\n") + 1] for block in blocks]
+        if _OBJECT_LINES.isdisjoint(lines):
+            self.sent += len(batch)
+            return raw
         return b"".join(
-            self.render(payload)
-            if block[: block.find(b"\n") + 1] in _OBJECT_LINES
-            else self._count(block + b"\n\n")
-            for block, payload in zip(blocks, batch, strict=True)
+            self.render(payload) if line in _OBJECT_LINES else self._count(block + b"\n\n")
+            for line, block, payload in zip(lines, blocks, batch, strict=True)
         )
 
     def _count(self, framed: bytes) -> bytes:
