@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, policy tools, keys and spend."""
+"""The ``gateway`` command: serve, policy tools, facts eval, keys and spend."""
 
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     from gateway.observability.audit_commands import add_audit_parser
 
     add_audit_parser(commands)
+
+    from gateway.policy.facts_commands import add_facts_parser
+
+    add_facts_parser(commands)
 
     from gateway.quota.keys_cli import add_keys_parser
 

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.judging.ner import ner_plugins
 from gateway.judging.prices import PriceBook
 from gateway.levels import Level
 from gateway.observability.audit_log import AuditLog
@@ -235,7 +236,9 @@ async def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     holder_type = DemoPolicyHolder if settings.demo else PolicyHolder
     prices = PriceBook.from_litellm(settings.prices_file)
-    holder = holder_type(settings.policies, settings.environ, prices=prices)
+    holder = holder_type(
+        settings.policies, settings.environ, prices=prices, scanner_plugins=ner_plugins(settings)
+    )
     log_price_sources(holder.policy, prices)
     metrics.policy_loaded(ok=True)
     state = await build_state(

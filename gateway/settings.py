@@ -110,6 +110,12 @@ class Settings:
     log_sample_rate: float = 0.01
     #: how long a stored Response (``store: true``) can be retrieved and followed up
     responses_ttl_s: float = 7 * 86_400.0
+    #: the optional NER plug-in for names and places: ``off`` or ``presidio``
+    ner: str = "off"
+    #: the spaCy pipeline package the NER plug-in loads (None: the first installed)
+    ner_model: str | None = None
+    #: the NER plug-in's confidence below which a finding is dropped
+    ner_min_score: float = 0.5
     #: the environment policies may read with ``${VAR}``
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -159,6 +165,9 @@ class Settings:
             "GATEWAY_LOG_REDACTED_SAMPLES": ("log_redacted_samples", _bool),
             "GATEWAY_LOG_SAMPLE_RATE": ("log_sample_rate", float),
             "GATEWAY_RESPONSES_TTL_S": ("responses_ttl_s", float),
+            "GATEWAY_NER": ("ner", _ner_mode),
+            "GATEWAY_NER_MODEL": ("ner_model", str),
+            "GATEWAY_NER_MIN_SCORE": ("ner_min_score", float),
         }
         for var, (name, parse) in readers.items():
             raw = env.get(var)
@@ -177,6 +186,13 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _ner_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in ("off", "presidio"):
+        raise ValueError("use off or presidio")
+    return mode
 
 
 def _otel_traces_endpoint(env: Mapping[str, str]) -> str | None:

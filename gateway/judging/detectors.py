@@ -1,5 +1,10 @@
 """Built-in detectors for personal data: compiled patterns plus checksums.
 
+This module holds cards, IP addresses and emails, and gathers every personal-data
+detector by the probe view it reads first (:data:`ON_STARTS` ...): national ids
+are in :mod:`gateway.judging.national_ids`, IBANs in :mod:`gateway.judging.iban`,
+phones in :mod:`gateway.judging.phones`, dates of birth in :mod:`gateway.judging.dob`.
+
 Each detector is a function ``(probe) -> Iterator[Finding]`` that first runs a
 cheap prefilter (a single-character ``in`` test, the text's digit runs), so
 ordinary prose costs a few microseconds. Numeric detectors are anchored at the
@@ -8,23 +13,12 @@ starts of digit runs instead of scanning every position of the text.
 Checks that keep false positives down, per entity:
 
 - ``payment_card``: 13-19 digits (single spaces or dashes between them),
-  leading digit 2-6 (the major networks' ranges), Luhn-valid.
-- ``us_ssn``: ``AAA-GG-SSSS`` (dashes or spaces), never area 000, 666 or 9xx,
-  group 00 or serial 0000.
-- ``uk_nino``: the format and the letters HMRC allows (no checksum exists).
-- ``ca_sin``: ``123 456 782`` grouped 3-3-3, first digit not 0 or 8, Luhn.
-- ``es_dni``: Spanish DNI/NIE, 8 digits (NIE: X/Y/Z + 7) and the mod-23 letter.
-- ``in_aadhaar``: 12 digits grouped 4-4-4, first digit 2-9, Verhoeff.
-- ``iban``: known country, that country's length, mod-97 = 1.
+  leading digit 2-6 (the major networks' ranges), Luhn-valid; after a card word
+  ("card", "cc", "tarjeta", "Karte", "carte", "カード"…), 12-19 digits of any network.
+- ``iban``, national ids, ``phone``, ``date_of_birth``: see their modules.
 - ``ip_address``: IPv4 with valid octets (no leading zeros) and IPv6 that
   parses, has a digit and two non-empty groups. A dotted quad is an address
   even when it is a version number, unless the word "version" just precedes it.
-- ``phone``: ``+`` international (8-15 digits), NANP ``(415) 555-0100`` with
-  valid area and exchange codes, national numbers with a trunk ``0`` and
-  separators (``020 7946 0958``, ``030 123456``, ``01 23 45 67 89``). A bare
-  digit string is never a phone.
-- ``date_of_birth``: a full date within a few characters after "DOB", "date of
-  birth", "birth date", "birthday" or "born".
 """
 
 from __future__ import annotations
@@ -33,111 +27,67 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
-from gateway.judging.checksums import IBAN_LENGTHS, iban_valid, luhn_valid, verhoeff_valid
+from gateway.judging import national_ids as ids
+from gateway.judging.anchors import CARD_WORDS, anchored, fragment, free_left, only_digits
+from gateway.judging.checksums import luhn_valid
+from gateway.judging.dob import date_of_birth
+from gateway.judging.iban import iban
+from gateway.judging.phones import phone
 from gateway.judging.probe import Finding, Probe, lower_aligned, match_end
 
+__all__ = ["date_of_birth", "email", "iban", "ip_address", "payment_card", "phone"]
+
 _DIGITS = "0123456789"
-_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
-
-
-# --- numeric detectors, anchored at digit runs ----------------------------------
-
-#: a match may not start right after one of these (it would be a fragment)
-_LEFT_STOP = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.-/+@")
-
-
-def _free_left(text: str, i: int) -> bool:
-    return i == 0 or text[i - 1] not in _LEFT_STOP
-
-
-def _anchored(
-    entity: str,
-    pattern: re.Pattern[str],
-    valid: Callable[[str], bool],
-    fits: Callable[[int, str], bool],
-    back: int = 0,
-) -> Callable[[Probe], Iterator[Finding]]:
-    """A detector trying ``pattern`` at digit runs: :attr:`Probe.starts`, or, with
-    ``back`` characters before the run, :attr:`Probe.lettered`.
-
-    ``fits(run_length, next_char)`` is the cheap shape test that decides whether
-    the regex is tried at all (an SSN starts with 3 digits and a dash or space).
-    """
-
-    def detect(probe: Probe) -> Iterator[Finding]:
-        text = probe.text
-        n = len(text)
-        end = 0
-        for run_start, run_end in probe.lettered if back else probe.starts:
-            start = run_start - back
-            if (
-                start < end
-                or start < 0
-                or not fits(run_end - run_start, text[run_end] if run_end < n else "")
-                or not _free_left(text, start)
-            ):
-                continue
-            m = pattern.match(text, start)
-            if m is not None:
-                # a number that fails its checksum is not one, nor is any tail of it
-                end = m.end()
-                if valid(m.group()):
-                    yield Finding(entity, start, end)
-
-    return detect
-
-
-def _only_digits(s: str) -> str:
-    return "".join(ch for ch in s if ch in _DIGITS)
 
 
 _CARD = re.compile(r"[2-6](?:[ -]?[0-9]){12,18}(?![0-9]|-[0-9])")
 #: contiguous, or grouped with a first group of four (4-4-4-4, Amex 4-6-5)
-payment_card = _anchored(
+_card = anchored(
     "payment_card",
     _CARD,
-    lambda s: luhn_valid(_only_digits(s)),
+    lambda s: luhn_valid(only_digits(s)),
     lambda n, sep: 13 <= n <= 19 or (n == 4 and sep in " -"),
+    whole=True,
 )
-
-_SSN = re.compile(r"(?!000|666|9)[0-9]{3}([- ])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}(?![0-9]|[-.][0-9])")
-us_ssn = _anchored("us_ssn", _SSN, lambda s: True, lambda n, sep: n == 3 and sep in " -")
-
-_SIN = re.compile(r"[1-79][0-9]{2}([ -])[0-9]{3}\1[0-9]{3}(?![0-9]|[-.][0-9])")
-ca_sin = _anchored(
-    "ca_sin", _SIN, lambda s: luhn_valid(_only_digits(s)), lambda n, sep: n == 3 and sep in " -"
-)
-
-_AADHAAR = re.compile(r"[2-9][0-9]{3}([ -])[0-9]{4}\1[0-9]{4}(?![0-9]|[-.][0-9])")
-in_aadhaar = _anchored(
-    "in_aadhaar",
-    _AADHAAR,
-    lambda s: verhoeff_valid(_only_digits(s)),
-    lambda n, sep: n == 4 and sep in " -",
-)
+#: after a card word: 12-19 digits from any network (Maestro's 12, UATP's leading 1)
+_CARD_ANY = re.compile(r"[0-9](?:[ -]?[0-9]){11,18}(?![0-9]|-[0-9])")
+_CARD_WORDS = CARD_WORDS
+_CARD_WINDOW = 32
 
 
-def _dni_valid(s: str) -> bool:
-    body = s[:-1].replace("-", "")
-    head = "XYZ".find(body[0])
-    number = int(str(head) + body[1:] if head >= 0 else body)
-    return _DNI_LETTERS[number % 23] == s[-1]
+def _card_in_context(probe: Probe) -> Iterator[Finding]:
+    text = probe.text
+    n = len(text)
+    for run_start, run_end in probe.starts:
+        length = run_end - run_start
+        sep = text[run_end] if run_end < n else ""
+        if (
+            not (12 <= length <= 19 or (length == 4 and sep in " -"))
+            or not free_left(text, run_start)
+            or fragment(text, run_start)
+        ):
+            continue
+        m = _CARD_ANY.match(text, run_start)
+        if m is None:
+            continue
+        digits = only_digits(m.group())
+        if (
+            not (text[run_start] in "23456" and len(digits) >= 13)  # the shape alone finds those
+            and luhn_valid(digits)
+            and _CARD_WORDS.search(probe.lower, max(0, run_start - _CARD_WINDOW), run_start)
+        ):
+            yield Finding("payment_card", run_start, m.end())
 
 
-_DNI = re.compile(r"[0-9]{8}-?[A-Z](?![A-Za-z0-9])")
-_NIE = re.compile(r"[XYZ][0-9]{7}-?[A-Z](?![A-Za-z0-9])")
-_dni = _anchored("es_dni", _DNI, _dni_valid, lambda n, sep: n == 8)
-_nie = _anchored("es_dni", _NIE, _dni_valid, lambda n, sep: n == 7, back=1)
-
-
-def es_dni(probe: Probe) -> Iterator[Finding]:
-    yield from _dni(probe)
-    yield from _nie(probe)
+def payment_card(probe: Probe) -> Iterator[Finding]:
+    """Cards: 13-19 digits from 2-6, Luhn; after a card word, 12-19 digits, Luhn."""
+    yield from _card(probe)
+    yield from _card_in_context(probe)
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?![0-9]|\.[0-9])")
-_ipv4 = _anchored("ip_address", _IPV4, lambda s: True, lambda n, sep: n <= 3 and sep == ".")
+_ipv4 = anchored("ip_address", _IPV4, lambda s: True, lambda n, sep: n <= 3 and sep == ".")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _IPV6_CHARS = _HEX | {":", "."}
 
@@ -184,18 +134,21 @@ def _ipv6(probe: Probe) -> Iterator[Finding]:
         last = start + len(candidate)
         if (
             candidate.count(":") >= 2
-            and _free_left(text, start)
+            and free_left(text, start)
             and (last == n or not text[last].isalnum())
-            and _is_ipv6(candidate)
+            and _is_ipv6(candidate, text.startswith("/", last))
         ):
             stop = last
             yield Finding("ip_address", start, last)
 
 
-def _is_ipv6(candidate: str) -> bool:
+def _is_ipv6(candidate: str, prefix: bool) -> bool:
+    """A parsable address with a digit and two groups; one group will do for
+    ``::1`` (``::`` in front) and a network (``fe80::/10``, ``prefix``)."""
     if not any(ch in _DIGITS for ch in candidate):
         return False
-    if sum(1 for group in candidate.split(":") if group) < 2:
+    groups = sum(1 for group in candidate.split(":") if group)
+    if groups < 2 and not (groups == 1 and (prefix or candidate.startswith("::"))):
         return False
     try:
         ipaddress.IPv6Address(candidate)
@@ -207,199 +160,6 @@ def _is_ipv6(candidate: str) -> bool:
 def ip_address(probe: Probe) -> Iterator[Finding]:
     yield from _ipv4_not_version(probe)
     yield from _ipv6(probe)
-
-
-_IBAN = re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}")
-
-
-def iban(probe: Probe) -> Iterator[Finding]:
-    text = probe.text
-    end = 0
-    for run_start, run_end in probe.lettered:
-        start = run_start - 2
-        if run_end - run_start != 2 or start < end or start < 0 or not _free_left(text, start):
-            continue
-        m = _IBAN.match(text, start)
-        if m is None:
-            continue
-        compact = m.group().replace(" ", "")
-        length = IBAN_LENGTHS.get(compact[:2])
-        if length is None or len(compact) < length or not iban_valid(compact[:length]):
-            continue
-        # the match may run on into following capitals: stop after `length` chars
-        stop, seen = start, 0
-        while seen < length:
-            if text[stop] != " ":
-                seen += 1
-            stop += 1
-        if stop < len(text) and text[stop].isalnum():
-            continue
-        end = stop
-        yield Finding("iban", start, stop)
-
-
-_NINO = re.compile(
-    r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
-    r" ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9])"
-)
-_nino_tight = _anchored("uk_nino", _NINO, lambda s: True, lambda n, sep: n == 6, back=2)
-_nino_spaced = _anchored(
-    "uk_nino", _NINO, lambda s: True, lambda n, sep: n == 2 and sep == " ", back=3
-)
-
-
-def uk_nino(probe: Probe) -> Iterator[Finding]:
-    yield from _nino_tight(probe)
-    yield from _nino_spaced(probe)
-
-
-_SEP_END = r"(?![0-9]|[.\-/:][0-9])"
-#: the digit groups are read greedily and never given back (an atomic group): with
-#: optional separators, a long digit run splits into groups in thousands of ways,
-#: and a regex that backtracks tries them all. :func:`_intl_phone_end` then ends
-#: the number where the backtracking one would.
-_PHONE_INTL = re.compile(
-    r"\+[1-9][0-9]{0,2}(?:[ .\-]?\(0?[0-9]{0,4}\))?(?>(?:[ .\-]?[0-9]{1,6}){1,6})"
-)
-_PHONE_INTL_END = re.compile(_SEP_END)
-_PHONE_NANP = re.compile(
-    r"(?:1[ .\-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}"
-    + _SEP_END
-)
-_PHONE_TRUNK = re.compile(
-    r"(?:\(0[1-9][0-9]{0,3}\) ?|0[1-9][0-9]{0,3}[ /\-])[0-9]{3,8}(?:[ \-][0-9]{2,4}){0,3}"
-    + _SEP_END
-)
-_PHONE_PAIRS = re.compile(r"0[1-9]([ .\-])[0-9]{2}(?:\1[0-9]{2}){3}" + _SEP_END)
-
-
-def _phone_shape(first: str, length: int, sep: str) -> bool:
-    """Could a phone without ``+`` or ``(`` begin with this run? NANP ``415-``,
-    ``1-415``; national ``020 ``, ``07700 ``, ``030/``, ``01 23``."""
-    if sep not in " .-/":
-        return False
-    return length == 3 or (length == 1 and first == "1") or (first == "0" and length <= 5)
-
-
-def _intl_phone_end(text: str, start: int) -> int | None:
-    """Where the ``+`` number at ``start`` ends, or None.
-
-    The greedy groups end it, unless a digit (or ``.``/``-``/``/``/``:`` and a
-    digit) follows; then it ends before the last space between groups that
-    leaves one out, as a backtracking match would.
-    """
-    m = _PHONE_INTL.match(text, start)
-    if m is None:
-        return None
-    stop = m.end()
-    if _PHONE_INTL_END.match(text, stop):
-        return stop
-    groups_start = start + 2
-    space = text.rfind(" ", groups_start, stop)
-    while space > groups_start:
-        if text[space - 1] in _DIGITS and text[space + 1] in _DIGITS:
-            return space
-        space = text.rfind(" ", groups_start, space)
-    return None
-
-
-def phone(probe: Probe) -> Iterator[Finding]:
-    text = probe.text
-    end = 0
-    n = len(text)
-    for run_start, run_end in probe.starts:
-        start = run_start
-        if start and text[start - 1] in "+(":
-            start -= 1
-        elif not _phone_shape(
-            text[run_start], run_end - run_start, text[run_end] if run_end < n else ""
-        ):
-            continue
-        if start < end or not _free_left(text, start):
-            continue
-        if text[start] == "+":
-            stop = _intl_phone_end(text, start)
-            if stop is not None and 8 <= len(_only_digits(text[start:stop])) <= 15:
-                end = stop
-                yield Finding("phone", start, end)
-            continue
-        else:
-            m = _PHONE_NANP.match(text, start)
-            if m is None:
-                m = _PHONE_PAIRS.match(text, start) or _PHONE_TRUNK.match(text, start)
-                ok = m is not None and 9 <= len(_only_digits(m.group())) <= 12
-            else:
-                ok = True
-        if ok and m is not None:
-            end = m.end()
-            yield Finding("phone", start, end)
-
-
-# --- date of birth, anchored at its keyword -------------------------------------
-
-_DOB_KEYWORDS = ("birth", "born", "dob", "d.o.b")
-_MONTH = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-)
-_DATE = re.compile(
-    r"(?:[0-9]{1,2}[./\-][0-9]{1,2}[./\-](?:[0-9]{4}|[0-9]{2})"
-    r"|[0-9]{4}[./\-][0-9]{1,2}[./\-][0-9]{1,2}"
-    rf"|[0-9]{{1,2}}(?:st|nd|rd|th)?(?: of)? {_MONTH},? [0-9]{{4}}"
-    rf"|{_MONTH} [0-9]{{1,2}}(?:st|nd|rd|th)?,? [0-9]{{4}})(?![0-9])",
-    re.IGNORECASE,
-)
-#: how far after the keyword the date may start ("date of birth: ", "born on the ")
-_DOB_WINDOW = 24
-
-
-#: where a date can start: a digit or a month's first three letters (lower-cased text)
-_DATE_START = re.compile(r"[0-9]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
-
-
-def date_of_birth(probe: Probe) -> Iterator[Finding]:
-    """A date starting within :data:`_DOB_WINDOW` characters after a keyword.
-
-    The date pattern is tried only where a date can start (a digit, a month's
-    name) in that window, not at every position of it: thousands of "born"s
-    cost a few cheap searches each.
-    """
-    if not probe.has_digits:  # every date has digits
-        return
-    lower = probe.lower
-    text = probe.text
-    end = 0
-    for keyword in _DOB_KEYWORDS:
-        i = lower.find(keyword)
-        while i >= 0:
-            after = i + len(keyword)
-            if _keyword_bounded(lower, i, keyword):
-                date = _date_after(text, lower, max(after, end), after + _DOB_WINDOW + 1)
-                if date is not None:
-                    end = date.end()
-                    yield Finding("date_of_birth", date.start(), date.end())
-            i = lower.find(keyword, after)
-
-
-def _date_after(text: str, lower: str, pos: int, last: int) -> re.Match[str] | None:
-    """The first date starting in ``[pos, last)``."""
-    start = _DATE_START.search(lower, pos, last + 2)
-    while start is not None and start.start() < last:
-        m = _DATE.match(text, start.start())
-        if m is not None:
-            return m
-        start = _DATE_START.search(lower, start.start() + 1, last + 2)
-    return None
-
-
-def _keyword_bounded(lower: str, i: int, keyword: str) -> bool:
-    """The keyword is a word of its own ("born", not "stubborn"; "dob", not "adobe")."""
-    if i and lower[i - 1].isalpha():
-        return False
-    if keyword in ("birth", "born"):  # "birthday", "birthdate" are keywords too
-        return True
-    after = i + len(keyword)
-    return after >= len(lower) or not lower[after].isalpha()
 
 
 # --- email ---------------------------------------------------------------------
@@ -443,24 +203,28 @@ Detect = Callable[[Probe], Iterator[Finding]]
 #: parts that try nothing unless :attr:`Probe.starts` has a run
 ON_STARTS: tuple[tuple[str, Detect], ...] = (
     ("payment_card", payment_card),
-    ("us_ssn", us_ssn),
-    ("ca_sin", ca_sin),
-    ("es_dni", _dni),
-    ("in_aadhaar", in_aadhaar),
+    *ids.ON_STARTS,
     ("ip_address", _ipv4_not_version),
     ("phone", phone),
 )
 #: parts that try nothing unless :attr:`Probe.lettered` has a run
-ON_LETTERED: tuple[tuple[str, Detect], ...] = (
+ON_LETTERED: tuple[tuple[str, Detect], ...] = ids.ON_LETTERED
+#: parts that try nothing unless :attr:`Probe.runs` has a run
+ON_RUNS: tuple[tuple[str, Detect], ...] = (
     ("iban", iban),
-    ("uk_nino", uk_nino),
-    ("es_dni", _nie),
+    *ids.ON_RUNS,
+    ("date_of_birth", date_of_birth),
 )
-#: parts that try nothing unless :attr:`Probe.runs` has a run (every date has digits)
-ON_RUNS: tuple[tuple[str, Detect], ...] = (("date_of_birth", date_of_birth),)
 #: parts that try nothing unless their character (one of the probe's marks, as
 #: a byte value: ``int in bytes`` is a memchr) is in the text
 ON_CHAR: tuple[tuple[int, str, Detect], ...] = (
     (ord("@"), "email", email),
     (ord(":"), "ip_address", _ipv6),
+)
+#: every part, for the reference scan that runs them all
+ALL: tuple[tuple[str, Detect], ...] = (
+    *ON_STARTS,
+    *ON_LETTERED,
+    *ON_RUNS,
+    *((name, detect) for _, name, detect in ON_CHAR),
 )

@@ -41,12 +41,14 @@ from types import MappingProxyType
 from typing import Protocol
 
 from gateway.judging import detectors as d
+from gateway.judging import national_ids
 from gateway.judging.credentials import assignments, password, url_passwords
 from gateway.judging.probe import Finding, Probe
 from gateway.judging.secrets import SECRET_RULES, secrets, secrets_everywhere
 
 __all__ = [
     "BUILTIN_ENTITIES",
+    "NER_ENTITIES",
     "SECRET_ENTITIES",
     "UNJUDGED",
     "Detector",
@@ -67,16 +69,27 @@ class Detector(Protocol):
 BuiltinFn = Callable[[Probe], Iterator[Finding]]
 
 
-#: the other built-in detectors, most specific first
+def _all(parts: list[BuiltinFn]) -> BuiltinFn:
+    def detect(probe: Probe) -> Iterator[Finding]:
+        for part in parts:
+            yield from part(probe)
+
+    return detect
+
+
+#: the other built-in detectors, most specific first (the order breaks ties
+#: between findings of the same span: a number that passes a country's check
+#: is that country's id before it is a phone)
+_IDS = national_ids.all_detectors()
+_FORMAT_IDS = national_ids.FORMAT_ENTITIES
 _BUILTINS: tuple[tuple[str, BuiltinFn], ...] = (
     ("password", password),
-    ("payment_card", d.payment_card),
     ("iban", d.iban),
-    ("us_ssn", d.us_ssn),
-    ("uk_nino", d.uk_nino),
-    ("ca_sin", d.ca_sin),
-    ("es_dni", d.es_dni),
-    ("in_aadhaar", d.in_aadhaar),
+    # a 13-digit South African or 18-digit Chinese id can pass Luhn too: the
+    # date and check inside the id make it the likelier reading
+    *((name, _all(parts)) for name, parts in _IDS.items() if name != "in_aadhaar"),
+    ("payment_card", d.payment_card),
+    ("in_aadhaar", _all(_IDS["in_aadhaar"])),
     ("email", d.email),
     ("ip_address", d.ip_address),
     ("date_of_birth", d.date_of_birth),
@@ -91,6 +104,9 @@ BUILTIN_ENTITIES: frozenset[str] = (
     frozenset(_SECRET_NAMES) | {name for name, _ in _BUILTINS} | {UNJUDGED}
 )
 SECRET_ENTITIES: frozenset[str] = frozenset(_SECRET_NAMES) | {"password"}
+#: what the optional NER plug-in (:mod:`gateway.judging.ner`) reports: policies
+#: may give them levels whether the plug-in is enabled or not
+NER_ENTITIES: frozenset[str] = frozenset({"person", "location"})
 #: tie-break order on overlaps: secrets, checksummed ids, then the rest
 _RANK: Mapping[str, int] = MappingProxyType(
     {name: i for i, name in enumerate((*_SECRET_NAMES, *(name for name, _ in _BUILTINS)))}
@@ -145,6 +161,11 @@ class Scanner:
         for name, detect in _applicable(probe):
             if entities is None or name in entities:
                 found.extend(detect(probe))
+        if probe.has_digits and (entities is None or not entities.isdisjoint(_FORMAT_IDS)):
+            # the national ids' formats in one pass; it reports several entities
+            found.extend(
+                f for f in national_ids.formats(probe) if entities is None or f.entity in entities
+            )
         return self._finish(text, entities, found)
 
     def find_all_detectors(

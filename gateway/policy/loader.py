@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from gateway.judging.prices import PriceBook
-from gateway.judging.sensitivity import BUILTIN_ENTITIES, SECRET_ENTITIES
+from gateway.judging.sensitivity import BUILTIN_ENTITIES, NER_ENTITIES, SECRET_ENTITIES
 from gateway.judging.task import TASKS
 from gateway.levels import Level
 from gateway.policy.compiled import ALL_ENDPOINTS, Alias, CompiledPolicy, Declassify
@@ -236,7 +236,7 @@ def _compile(reader: Reader, m: _Merged, prices: PriceBook | None) -> CompiledPo
     target_defaults = read_defaults(reader, defaults) if defaults else TargetDefaults()
 
     custom, levels = _entities(reader, m.named["entities"], sens.get("entities"))
-    known_entities = frozenset(BUILTIN_ENTITIES) | frozenset(custom)
+    known_entities = frozenset(BUILTIN_ENTITIES) | NER_ENTITIES | frozenset(custom)
     default_level = Level.PUBLIC
     if "default_level" in sens:
         default_level = (
@@ -315,13 +315,13 @@ def _entities(
 ) -> tuple[dict[str, str], dict[str, Level]]:
     levels: dict[str, Level] = {
         e: (Level.RESTRICTED if e in SECRET_ENTITIES else Level.CONFIDENTIAL)
-        for e in BUILTIN_ENTITIES
+        for e in BUILTIN_ENTITIES | NER_ENTITIES
     }
     custom: dict[str, str] = {}
     custom_level_set: set[str] = set()
     for name, node in custom_nodes.items():
         what = f"entity '{name}'"
-        if name in BUILTIN_ENTITIES:
+        if name in BUILTIN_ENTITIES or name in NER_ENTITIES:
             reader.error(
                 node,
                 f"{what} is built in",
