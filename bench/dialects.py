@@ -7,8 +7,10 @@ pass-through, ``gateway serve`` with the shipped policies) and measures, cell
 by cell, streaming and not: the pass-through on ``/v1/chat/completions``, and the
 gateway on ``/v1/chat/completions``, ``/v1/responses`` and ``/v1/messages`` (the
 same prompt; the two translated endpoints reach the same upstream chat
-endpoint). Prints requests/s, p50/p99 and each gateway row's share of the
-pass-through's throughput.
+endpoint), then ``/v1/responses`` forwarded natively (a second gateway with
+``OPEN_MODEL_RESPONSES=native``) against the pass-through on the upstream's own
+``/v1/responses``. Prints requests/s, p50/p99, each gateway row's share of its
+pass-through's throughput and, at concurrency 1, the p50 it adds.
 """
 
 from __future__ import annotations
@@ -63,8 +65,14 @@ def main() -> int:
         upstream = bench.upstream()
         base, base_url, _ = bench.baseline(upstream)
         gw, gw_url, _ = bench.gateway("gateway", upstream)
-        print("| mode | conc. | server | endpoint | req/s | p50 ms | p99 ms | of pass-through |")
-        print("|---|---:|---|---|---:|---:|---:|---:|")
+        native, native_url, _ = bench.gateway(
+            "gateway-native", upstream, extra_env={"OPEN_MODEL_RESPONSES": "native"}
+        )
+        print(
+            "| mode | conc. | server | endpoint | req/s | p50 ms | p99 ms "
+            "| of pass-through | added p50 ms |"
+        )
+        print("|---|---:|---|---|---:|---:|---:|---:|---:|")
         for connections in args.connections:
             for stream in (False, True):
                 mode = "stream" if stream else "whole"
@@ -73,16 +81,23 @@ def main() -> int:
                     ("gateway", gw, gw_url, "/v1/chat/completions", body(stream=stream)),
                     ("gateway", gw, gw_url, "/v1/responses", responses_body(stream)),
                     ("gateway", gw, gw_url, "/v1/messages", messages_body(stream)),
+                    ("baseline", base, base_url, "/v1/responses", responses_body(stream)),
+                    ("gateway-native", native, native_url, "/v1/responses", responses_body(stream)),
                 )
-                reference = 0.0
+                reference: dict[str, float] = {}
                 for server, child, url, path, payload in cells:
                     row = bench.measure(url, payload, connections, server=child, path=path)
                     if server == "baseline":
-                        reference = row["rps"]
-                    share = f"{row['rps'] / reference:.0%}" if reference else "-"
+                        reference = {"rps": row["rps"], "p50": row["p50_ms"]}
+                    share = f"{row['rps'] / reference['rps']:.0%}" if reference["rps"] else "-"
+                    added = (
+                        f"{row['p50_ms'] - reference['p50']:.2f}"
+                        if connections == 1 and server != "baseline"
+                        else ""
+                    )
                     print(
                         f"| {mode} | {connections} | {server} | `{path}` | {row['rps']:,.0f} "
-                        f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {share} |",
+                        f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {share} | {added} |",
                         flush=True,
                     )
                     if row["errors"]:

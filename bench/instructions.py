@@ -1,7 +1,13 @@
 """Instructions per request, gateway and bare pass-through, under callgrind.
 
 Run: ``python bench/instructions.py [--requests 1000] [--connections 10] [--stream]
-[--cache-hit] [--only gateway|baseline] [--annotate]``.
+[--cache-hit] [--only gateway|baseline] [--api chat|responses|responses-native|messages]
+[--annotate]``.
+
+``--api`` picks the gateway's endpoint: chat completions (the default), the
+Responses API translated onto chat, the Responses API forwarded natively
+(``OPEN_MODEL_RESPONSES=native``; the baseline then passes ``/v1/responses``
+through too) or Anthropic's Messages API.
 
 Wall-clock figures on a shared VM move by ±20 % from run to run; instruction
 counts do not (``valgrind --tool=callgrind`` counts the instructions the
@@ -81,6 +87,7 @@ def measure(
     tmp: Path,
     stack: ExitStack,
     annotate: bool,
+    path: str = "/v1/chat/completions",
 ) -> float:
     pins = layout()
     out = tmp / f"{name}.callgrind"
@@ -97,7 +104,7 @@ def measure(
         wait_port(child, int(url.rsplit(":", 1)[1]), timeout_s=600)
     else:
         wait_http(child, url + ready, timeout_s=600)
-    target = url + "/v1/chat/completions"
+    target = url + path
     warm = max(200, requests // 5)
     run_load(target, payload, connections=connections, duration_s=3600, stop_after=warm)
     _control("-z", child.pid)
@@ -143,6 +150,9 @@ def main() -> int:
     )
     parser.add_argument("--annotate", action="store_true")
     parser.add_argument(
+        "--api", choices=("chat", "responses", "responses-native", "messages"), default="chat"
+    )
+    parser.add_argument(
         "--header", action="append", default=[], help="'name: value' sent with each request"
     )
     args = parser.parse_args()
@@ -150,6 +160,16 @@ def main() -> int:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     payload = body(stream=args.stream, temperature=0 if args.cache_hit else None)
+    gateway_path, gateway_payload, baseline_path = "/v1/chat/completions", payload, None
+    if args.api != "chat":
+        from dialects import messages_body, responses_body
+
+        native = args.api == "responses-native"
+        gateway_path = "/v1/messages" if args.api == "messages" else "/v1/responses"
+        gateway_payload = (
+            messages_body(args.stream) if args.api == "messages" else responses_body(args.stream)
+        )
+        baseline_path = "/v1/responses" if native else None
     python = sys.executable
     figures: dict[str, float] = {}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp_name:
@@ -186,6 +206,8 @@ def main() -> int:
             )
             if args.redis_url:
                 env["GATEWAY_REDIS_URL"] = args.redis_url
+            if args.api == "responses-native":
+                env["OPEN_MODEL_RESPONSES"] = "native"
             proxies.append(("gateway", [python, "-m", "gateway", "serve"], port, env, "/readyz"))
         for name, command, port, env, ready in proxies:
             figures[name] = measure(
@@ -194,16 +216,18 @@ def main() -> int:
                 f"http://127.0.0.1:{port}",
                 env=env,
                 ready=ready,
-                payload=payload,
+                payload=gateway_payload if name == "gateway" or baseline_path else payload,
                 requests=args.requests,
                 connections=args.connections,
                 tmp=tmp,
                 stack=stack,
                 annotate=args.annotate,
+                path=gateway_path if name == "gateway" else baseline_path or "/v1/chat/completions",
             )
     mode = ("streaming" if args.stream else "non-streaming") + (
         ", cache hits" if args.cache_hit else ""
     )
+    mode += f", {args.api}"
     print(f"{mode}, {args.connections} connections, {args.requests} requests measured")
     for name, value in figures.items():
         print(f"  {name:9s} {value / 1000:8.0f} k instructions per request")

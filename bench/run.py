@@ -140,7 +140,13 @@ class Bench:
         return child, f"http://127.0.0.1:{port}", wait_port(child, port)
 
     def gateway(
-        self, name: str, upstream: str, *, log_level: str = "warning", redis_url: str | None = None
+        self,
+        name: str,
+        upstream: str,
+        *,
+        log_level: str = "warning",
+        redis_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> tuple[Child, str, float]:
         port = free_port()
         env = {
@@ -160,6 +166,7 @@ class Bench:
         )
         if redis_url:
             env["GATEWAY_REDIS_URL"] = redis_url
+        env.update(extra_env or {})
         script = Path(self.python).parent / "gateway"
         cmd = [str(script), "serve"] if script.exists() else [self.python, "-m", "gateway", "serve"]
         child = self._own(

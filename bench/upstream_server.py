@@ -11,6 +11,12 @@ is measured. ``POST /v1/chat/completions`` answers:
 * with it: ``--chunks`` content chunks, one usage chunk and ``data: [DONE]``,
   as a chunked ``text/event-stream``.
 
+``POST /v1/responses`` answers the same in OpenAI's Responses wire format: a
+Response object, or the Responses event stream (``response.created``,
+``response.in_progress``, the item and content part, ``--chunks``
+``response.output_text.delta`` events, their ``.done`` events and
+``response.completed`` with usage), for ``OPEN_MODEL_RESPONSES=native``.
+
 The body is not parsed as JSON; a byte search for ``"stream":true`` (with or
 without a space) decides. Any other path answers 404. ``--delay-ms`` sleeps
 before answering (0 by default: no artificial latency).
@@ -83,6 +89,77 @@ def _stream_body(chunks: int) -> bytes:
     return bytes(out)
 
 
+def _response(text: str, output_tokens: int) -> dict[str, object]:
+    item = {
+        "id": "msg_bench",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
+    return {
+        "id": "resp_bench",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "model": _MODEL,
+        "output": [item],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "store": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 12,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 12 + output_tokens,
+        },
+        "metadata": {},
+    }
+
+
+def _responses_stream_body(chunks: int) -> bytes:
+    """The Responses event stream, pre-encoded as HTTP chunks (one per event)."""
+    seq = iter(range(chunks + 10))
+
+    def event(kind: str, **fields: object) -> bytes:
+        data = {"type": kind, "sequence_number": next(seq), **fields}
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+    text = "".join(f"w{i} " for i in range(chunks))
+    final = _response(text, chunks)
+    started = {**final, "status": "in_progress", "output": [], "usage": None}
+    item = final["output"][0]  # type: ignore[index]
+    where = {"item_id": "msg_bench", "output_index": 0, "content_index": 0}
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    events = [
+        event("response.created", response=started),
+        event("response.in_progress", response=started),
+        event("response.output_item.added", output_index=0, item={**item, "content": []}),
+        event("response.content_part.added", **where, part=part),
+    ]
+    events += [
+        event("response.output_text.delta", **where, delta=f"w{i} ", logprobs=[])
+        for i in range(chunks)
+    ]
+    events += [
+        event("response.output_text.done", **where, text=text, logprobs=[]),
+        event("response.content_part.done", **where, part={**part, "text": text}),
+        event("response.output_item.done", output_index=0, item=item),
+        event("response.completed", response=final),
+    ]
+    out = bytearray()
+    for e in events:
+        out += f"{len(e):x}\r\n".encode() + e + b"\r\n"
+    out += b"0\r\n\r\n"
+    return bytes(out)
+
+
 def _delta(i: int) -> dict[str, str]:
     return {"role": "assistant", "content": f"w{i} "} if i == 0 else {"content": f"w{i} "}
 
@@ -100,6 +177,17 @@ class Answers:
         self.stream = (
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
             b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n" + _stream_body(chunks)
+        )
+        response = orjson.dumps(_response("Hello from the bench upstream.", 7))
+        self.response = (
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(response)}\r\n\r\n".encode()
+            + response
+        )
+        self.response_stream = (
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+            + _responses_stream_body(chunks)
         )
         missing = b'{"error":{"message":"not found","type":"invalid_request_error"}}'
         self.not_found = (
@@ -149,12 +237,13 @@ class Upstream(asyncio.Protocol):
             self._send(answer, keep_alive)
 
     def _answer(self) -> bytes:
+        body = bytes(self._body)
+        stream = b'"stream":true' in body or b'"stream": true' in body
+        if self._url.startswith(b"/v1/responses"):
+            return self._answers.response_stream if stream else self._answers.response
         if not self._url.startswith(b"/v1/chat/completions"):
             return self._answers.not_found
-        body = bytes(self._body)
-        if b'"stream":true' in body or b'"stream": true' in body:
-            return self._answers.stream
-        return self._answers.whole
+        return self._answers.stream if stream else self._answers.whole
 
     def _send(self, answer: bytes, keep_alive: bool) -> None:
         transport = self._transport

@@ -13,3 +13,5 @@ class Endpoint(StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    #: OpenAI's Responses API, called only on targets that speak it natively
+    RESPONSES = "responses"

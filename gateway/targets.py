@@ -262,6 +262,9 @@ class Target:
     capacity: Capacity | None = None
     #: the server's Prometheus ``/metrics`` (vLLM, SGLang, TGI), read in the background
     metrics_url: str | None = None
+    #: speaks OpenAI's Responses API (``POST {base_url}/responses``): a Responses
+    #: request routed here is forwarded natively instead of translated to chat
+    responses_native: bool = False
 
     def may_receive(self, level: Level) -> bool:
         return level <= self.max_sensitivity

@@ -12,6 +12,10 @@ its behaviour:
 * ``drop-mid-stream`` — sends two chunks then drops the connection
 * ``flaky:<n>`` — the first n requests (per flaky key) get 503, then echo
 * ``not-json`` — 200 with a non-JSON body
+* ``agent`` — as ``echo``, but with tools it calls the first one only until the
+  last message is the tool's output, then says "the tool said: <output>" (so an
+  agent's loop ends); other models always call it
+* ``POST /v1/responses`` — the Responses API, see :mod:`tests.responses_upstream`
 * ``slow-stream`` — streams 100 chunks, 50 ms apart; a request whose client
   went away before the end is listed in ``abandoned`` (by ``x-request-id``)
 
@@ -43,6 +47,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from tests import responses_upstream
 
 RECORDINGS = Path(__file__).resolve().parent / "data" / "openai-sse"
 ANTHROPIC_DATA = Path(__file__).resolve().parent / "data" / "anthropic"
@@ -84,6 +90,8 @@ class Upstream:
         #: x-request-ids of streams whose reader went away before the end
         self.abandoned: list[str] = []
         self._flaky: dict[str, int] = {}
+        #: stored Responses (``/v1/responses``): id -> the conversation so far
+        self.responses_store: dict[str, list[dict[str, Any]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -118,6 +126,7 @@ class Upstream:
         app.router.add_post("/v1/chat/completions", self._limited_chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/responses", responses_upstream.handler(self))
         app.router.add_post("/v1/messages", self._anthropic_messages)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         loop.run_until_complete(self._runner.setup())
@@ -240,6 +249,9 @@ class Upstream:
         text = "echo: " + _last_user_text(body)
         n = int(body.get("n") or 1)
         tools = body.get("tools")
+        last = (body.get("messages") or [{}])[-1]
+        if model == "agent" and tools and last.get("role") == "tool":  # the tool answered
+            tools, text = None, f"the tool said: {last.get('content')}"
         if body.get("stream"):
             return await self._stream_chat(request, body, text, n, bool(tools))
         choices = []

@@ -28,12 +28,14 @@ from gateway.services import Services
 from gateway.state.base import StateUnavailable
 
 log = logging.getLogger("gateway.api")
+#: output items a follow-up's chat messages carry
+_CARRIED = frozenset({"message", "function_call", "function_call_output"})
 
 
 class Stored:
     """One stored response, as read back."""
 
-    __slots__ = ("input_items", "level", "messages", "response", "target")
+    __slots__ = ("input_items", "level", "messages", "provider_id", "response", "target")
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.response: dict[str, Any] = data["response"]
@@ -41,6 +43,8 @@ class Stored:
         self.messages: list[dict[str, Any]] = data["messages"]
         self.level: str = data["level"]
         self.target: str | None = data.get("target")
+        #: the provider's own id of this response, when a native target served it
+        self.provider_id: str | None = data.get("provider_id")
 
 
 async def load(services: Services, team: str | None, response_id: str) -> Stored | None:
@@ -84,14 +88,18 @@ async def save(
     history: list[dict[str, Any]],
     level: str,
     target: str | None,
+    provider_id: str | None = None,
 ) -> None:
     """Store a completed response and its conversation (a store outage is
-    logged: the answer was already given, it just cannot be followed up)."""
+    logged: the answer was already given, it just cannot be followed up).
+    Output items the chat translation cannot carry (a native target's
+    built-in tool calls, …) are kept in the Response but not in the messages."""
     turn = items_to_messages(input_items)
     answer = items_to_messages(
         [
-            {**item, "role": "assistant"} if item["type"] == "message" else item
-            for item in response["output"]
+            {**item, "role": "assistant"} if item.get("type") == "message" else item
+            for item in response.get("output") or []
+            if isinstance(item, dict) and item.get("type") in _CARRIED
         ]
     )
     data = {
@@ -100,6 +108,7 @@ async def save(
         "messages": history + turn + answer,
         "level": level,
         "target": target,
+        "provider_id": provider_id,
     }
     try:
         await services.state.conversations.put(

@@ -27,6 +27,7 @@ from gateway.judging.tokens import estimate_request_tokens
 from gateway.observability.record import Exchange
 from gateway.pipeline.handler import Reply
 from gateway.services import Services
+from gateway.upstream.responses_wire import NativeResponses
 
 log = logging.getLogger("gateway.api")
 
@@ -107,14 +108,19 @@ async def serve_responses(
     services: Services, ex: Exchange, raw: bytes, headers: dict[str, str], send: Send
 ) -> None:
     """``POST /v1/responses``: expand ``previous_response_id`` from the store,
-    judge and route the whole conversation as chat, answer a Response (or its
-    event stream) and store it when ``store`` is on."""
+    judge the whole conversation as chat, route it (a target that speaks
+    Responses gets a native body rebuilt from the judged one, and the
+    provider's own id of the previous turn when it served it; any other gets
+    the chat body), answer a Response (or its event stream) and store it when
+    ``store`` is on, with the provider's id when a native target served it."""
+    response_id = responses.new_id("resp")
     try:
         turn = responses.parse(_json(raw, services.settings.max_json_depth))
         who = await services.auth.authenticate(headers.get("authorization"))
         team = who.team if who is not None else None
         history: list[dict[str, Any]] = []
         earlier_level: str | None = None
+        stored = None
         if turn.previous_id is not None:
             stored = await responses_store.load(services, team, turn.previous_id)
             if stored is None:
@@ -135,7 +141,18 @@ async def serve_responses(
                 if declared is None
                 else f"{declared}, {earlier_level}",
             }
-        reply = await services.pipeline.handle(ex, Endpoint.CHAT, orjson.dumps(turn.chat), headers)
+        native = NativeResponses(
+            response_id=response_id,
+            previous_id=turn.previous_id,
+            store=turn.store,
+            instructions=turn.echo["instructions"] is not None,
+            history=len(history),
+            provider_target=stored.target if stored is not None else None,
+            provider_previous=stored.provider_id if stored is not None else None,
+        )
+        reply = await services.pipeline.handle(
+            ex, Endpoint.CHAT, orjson.dumps(turn.chat), headers, native
+        )
     except GatewayError as error:
         ex.failed(error)
         await send_error(send, error, ex.headers())
@@ -146,29 +163,39 @@ async def serve_responses(
         ex.failed(internal)
         await send_error(send, internal, ex.headers())
         return
-    response_id = responses.new_id("resp")
 
     async def keep(response: dict[str, Any]) -> None:
         if turn.store:
             level = responses_store.highest(ex.level, earlier_level)
+            provider_id = native.provider_id if reply.native else None
             await responses_store.save(
-                services, team, response, turn.input_items, history, level, ex.target
+                services, team, response, turn.input_items, history, level, ex.target, provider_id
             )
 
     if reply.events is None:
         data = orjson.loads(reply.body or b"{}")
-        output = responses_answer.output_from_chat(data)
-        response = responses_answer.response_object(
-            response_id, turn.echo, output, responses_answer.usage_of(data.get("usage"))
-        )
+        if reply.native:
+            native.rewrite(data)
+            response = data
+        else:
+            output = responses_answer.output_from_chat(data)
+            usage = responses_answer.usage_of(data.get("usage"))
+            response = responses_answer.response_object(response_id, turn.echo, output, usage)
         await keep(response)
         await send_json(send, reply.status, response, reply.headers)
         return
     done: list[dict[str, Any]] = []
-    stream = responses_answer.EventStream(response_id, turn.echo, done.append)
-    await _stream(send, reply, stream.translate(reply.events))
-    if done:
-        await keep(done[0])
+    events = (
+        reply.events
+        if reply.native
+        else responses_answer.EventStream(response_id, turn.echo, done.append).translate(
+            reply.events
+        )
+    )
+    await _stream(send, reply, events)
+    final = native.final if reply.native else (done[0] if done else None)
+    if final is not None:
+        await keep(final)
     await send({"type": "http.response.body", "body": b""})
 
 

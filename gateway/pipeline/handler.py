@@ -64,8 +64,10 @@ from gateway.quota.spend import Accountant
 from gateway.settings import Settings
 from gateway.state.base import KeyRecord, StateUnavailable
 from gateway.state.factory import StateBackends
+from gateway.upstream import responses_relay
 from gateway.upstream.provider import Usage
-from gateway.upstream.relay import Restorer, StreamResult, relay
+from gateway.upstream.relay import Restorer, StreamResult
+from gateway.upstream.responses_wire import NativeResponses
 from gateway.upstream.router import Router, Served, hold_capacity
 
 log = logging.getLogger("gateway.pipeline.handler")
@@ -84,6 +86,8 @@ class Reply:
     #: SSE bytes, ready for the wire, for a streamed answer
     events: AsyncIterator[bytes] | None = None
     status: int = 200
+    #: the answer is in the Responses wire format (a native Responses target)
+    native: bool = False
 
 
 class _Decided(NamedTuple):
@@ -139,14 +143,24 @@ class Pipeline:
     # -- entry points -------------------------------------------------------
 
     async def handle(
-        self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
+        self,
+        ex: Exchange,
+        endpoint: Endpoint,
+        raw: bytes,
+        headers: Mapping[str, str],
+        native: NativeResponses | None = None,
     ) -> Reply:
         """Answer one request, filling in ``ex`` as the steps go. A
         :class:`GatewayError` is recorded on ``ex`` and raised for the edge to
-        render (with ``ex.headers()``); so is a cancellation."""
+        render (with ``ex.headers()``); so is a cancellation.
+
+        ``native``: a Responses request translated to the chat ``raw``, judged
+        as that chat body; targets that speak Responses get it rebuilt from the
+        judged body (see :mod:`gateway.upstream.responses_wire`), and
+        ``Reply.native`` says when the answer is a Response."""
         ex.trace = self._tracer.request_span(ex.request_id, ex.endpoint, headers)  # tracing
         try:
-            return await self._handle(ex, endpoint, raw, headers)
+            return await self._handle(ex, endpoint, raw, headers, native)
         except GatewayError as error:
             ex.failed(error)
             raise
@@ -168,7 +182,12 @@ class Pipeline:
     # -- the steps ------------------------------------------------------------
 
     async def _handle(
-        self, ex: Exchange, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]
+        self,
+        ex: Exchange,
+        endpoint: Endpoint,
+        raw: bytes,
+        headers: Mapping[str, str],
+        native: NativeResponses | None,
     ) -> Reply:
         forwarded = forwarded_headers(headers)
         with ex.trace.child("gateway.decide"):  # tracing
@@ -194,7 +213,9 @@ class Pipeline:
                 raise NoEligibleTarget(decision.deny_message or "No target may receive this data.")
             raise PolicyDenied(decision.deny_message or f"Denied by policy rule '{decision.rule}'.")
         targets = [policy.targets[name] for name in decision.targets]
-        work = Work(parsed, policy, facts, decision, targets, who, parsed.body, forwarded)
+        work = Work(
+            parsed, policy, facts, decision, targets, who, parsed.body, forwarded, native=native
+        )
         work.admission, limit_headers = await self._limits.admit(
             who, decision, facts, stream=parsed.stream
         )
@@ -207,8 +228,8 @@ class Pipeline:
             if ending.stream is None:  # an upstream stream is settled when it is closed
                 self._settlement.settle(ex, ending)
         if isinstance(answer, bytes):
-            return Reply(ex.headers(), body=answer)
-        return Reply(ex.headers(), events=answer)
+            return Reply(ex.headers(), body=answer, native=work.answered_native)
+        return Reply(ex.headers(), events=answer, native=work.answered_native)
 
     async def _answer(
         self,
@@ -237,6 +258,7 @@ class Pipeline:
             trace=ex.trace,  # tracing
             forwarded=work.forwarded,
             spill=work.decision.spill,
+            native=work.native,
         )
         spilled_from = work.decision.spilled_from
         if served.release is not None or served.spilled_from or spilled_from:
@@ -245,6 +267,7 @@ class Pipeline:
         ex.target, ex.kind, ex.attempts = target.name, target.kind.value, served.attempts
         ending.started = served.started
         ex.upstream_s = served.first_byte_at - served.started
+        work.answered_native = served.native
         if work.parsed.stream:
             return self._stream_reply(ex, work, ending, served)
         reply = served.reply
@@ -369,7 +392,9 @@ class Pipeline:
             work.decision.cache,
             headers,
             team=_team(work.who),
-            endpoint=work.parsed.endpoint.value,
+            endpoint=work.parsed.endpoint.value
+            if work.native is None
+            else responses_relay.cache_label(work.native, work.targets),
             stream=work.parsed.stream,
             targets=work.targets,
             body=work.body,
@@ -400,8 +425,10 @@ class Pipeline:
         # settled when served (see gateway.pipeline.settlement): nothing upstream is held
         ending.cached_from = entry.target
         ending.usage = Usage(entry.prompt_tokens, entry.completion_tokens)
+        native = work.native is not None and work.native.speaks(target)
+        work.answered_native = native
         if work.parsed.stream:
-            return relay(
+            return responses_relay.relay_for(work.native if native else None)(
                 list(entry.chunks),
                 None,
                 include_usage=work.parsed.include_usage,
@@ -420,7 +447,7 @@ class Pipeline:
             ex.first_token_s = time.perf_counter() - ex.started
 
         result = StreamResult()
-        events = relay(
+        events = responses_relay.relay_for(work.native if served.native else None)(
             served.first_events,
             served.events,
             include_usage=work.parsed.include_usage,
@@ -445,7 +472,7 @@ class Pipeline:
         redaction = work.redaction
         if redaction is None or not (work.decision.redact and work.decision.redact.restore):
             return None
-        return Restorer(redaction.stream_restorer)
+        return Restorer(redaction.stream_restorer, redaction.restore_answer)
 
 
 def _team(who: KeyRecord | None) -> str | None:

@@ -12,6 +12,7 @@ from gateway.policy.model import Decision, Facts
 from gateway.quota.limits import Admission
 from gateway.state.base import KeyRecord
 from gateway.targets import Target
+from gateway.upstream.responses_wire import NativeResponses
 
 
 @dataclass(slots=True)
@@ -33,3 +34,7 @@ class Work:
     cache_write: str | None = None
     #: what the request holds of limits and budgets until it is settled
     admission: Admission = field(default_factory=Admission)
+    #: a Responses request's native plan (None: chat, or translated only)
+    native: NativeResponses | None = None
+    #: the answer is a Response (from a target that speaks Responses natively)
+    answered_native: bool = False

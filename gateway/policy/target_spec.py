@@ -29,6 +29,12 @@ Contract:
   passed over, or the request refused at once).
 * ``metrics_url``: the server's Prometheus ``/metrics``, read in the
   background for its own load; empty means none.
+* ``responses`` (``native`` or ``translate``): whether a ``/v1/responses``
+  request routed here is forwarded to ``{base_url}/responses`` as a Responses
+  body or translated to chat completions and back. Only ``provider: openai``
+  targets can be native; the default is ``native`` for proprietary ones
+  (OpenAI's API speaks it) and ``translate`` for open ones (vLLM does, when
+  its operator says so).
 """
 
 from __future__ import annotations
@@ -72,11 +78,14 @@ TARGET_KEYS = (
     "weight",
     "headers",
     "simulated",
+    "responses",
     "description",
     "capacity",
     "metrics_url",
 )
 CAPACITY_KEYS = ("max_in_flight", "shared_max_in_flight", "max_queue", "max_wait_ms")
+#: how a target takes a Responses request: forwarded as it is, or translated to chat
+RESPONSES_MODES = ("native", "translate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +255,7 @@ def read_target(
                 f"{what}: metrics_url {metrics_url!r} is not an http(s) URL",
                 "write the server's metrics address, e.g. http://localhost:8000/metrics",
             )
+    responses_native = _responses_mode(reader, what, entries.get("responses"), kind, provider)
 
     if len(reader.problems) > before and any(
         p.severity.value == "error" for p in reader.problems[before:]
@@ -285,6 +295,7 @@ def read_target(
         weight=weight,
         capacity=capacity,
         metrics_url=metrics_url,
+        responses_native=responses_native,
     )
 
 
@@ -311,6 +322,22 @@ def _capacity(reader: Reader, what: str, node: Node) -> Capacity | None:
     if per_replica is None and shared is None:
         return None
     return Capacity(per_replica, shared, queue, wait)
+
+
+def _responses_mode(
+    reader: Reader, what: str, node: Node | None, kind: Kind, provider: ProviderType
+) -> bool:
+    if node is None:
+        return provider is ProviderType.OPENAI_COMPATIBLE and kind is Kind.PROPRIETARY
+    mode = reader.choice(node, f"{what}: responses", list(RESPONSES_MODES))
+    if mode == "native" and provider is not ProviderType.OPENAI_COMPATIBLE:
+        reader.error(
+            node,
+            f"{what}: responses: native needs provider: openai (an OpenAI-compatible server)",
+            "remove it, or write responses: translate",
+        )
+        return False
+    return mode == "native"
 
 
 def _bad_url(url: str) -> bool:

@@ -1,7 +1,10 @@
 """The fast path: any server that speaks OpenAI's HTTP API.
 
 vLLM, Ollama, llama.cpp, TGI, SGLang and OpenAI itself all take the request
-as it is; this provider forwards the body with one ``orjson.dumps`` and reads
+as it is (and OpenAI and vLLM also the Responses API, ``Endpoint.RESPONSES``:
+the body is posted to ``{base_url}/responses`` and the answer is a Response
+object or the Responses event stream, whose ``event:`` lines are dropped here:
+each event's ``type`` says the same); this provider forwards the body with one ``orjson.dumps`` and reads
 the answer with one ``orjson.loads`` (usage is needed for spend). Streams are
 passed on event by event as they arrive, without re-encoding.
 
@@ -115,7 +118,10 @@ class OpenAICompatProvider:
             raise UpstreamProtocolError(f"{target.name} answered with invalid JSON") from None
         if not isinstance(data, dict):
             raise UpstreamProtocolError(f"{target.name} answered with a non-object JSON body")
-        return UpstreamReply(data=data, raw=raw)
+        native = call.endpoint is Endpoint.RESPONSES
+        if native and data.get("object") != "response":
+            raise UpstreamProtocolError(f"{target.name} did not answer with a Response object")
+        return UpstreamReply(data=data, raw=raw, responses=native)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[list[bytes]]:
         target = call.target
@@ -137,7 +143,8 @@ class OpenAICompatProvider:
                 raise UpstreamProtocolError(
                     f"{target.name} did not answer with an event stream ({content_type or 'no content-type'})"
                 )
-            async for batch in _event_batches(response):
+            named = call.endpoint is Endpoint.RESPONSES
+            async for batch in _event_batches(response, named=named):
                 yield batch
         except RequestTimeout as exc:
             raise UpstreamTimeout(f"{target.name} timed out while streaming") from exc
@@ -174,8 +181,14 @@ async def _error_body(response: Response) -> bytes:
         return b""
 
 
-async def _event_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[bytes]]:
+async def _event_batches(
+    chunks: AsyncIterable[bytes], *, named: bool = False
+) -> AsyncIterator[list[bytes]]:
     """Yield the data of the server-sent events of each network read, together.
+
+    ``named``: the events are the Responses API's, each ``event: <type>`` then
+    ``data: <payload>``; a read of only such blocks is a :class:`FramedBatch`
+    too (see :func:`_framed_named`).
 
     Stops at ``[DONE]``. Line ends may be ``\n``, ``\r\n`` or ``\r``;
     multi-line ``data:`` fields are joined with newlines (SSE spec); comments
@@ -204,7 +217,7 @@ async def _event_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[byt
                 yield framed
                 return
         else:
-            framed = _framed(events)
+            framed = _framed_named(events) if named else _framed(events)
             if framed is not None:
                 buffer = buffer[end:]
                 yield framed
@@ -243,6 +256,22 @@ def _framed(events: bytes) -> FramedBatch | None:
     payloads = [block[6:] for block in blocks if block.startswith(_DATA_SPACE)]
     if len(payloads) != len(blocks):
         return None
+    return FramedBatch(payloads, events)
+
+
+def _framed_named(events: bytes) -> FramedBatch | None:
+    """``events`` (whole event blocks) as a :class:`FramedBatch` when every one
+    is exactly ``event: <type>\ndata: <payload>``; else None. Each block then
+    holds one line end of its own, and the blank line after it two."""
+    blocks = events[:-2].split(b"\n\n")
+    if events.count(b"\n") != 3 * len(blocks):
+        return None
+    payloads = []
+    for block in blocks:
+        at = block.find(b"\ndata: ")
+        if at < 0 or not block.startswith(b"event: "):
+            return None
+        payloads.append(block[at + 7 :])
     return FramedBatch(payloads, events)
 
 

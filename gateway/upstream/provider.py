@@ -96,6 +96,26 @@ class Usage:
         )
 
     @classmethod
+    def from_responses(cls, usage: Any) -> Usage | None:
+        """Read a Responses API ``usage`` (``input_tokens`` counting the cached
+        ones, ``output_tokens`` counting the reasoning ones, and their
+        ``input_tokens_details.cached_tokens`` and
+        ``output_tokens_details.reasoning_tokens``); ``None`` when absent."""
+        if not isinstance(usage, dict) or not isinstance(usage.get("input_tokens"), int):
+            return None
+        details = usage.get("input_tokens_details")
+        out_details = usage.get("output_tokens_details")
+        details = details if isinstance(details, dict) else {}
+        out_details = out_details if isinstance(out_details, dict) else {}
+        return cls(
+            prompt_tokens=_count(usage.get("input_tokens")),
+            completion_tokens=_count(usage.get("output_tokens")),
+            cached_tokens=_count(details.get("cached_tokens")),
+            cache_write_tokens=_count(details.get("cache_write_tokens")),
+            reasoning_tokens=_count(out_details.get("reasoning_tokens")),
+        )
+
+    @classmethod
     def _from_anthropic(cls, usage: dict[str, Any]) -> Usage:
         read = _count(usage.get("cache_read_input_tokens"))
         written = _count(usage.get("cache_creation_input_tokens"))
@@ -131,14 +151,19 @@ class UpstreamCall:
 
 @dataclass(slots=True)
 class UpstreamReply:
-    """A whole (non-streamed) answer in OpenAI's wire format."""
+    """A whole (non-streamed) answer in OpenAI's wire format: a chat
+    completion (or completion, embeddings), or a Response object when the
+    call went to a target's native Responses endpoint (``responses``)."""
 
     data: dict[str, Any]
     #: the upstream's bytes when they can be forwarded unchanged
     raw: bytes | None = None
+    responses: bool = False
 
     @property
     def usage(self) -> Usage | None:
+        if self.responses:
+            return Usage.from_responses(self.data.get("usage"))
         return Usage.from_wire(self.data.get("usage"))
 
     def to_bytes(self) -> bytes:

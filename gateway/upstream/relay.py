@@ -53,8 +53,12 @@ class Restorer:
     ``function_call.arguments`` are separate streams of text.
     """
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    def __init__(
+        self, make: Callable[[], Any], answer: Callable[[bytes], bytes] | None = None
+    ) -> None:
         self._make = make
+        #: restores a whole JSON event (the Responses relay's non-delta events)
+        self.answer: Callable[[bytes], bytes] = answer or _unchanged
         self._by_slot: dict[Slot, Any] = {}
         #: id/object/created/model of the last event, for a trailing chunk
         self.meta: dict[str, Any] = {}
@@ -98,6 +102,10 @@ class StreamCap:
 
     events: int
     error: GatewayError
+
+
+def _unchanged(raw: bytes) -> bytes:
+    return raw
 
 
 def sse(payload: bytes) -> bytes:

@@ -23,6 +23,13 @@ Contract:
   ``x-gateway-spill``); otherwise the request waits in the target's bounded
   queue, and a wait that runs out moves on to the next target like a failure.
   The slot is held until the answer is complete (``Served.release``).
+* A Responses request (``native`` given) goes to each target that speaks
+  Responses as a native Responses body (:mod:`.responses_wire`), to any
+  other as the translated chat body; fallbacks cross between the two freely,
+  and ``Served.native`` says which one answered.
+* A native follow-up sent with the provider's own previous id that the provider
+  no longer knows (``previous_response_not_found``) is sent again, at once and
+  to the same target, with the whole conversation instead.
 * When every target failed, the error names each target and why. A single
   upstream status error is passed on as it is (so a 429's ``Retry-After``
   reaches the client and its SDK retries).
@@ -58,6 +65,7 @@ from gateway.upstream.capacity import LoadBoard
 from gateway.upstream.dialect import for_target, is_anthropic
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
 from gateway.upstream.registry import Providers
+from gateway.upstream.responses_wire import NativeResponses
 
 #: weight of the newest sample in the latency moving average
 _EWMA_ALPHA = 0.2
@@ -79,6 +87,8 @@ class Served:
     release: Callable[[], None] | None = None
     #: the first target passed over for being at capacity (a spill), if any
     spilled_from: str | None = None
+    #: the answer is in the Responses wire format (a native Responses target)
+    native: bool = False
 
 
 class Router:
@@ -119,12 +129,15 @@ class Router:
         trace: RequestSpan = NO_SPAN,
         forwarded: tuple[tuple[str, str], ...] = (),
         spill: bool = False,
+        native: NativeResponses | None = None,
     ) -> Served:
         """Try ``targets`` in order (retries, breakers, fallbacks) until one answers.
 
         ``forwarded``: judged client headers for the targets that speak their
         dialect (:mod:`gateway.upstream.dialect`). ``spill``: the decision's
-        strategy is ``spill`` (a full target with a later one is passed over)."""
+        strategy is ``spill`` (a full target with a later one is passed over).
+        ``native``: a Responses request's plan, for the targets that speak
+        Responses (:mod:`gateway.upstream.responses_wire`)."""
         attempts = 0
         failures: list[tuple[str, BaseException | str]] = []
         passed_over: str | None = None
@@ -151,15 +164,22 @@ class Router:
                     ).inc()
                     continue
             anthropic = is_anthropic(target)
-            call = UpstreamCall(
-                endpoint,
-                target,
-                {**for_target(body, target), "model": target.model},
-                request_id,
-                forwarded=forwarded if anthropic else (),
+            sent_body = {**for_target(body, target), "model": target.model}
+            speaks = native is not None and native.speaks(target)
+            call = (
+                UpstreamCall(Endpoint.RESPONSES, target, native.body(target, sent_body), request_id)
+                if native is not None and speaks
+                else UpstreamCall(
+                    endpoint,
+                    target,
+                    sent_body,
+                    request_id,
+                    forwarded=forwarded if anthropic else (),
+                )
             )
+            resend = _resender(native, call, sent_body) if speaks and native is not None else None
             try:
-                served, attempts = await self._try(call, stream, trace, failures, attempts)
+                served, attempts = await self._try(call, stream, trace, failures, attempts, resend)
             except BaseException:
                 if release is not None:
                     release()
@@ -170,6 +190,7 @@ class Router:
                 continue
             served.release = release
             served.spilled_from = passed_over
+            served.native = speaks
             return served
         raise _exhausted(failures)
 
@@ -180,12 +201,18 @@ class Router:
         trace: RequestSpan,
         failures: list[tuple[str, BaseException | str]],
         attempts: int,
+        resend: Callable[[GatewayError], UpstreamCall | None] | None = None,
     ) -> tuple[Served | None, int]:
         """``call``'s target, retried as its policy says: what it served (or None,
-        its failures recorded), and ``attempts`` plus its tries."""
+        its failures recorded), and ``attempts`` plus its tries. ``resend``: the
+        call to make at once instead, for an error that asks for one (a native
+        follow-up whose previous id the provider forgot); it does not count as a
+        retry."""
         target = call.target
         tries = max(1, target.retry.attempts)
-        for attempt in range(1, tries + 1):
+        attempt = 0
+        while attempt < tries:
+            attempt += 1
             attempts += 1
             started = self._clock()
             try:
@@ -198,6 +225,11 @@ class Router:
                     )
                     served = await self._attempt(sent, stream, started)
             except GatewayError as error:
+                again = resend(error) if resend is not None else None
+                if again is not None:
+                    call, resend = again, None
+                    tries += 1  # this attempt does not count
+                    continue
                 if not is_retryable(error):
                     self.breakers.release_probe(target.name, target.circuit)
                     raise
@@ -281,6 +313,21 @@ def hold_capacity(ex: Exchange, served: Served, planned: str | None, metrics: Me
     if spilled is not None and spilled != served.target.name:
         ex.extra_headers["x-gateway-spill"] = f"{spilled}->{served.target.name}"
         metrics.spills.labels(metrics.target(spilled), metrics.target(served.target.name)).inc()
+
+
+def _resender(
+    plan: NativeResponses, call: UpstreamCall, chat_body: dict[str, Any]
+) -> Callable[[GatewayError], UpstreamCall | None]:
+    """For a native follow-up sent with the provider's own previous id: the
+    call to make instead when the provider no longer knows that id (the whole
+    conversation; once, as ``plan`` drops the id)."""
+
+    def resend(error: GatewayError) -> UpstreamCall | None:
+        if not plan.forgotten(error):
+            return None
+        return replace(call, body=plan.body(call.target, chat_body))
+
+    return resend
 
 
 async def _close(events: AsyncIterator[list[bytes]]) -> None:

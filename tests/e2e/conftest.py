@@ -44,6 +44,20 @@ def e2e_policy() -> dict[str, Any]:
             "flaky:2", retry={"attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
         ),
         "breaker": target("status:500", circuit={"failures_to_open": 2, "open_seconds": 1.5}),
+        # the test upstream's /v1/responses, forwarded natively
+        "native": target("echo", responses="native"),
+        "native-500": target("status:500", responses="native"),
+        "native-drop": target("drop-mid-stream", responses="native"),
+        "native-priced": target(
+            "usage-details",
+            responses="native",
+            price={
+                "input_per_mtok": 10,
+                "output_per_mtok": 20,
+                "cache_read_per_mtok": 1,
+                "reasoning_per_mtok": 40,
+            },
+        ),
     }
     for path in recording_files():
         targets[f"rec-{path.name[:8]}"] = target(f"recording:{path.name[:8]}")
@@ -62,6 +76,8 @@ def e2e_policy() -> dict[str, Any]:
             "all-fail": {"targets": ["status-500", "refused"]},
             "too-long-then-echo": {"targets": ["too-long", "echo"]},
             "cloud-then-echo": {"targets": ["cloud", "echo"]},
+            "native-then-chat": {"targets": ["native-500", "echo"]},
+            "chat-then-native": {"targets": ["status-500", "native"]},
             "redact-cloud": {},
         }
     )

@@ -236,7 +236,36 @@ TARGET_CASES = [
         "must be a string",
         "quote it",
     ),
+    (
+        "  t:\n    kind: open\n    base_url: http://x\n    model: m\n    responses: natve\n",
+        5,
+        "responses: unknown value 'natve'",
+        "did you mean 'native'?",
+    ),
+    (
+        "  t:\n    kind: proprietary\n    provider: litellm\n    litellm_provider: anthropic\n"
+        "    model: m\n    responses: native\n",
+        6,
+        "responses: native needs provider: openai",
+        "responses: translate",
+    ),
 ]
+
+
+def test_responses_native_by_default_for_proprietary_openai_targets(write_policy: WriteDir) -> None:
+    """``responses``: native for proprietary ``provider: openai`` targets (OpenAI
+    speaks it), translate for open ones unless declared, never for litellm."""
+    text = TARGETS + (
+        "  vllm:\n    kind: open\n    base_url: http://127.0.0.1:9/v1\n    model: m\n"
+        "    responses: native\n"
+        "  cloud-chat:\n    kind: proprietary\n    base_url: http://127.0.0.1:9/v1\n"
+        "    model: m\n    api_key: k\n    price: {input_per_mtok: 1, output_per_mtok: 2}\n"
+        "    responses: translate\n"
+        "rules:\n  - name: r\n    route: {targets: [local]}\n"
+    )
+    policy = load(write_policy(**{"p.yaml": text}))
+    native = {name: t.responses_native for name, t in policy.targets.items()}
+    assert native == {"local": False, "cloud": True, "vllm": True, "cloud-chat": False}
 
 
 @pytest.mark.parametrize(("target", "line", "message", "fix"), TARGET_CASES)
