@@ -1,4 +1,6 @@
-"""Accuracy and speed of the built-in task classifier on the labelled set.
+"""Accuracy and speed of the built-in task classifier on the project's own labelled set.
+
+(The evaluation on public data it was not trained on is ``bench/task_heldout.py``.)
 
 Run: ``python bench/task_eval.py [tests/data/task_eval.yaml]``. Prints accuracy
 per class and overall, every confusion (expected -> got, with the prompt),
@@ -20,7 +22,8 @@ import yaml
 # runnable from a checkout without installing the package
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.judging.task import TASKS, KeywordClassifier, TaskClassifier, TaskInput
+from gateway.judging.task import TASKS, TaskClassifier, TaskInput
+from gateway.judging.task_model import shipped_classifier
 from gateway.judging.tokens import estimate_tokens
 
 DEFAULT_SET = Path(__file__).resolve().parent.parent / "tests" / "data" / "task_eval.yaml"
@@ -40,7 +43,7 @@ def evaluate(
     misses: list[tuple[str, str, str]] = []
     for item in items:
         expected = item["label"]
-        got = classifier.classify(TaskInput(item["text"], item.get("system", "")))
+        got = classifier.classify(TaskInput(item["text"], item.get("system", ""))).task
         total[expected] += 1
         if got == expected:
             right[expected] += 1
@@ -69,7 +72,7 @@ def prompt_4kb(items: Sequence[dict[str, Any]]) -> str:
 def main(argv: Sequence[str]) -> int:
     path = Path(argv[1]) if len(argv) > 1 else DEFAULT_SET
     items = load(path)
-    classifier = KeywordClassifier()
+    classifier = shipped_classifier()
     per_class, overall, misses = evaluate(classifier, items)
     langs = Counter(item.get("lang", "?") for item in items)
     print(

@@ -15,7 +15,7 @@ Client hints:
 * ``x-data-classification: public|internal|confidential|restricted`` raises
   the detected level; it lowers it only for a team or key the policy lets
   declassify (and then every entity counts at most at the declared level).
-* ``x-gateway-task: <task>`` replaces the classifier's answer.
+* ``x-gateway-task: <task>`` replaces the classifier's answer (at confidence 1.0).
 
 An invalid hint is the client's error (:class:`~gateway.errors.InvalidRequest`
 naming the header), never a silent default.
@@ -38,7 +38,8 @@ from gateway.judging.facts import (
 )
 from gateway.judging.forwarded import FORWARDED
 from gateway.judging.sensitivity import Detector, Scanner
-from gateway.judging.task import TASKS, KeywordClassifier, TaskClassifier, task_input
+from gateway.judging.task import TASKS, TaskClassifier, task_input
+from gateway.judging.task_model import TaskLabel, shipped_classifier
 from gateway.judging.tokens import estimate_request_tokens
 from gateway.judging.views import body_entities
 from gateway.judging.walk import walk
@@ -71,7 +72,7 @@ class FactsBuilder(Generic[R]):
     ) -> None:
         self.policy = policy
         self.scanner = Scanner(custom=policy.custom_entities, plugins=scanner_plugins)
-        self.classifier: TaskClassifier = task_classifier or KeywordClassifier()
+        self.classifier: TaskClassifier = task_classifier or shipped_classifier()
         #: entity types of short strings seen before (see :func:`body_entities`)
         self._memo: dict[str, frozenset[str]] = {}
         self._tasks = frozenset(TASKS)
@@ -120,7 +121,8 @@ class FactsBuilder(Generic[R]):
             endpoint=endpoint,
             alias=_text(body.get("model")),
             sensitivity=sensitivity,
-            task=task,
+            task=task.task,
+            task_confidence=task.confidence,
             prompt_tokens=estimate_request_tokens(body),
             stream=body.get("stream") is True,
             has_tools=bool(body.get("tools") or body.get("functions")),
@@ -154,7 +156,7 @@ class FactsBuilder(Generic[R]):
                 code="invalid_header",
             ) from None
 
-    def _task(self, hint: str | None, body: Mapping[str, Any]) -> str:
+    def _task(self, hint: str | None, body: Mapping[str, Any]) -> TaskLabel:
         if hint is None:
             return self.classifier.classify(task_input(body))
         hints = {part.strip().lower() for part in hint.split(",")}
@@ -166,7 +168,7 @@ class FactsBuilder(Generic[R]):
                 param=TASK_HEADER,
                 code="invalid_header",
             )
-        return task
+        return TaskLabel(task, 1.0)
 
 
 def _text(value: Any) -> str:

@@ -63,6 +63,9 @@ class Facts:
     #: live load per target (a snapshot: targets with a capacity or a metrics_url);
     #: a target missing here, or a field that is None, is unknown
     load: Mapping[str, TargetLoad] = field(default_factory=lambda: EMPTY_LOAD)
+    #: how sure the task classifier is of ``task``, 0..1 (1.0 when the client
+    #: named the task with ``x-gateway-task``)
+    task_confidence: float = 1.0
 
     @property
     def budget_used_fraction(self) -> float | None:

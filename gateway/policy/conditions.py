@@ -61,6 +61,8 @@ _NUMBER_FIELDS: dict[str, Callable[[Facts], float | None]] = {
     "prompt_tokens": attrgetter("prompt_tokens"),
     "budget_remaining_usd": attrgetter("budget_remaining_usd"),
     "budget_used": attrgetter("budget_used_fraction"),
+    # how sure the task classifier is (0..1; 1.0 for a client's x-gateway-task hint)
+    "task_confidence": attrgetter("task_confidence"),
 }
 _BOOL_FIELDS: dict[str, Callable[[Facts], bool]] = {
     "stream": attrgetter("stream"),
@@ -245,7 +247,7 @@ class ConditionParser:
     def number_field(
         self, label: str, get: Callable[[Facts], float | None], node: Node
     ) -> Condition | None:
-        maximum = 1.0 if label == "budget_used" else None
+        maximum = 1.0 if label in ("budget_used", "task_confidence") else None
 
         def value(item: Node) -> float | None:
             return self.r.number(item, f"'{label}'", minimum=0.0, maximum=maximum)

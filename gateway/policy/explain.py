@@ -22,6 +22,7 @@ def explanation(facts: Facts, decision: Decision) -> dict[str, Any]:
         "action": decision.action.value,
         "targets": list(decision.targets),
         "task": facts.task,
+        "task_confidence": round(facts.task_confidence, 4),
         "sensitivity": {
             "level": facts.sensitivity.level.label,
             "entities": list(facts.sensitivity.entities),

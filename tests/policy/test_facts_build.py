@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import InvalidRequest
 from gateway.judging.build import FactsBuilder
-from gateway.judging.task import TaskInput
+from gateway.judging.task import TaskInput, TaskLabel
 from gateway.levels import Level
 from tests.policy.conftest import BASE, WriteDir, load
 
@@ -27,9 +27,9 @@ class Fixed:
         self.task = task
         self.seen: list[TaskInput] = []
 
-    def classify(self, item: TaskInput) -> str:
+    def classify(self, item: TaskInput) -> TaskLabel:
         self.seen.append(item)
-        return self.task
+        return TaskLabel(self.task, 0.75)
 
 
 @pytest.fixture
@@ -63,6 +63,7 @@ def test_entities_levels_and_shape(builder: FactsBuilder) -> None:
     assert facts.sensitivity.level is Level.CONFIDENTIAL
     assert dict(facts.entity_levels) == {"email": Level.CONFIDENTIAL, "employee_id": Level.INTERNAL}
     assert facts.task == "creative" and facts.alias == "auto"
+    assert facts.task_confidence == 0.75
     assert facts.stream and facts.has_tools and facts.max_tokens == 50
     assert facts.prompt_tokens > 5
     assert dict(facts.metadata) == {"app": "crm"}
