@@ -153,7 +153,7 @@ class Router:
                 continue
             release: Callable[[], None] | None = None
             if target.capacity is not None:
-                later = spill and _usable_after(targets, index)
+                later = spill and self._usable_after(targets, index)
                 try:
                     release = await self.board.acquire(target, may_wait=not later)
                 except CapacityExhausted as full:
@@ -193,6 +193,15 @@ class Router:
             served.native = speaks
             return served
         raise _exhausted(failures)
+
+    def _usable_after(self, targets: list[Target], index: int) -> bool:
+        """Is there a target after ``index`` that could be tried now (configured,
+        its circuit not open)? If not, a full target is waited for, not passed over."""
+        return any(
+            t.unavailable_reason is None
+            and self.breakers.state(t.name, t.circuit) is not CircuitState.OPEN
+            for t in targets[index + 1 :]
+        )
 
     async def _try(
         self,
@@ -334,11 +343,6 @@ async def _close(events: AsyncIterator[list[bytes]]) -> None:
     closer = getattr(events, "aclose", None)
     if closer is not None:
         await closer()
-
-
-def _usable_after(targets: list[Target], index: int) -> bool:
-    """Is there a target after ``index`` that could be tried (configured)?"""
-    return any(t.unavailable_reason is None for t in targets[index + 1 :])
 
 
 def _last_reason(failures: list[tuple[str, BaseException | str]]) -> str:

@@ -383,3 +383,32 @@ async def test_the_last_eligible_target_queues_then_refuses(
         assert board.current["local"].in_flight == 0
     finally:
         await providers.aclose()
+
+
+async def test_a_full_target_is_waited_for_when_the_spill_targets_circuit_is_open(
+    servers: tuple[Upstream, Upstream],
+) -> None:
+    vllm, cloud = servers
+    metrics = Metrics()
+    board = LoadBoard(metrics)
+    local = target("local", vllm.url, max_in_flight=1, max_queue=4, max_wait_ms=3000)
+    cloud_target = target("cloud", cloud.url)
+    providers = Providers()
+    router = Router(providers, metrics, board=board)
+    for _ in range(cloud_target.circuit.failures_to_open):
+        router.breakers.failure(cloud_target.name, cloud_target.circuit)
+
+    async def call(i: int) -> str:
+        served = await router.run(
+            Endpoint.CHAT, BODY, [local, cloud_target], request_id=f"c{i}", stream=False, spill=True
+        )
+        assert served.release is not None
+        served.release()
+        return served.target.name
+
+    try:
+        # the spill target cannot be tried: the second request queues for the
+        # local slot instead of being passed over to a 429
+        assert await asyncio.gather(call(0), call(1)) == ["local", "local"]
+    finally:
+        await providers.aclose()
