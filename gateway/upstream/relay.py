@@ -95,6 +95,21 @@ class StreamResult:
     #: the relay ran and ended (False: it was closed before it started)
     ended: bool = False
 
+    def end(
+        self,
+        usage: Usage | None,
+        error: GatewayError | None,
+        seen: int,
+        captured: list[bytes] | None,
+        *,
+        completed: bool,
+        sent_any: bool,
+    ) -> None:
+        """What a relay records once it ends, however it ends."""
+        self.usage, self.error, self.events_seen = usage, error, seen
+        self.events = captured if completed else None
+        self.first_event_sent, self.completed, self.ended = sent_any, completed, True
+
 
 @dataclass(frozen=True, slots=True)
 class StreamCap:
@@ -207,12 +222,15 @@ async def relay(
         yield error_event(error)
         yield DONE
     finally:
-        result.usage, result.error, result.events_seen = usage, error, seen
-        result.events = captured if completed else None
-        result.first_event_sent, result.completed, result.ended = sent_any, completed, True
-        closer = getattr(rest, "aclose", None)
-        if closer is not None:
-            await closer()
+        result.end(usage, error, seen, captured, completed=completed, sent_any=sent_any)
+        await close_stream(rest)
+
+
+async def close_stream(rest: AsyncIterator[list[bytes]] | None) -> None:
+    """Close the upstream's event iterator (cancelling the upstream call)."""
+    closer = getattr(rest, "aclose", None)
+    if closer is not None:
+        await closer()
 
 
 def _transform(

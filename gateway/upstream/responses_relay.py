@@ -34,7 +34,7 @@ import orjson
 from gateway.errors import GatewayError, UpstreamDisconnected
 from gateway.targets import Target
 from gateway.upstream.provider import FramedBatch, Usage
-from gateway.upstream.relay import Restorer, Slot, StreamCap, StreamResult, relay
+from gateway.upstream.relay import Restorer, Slot, StreamCap, StreamResult, close_stream, relay
 from gateway.upstream.responses_wire import NativeResponses
 
 _TYPE_PREFIX = b'{"type":"'
@@ -255,12 +255,8 @@ async def relay_responses(
         error = UpstreamDisconnected(f"the upstream stream failed: {type(exc).__name__}")
         yield error_frame(error, state.sent)
     finally:
-        result.usage, result.error, result.events_seen = state.usage, error, seen
-        result.events = captured if completed else None
-        result.first_event_sent, result.completed, result.ended = sent_any, completed, True
-        closer = getattr(rest, "aclose", None)
-        if closer is not None:
-            await closer()
+        result.end(state.usage, error, seen, captured, completed=completed, sent_any=sent_any)
+        await close_stream(rest)
 
 
 def relay_for(native: NativeResponses | None) -> Callable[..., AsyncGenerator[bytes, None]]:

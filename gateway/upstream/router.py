@@ -65,6 +65,7 @@ from gateway.upstream.capacity import LoadBoard
 from gateway.upstream.dialect import for_target, is_anthropic
 from gateway.upstream.provider import UpstreamCall, UpstreamReply
 from gateway.upstream.registry import Providers
+from gateway.upstream.relay import close_stream
 from gateway.upstream.responses_wire import NativeResponses
 
 #: weight of the newest sample in the latency moving average
@@ -279,10 +280,10 @@ class Router:
         except StopAsyncIteration:
             first = None
         except TimeoutError:
-            await _close(events)
+            await close_stream(events)
             raise UpstreamTimeout(f"{call.target.name} sent no first event in time") from None
         except BaseException:
-            await _close(events)
+            await close_stream(events)
             raise
         return Served(call.target, 0, started, self._clock(), first_events=first, events=events)
 
@@ -337,12 +338,6 @@ def _resender(
         return replace(call, body=plan.body(call.target, chat_body))
 
     return resend
-
-
-async def _close(events: AsyncIterator[list[bytes]]) -> None:
-    closer = getattr(events, "aclose", None)
-    if closer is not None:
-        await closer()
 
 
 def _last_reason(failures: list[tuple[str, BaseException | str]]) -> str:
