@@ -8,6 +8,7 @@ test's real OpenAI-compatible server.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -29,8 +30,11 @@ WEATHER = {
 
 
 @pytest.fixture
-def claude(gateway: GatewayServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key="anything", max_retries=0)
+def claude(gateway: GatewayServer) -> Iterator[anthropic.Anthropic]:
+    # closed after the test: an unclosed client's sockets surface later as a
+    # ResourceWarning in whichever test happens to collect them
+    with anthropic.Anthropic(base_url=gateway.url, api_key="anything", max_retries=0) as client:
+        yield client
 
 
 def _user(text: str) -> list[Any]:

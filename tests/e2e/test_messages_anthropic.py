@@ -56,8 +56,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Ite
 
 
 @pytest.fixture
-def claude(gateway: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway, api_key="anything", max_retries=0)
+def claude(gateway: str) -> Iterator[anthropic.Anthropic]:
+    # closed after the test: an unclosed client's sockets surface later as a
+    # ResourceWarning in whichever test happens to collect them
+    with anthropic.Anthropic(base_url=gateway, api_key="anything", max_retries=0) as client:
+        yield client
 
 
 def _last(upstream: Upstream, path: str) -> dict[str, Any]:
